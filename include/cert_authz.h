@@ -1,0 +1,271 @@
+/*
+ * cert_authz.h: the C ABI of cert-authz.
+ *
+ * cert-authz authorizes HTTP requests by the client certificate that the
+ * server's TLS layer has already verified.  The policy language, the
+ * certificate parsing and the decisions live in a Rust core; a web server
+ * shim (Apache, nginx) talks to it only through this header.
+ *
+ * Conventions (those of rustls-ffi):
+ *
+ *  - Handles are opaque and created by a `_new`/`_from_*` function and
+ *    released by the matching `_free`, which accepts NULL.
+ *  - Inputs come first, outputs (`*_out`) last.  Outputs are written only
+ *    when the function returns CERT_AUTHZ_OK.
+ *  - Every buffer is a pointer followed by its length.  Nothing needs to be
+ *    NUL-terminated: server strings usually are not.
+ *  - Every function returns a cert_authz_result.  Codes are numbered and a
+ *    number is never reused for another meaning; cert_authz_result_name()
+ *    names each one.
+ *  - A compiled policy is immutable: one handle may be shared by every
+ *    thread and (after fork) every process.  An identity is immutable too
+ *    and may be used from several threads at once (HTTP/2 streams).
+ *  - No function lets a Rust panic escape; a panic becomes
+ *    CERT_AUTHZ_ERR_PANIC and, for a decision, is never an allow.
+ *  - Strings returned through `const char **` + `size_t *` pairs point into
+ *    the handle they came from and live exactly as long as it.
+ */
+
+#ifndef CERT_AUTHZ_H
+#define CERT_AUTHZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+
+/* Result codes.  Never renumber, never reuse a retired number. */
+typedef enum cert_authz_result {
+    CERT_AUTHZ_OK = 0,
+    CERT_AUTHZ_ERR_NULL_POINTER = 1,   /* a required pointer was NULL */
+    CERT_AUTHZ_ERR_INVALID_ARGUMENT = 2, /* a value outside its domain */
+    CERT_AUTHZ_ERR_POLICY = 3,         /* the policy has errors (see text) */
+    CERT_AUTHZ_ERR_IO = 4,             /* a policy file could not be read */
+    CERT_AUTHZ_ERR_BAD_CERTIFICATE = 5, /* unparsable or refused certificate */
+    CERT_AUTHZ_ERR_NOT_FOUND = 6,      /* no such attribute value */
+    CERT_AUTHZ_ERR_BUFFER_TOO_SMALL = 7, /* the output buffer was too short */
+    CERT_AUTHZ_ERR_PANIC = 8           /* an internal error was contained */
+} cert_authz_result;
+
+
+/* What the server knows about the peer certificate of the request. */
+typedef enum cert_authz_peer {
+    CERT_AUTHZ_PEER_NONE = 0,        /* no client certificate was sent */
+    CERT_AUTHZ_PEER_VERIFIED = 1,    /* verified by the server; identity
+                                        must be non-NULL */
+    CERT_AUTHZ_PEER_UNVERIFIED = 2,  /* sent but not verified (optional_no_ca,
+                                        expired, unknown CA, ...) */
+    CERT_AUTHZ_PEER_UNPARSABLE = 3   /* verified, but cert_authz_identity_*
+                                        refused it */
+} cert_authz_peer;
+
+
+/* Why a decision came out as it did.  Never renumber. */
+typedef enum cert_authz_reason {
+    CERT_AUTHZ_REASON_ALLOW_RULE = 0,     /* an allow statement matched */
+    CERT_AUTHZ_REASON_NO_MATCHING_RULE = 1, /* no allow statement matched */
+    CERT_AUTHZ_REASON_DENY_RULE = 2,      /* a deny statement matched */
+    CERT_AUTHZ_REASON_KEY_REJECTED = 3,   /* a `require key` failed */
+    CERT_AUTHZ_REASON_LIFETIME_TOO_LONG = 4, /* a `require lifetime` failed */
+    CERT_AUTHZ_REASON_NO_CERTIFICATE = 5, /* the client sent none */
+    CERT_AUTHZ_REASON_UNVERIFIED = 6,     /* the server did not verify it */
+    CERT_AUTHZ_REASON_BAD_CERTIFICATE = 7, /* the certificate was refused */
+    CERT_AUTHZ_REASON_BAD_PATH = 8,       /* the path is not unambiguous */
+    CERT_AUTHZ_REASON_BAD_METHOD = 9,     /* the method is not a token */
+    CERT_AUTHZ_REASON_INTERNAL_ERROR = 10 /* contained failure: refuse */
+} cert_authz_reason;
+
+
+/* Log levels of the log bridge, the `log` crate's, most severe first. */
+typedef enum cert_authz_log_level {
+    CERT_AUTHZ_LOG_ERROR = 1,
+    CERT_AUTHZ_LOG_WARN = 2,
+    CERT_AUTHZ_LOG_INFO = 3,
+    CERT_AUTHZ_LOG_DEBUG = 4,
+    CERT_AUTHZ_LOG_TRACE = 5
+} cert_authz_log_level;
+
+
+/* A compiled, immutable policy. */
+typedef struct cert_authz_policy cert_authz_policy;
+
+/* A policy being assembled from files and inline statements. */
+typedef struct cert_authz_policy_builder cert_authz_policy_builder;
+
+/* The identity parsed from one certificate: parse once per connection. */
+typedef struct cert_authz_identity cert_authz_identity;
+
+
+/*
+ * The outcome of one decision.  `allowed` is 1 or 0.  `rule_file` (not
+ * NUL-terminated) and `rule_line` name the deciding statement; for reasons
+ * that no statement decides (NO_MATCHING_RULE, NO_CERTIFICATE, ...),
+ * rule_file_len and rule_line are 0.  rule_file points into the policy.
+ */
+typedef struct cert_authz_decision {
+    int allowed;
+    cert_authz_reason reason;
+    const char *rule_file;
+    size_t rule_file_len;
+    uint32_t rule_line;
+} cert_authz_decision;
+
+
+/*
+ * Called for every log record of the core.  `message` is not
+ * NUL-terminated.  Runs on whatever thread logged; must not block long.
+ */
+typedef void (*cert_authz_log_callback)(void *userdata,
+                                        cert_authz_log_level level,
+                                        const char *message,
+                                        size_t message_len);
+
+
+/* ---- names and versions ------------------------------------------------ */
+
+/* The version of the library, e.g. "0.1.0", NUL-terminated, static. */
+const char *cert_authz_version(void);
+
+/* The name of a result code ("CERT_AUTHZ_OK", ...), NUL-terminated, static;
+ * "CERT_AUTHZ_ERR_UNKNOWN" for a number that is not a code. */
+const char *cert_authz_result_name(cert_authz_result result);
+
+/* A short phrase for a reason ("deny rule matched", ...), NUL-terminated,
+ * static; "unknown reason" for a number that is not a reason. */
+const char *cert_authz_reason_text(cert_authz_reason reason);
+
+
+/* ---- logging ------------------------------------------------------------ */
+
+/*
+ * Installs the callback that receives the core's log records, replacing
+ * any earlier one; NULL removes it.  Records more verbose than max_level
+ * are not produced.  Call it again after the server reloads the module.
+ */
+cert_authz_result cert_authz_set_log_callback(cert_authz_log_callback cb,
+                                              void *userdata,
+                                              cert_authz_log_level max_level);
+
+
+/* ---- policies ----------------------------------------------------------- */
+
+/* A new, empty builder. */
+cert_authz_result cert_authz_policy_builder_new(
+    cert_authz_policy_builder **builder_out);
+
+/*
+ * Adds a policy file, by absolute path (the shim resolves a relative one as
+ * its server resolves paths).  The file is read and parsed at once; its
+ * `include` statements are read relative to it.  A syntax error returns
+ * CERT_AUTHZ_ERR_POLICY, an unreadable file CERT_AUTHZ_ERR_IO; in both
+ * cases the error text is kept for cert_authz_policy_builder_build(), which
+ * will fail, so a shim may add everything and check only there.
+ */
+cert_authz_result cert_authz_policy_builder_add_file(
+    cert_authz_policy_builder *builder,
+    const char *path, size_t path_len);
+
+/*
+ * Adds one inline statement (a whole line of the policy language) that
+ * appears in a server configuration file `origin` at line `origin_line`.
+ * Error messages point at origin:origin_line:COL, and a relative `include`
+ * is taken from origin's directory.
+ */
+cert_authz_result cert_authz_policy_builder_add_statement(
+    cert_authz_policy_builder *builder,
+    const char *statement, size_t statement_len,
+    const char *origin, size_t origin_len,
+    uint32_t origin_line);
+
+/*
+ * Resolves and indexes everything added and frees the builder, whatever
+ * the result.  On success writes the policy to *policy_out.  On
+ * CERT_AUTHZ_ERR_POLICY or CERT_AUTHZ_ERR_IO, writes the errors, one
+ * `FILE:LINE:COL: message` per line, truncated to fit and always
+ * NUL-terminated, into error_buf (when error_buf_len > 0) and writes no
+ * policy: a broken policy never becomes a policy.
+ */
+cert_authz_result cert_authz_policy_builder_build(
+    cert_authz_policy_builder *builder,
+    char *error_buf, size_t error_buf_len,
+    cert_authz_policy **policy_out);
+
+/* Frees a builder that was not built.  NULL is fine. */
+void cert_authz_policy_builder_free(cert_authz_policy_builder *builder);
+
+/* The number of allow and deny statements in a policy. */
+cert_authz_result cert_authz_policy_rule_count(
+    const cert_authz_policy *policy, size_t *count_out);
+
+/* Frees a policy.  NULL is fine. */
+void cert_authz_policy_free(cert_authz_policy *policy);
+
+
+/* ---- identities --------------------------------------------------------- */
+
+/*
+ * Parses one DER certificate.  Trailing bytes, a NUL or control character
+ * in any name or SAN string, or a string that cannot be decoded make it
+ * CERT_AUTHZ_ERR_BAD_CERTIFICATE: such a certificate authorizes nothing.
+ */
+cert_authz_result cert_authz_identity_from_der(
+    const uint8_t *der, size_t der_len,
+    cert_authz_identity **identity_out);
+
+/* The same for one PEM certificate (the first CERTIFICATE block). */
+cert_authz_result cert_authz_identity_from_pem(
+    const char *pem, size_t pem_len,
+    cert_authz_identity **identity_out);
+
+/* Frees an identity.  NULL is fine. */
+void cert_authz_identity_free(cert_authz_identity *identity);
+
+/* The subject as RFC 4514 text (as `openssl -nameopt RFC2253` prints it). */
+cert_authz_result cert_authz_identity_subject(
+    const cert_authz_identity *identity,
+    const char **subject_out, size_t *subject_len_out);
+
+/*
+ * The index-th value (from 0) of an attribute such as "subject.CN" or
+ * "san.uri"; CERT_AUTHZ_ERR_NOT_FOUND past the last one, and
+ * CERT_AUTHZ_ERR_INVALID_ARGUMENT for a name that is not an attribute.
+ */
+cert_authz_result cert_authz_identity_attr(
+    const cert_authz_identity *identity,
+    const char *attr, size_t attr_len,
+    size_t index,
+    const char **value_out, size_t *value_len_out);
+
+/* CERT_AUTHZ_OK when attr names an attribute (for checking a directive
+ * such as CertAuthzUser at configuration time), else
+ * CERT_AUTHZ_ERR_INVALID_ARGUMENT. */
+cert_authz_result cert_authz_attr_check(const char *attr, size_t attr_len);
+
+
+/* ---- decisions ---------------------------------------------------------- */
+
+/*
+ * Decides one request.  `identity` is used only when peer is
+ * CERT_AUTHZ_PEER_VERIFIED (then it must not be NULL); `method` is the
+ * request method and `path` the server's normalized, decoded path without
+ * the query string.  Any other peer state, a path with empty, `.` or `..`
+ * segments or a NUL, or any internal failure is a refusal.  The return
+ * code reports misuse (NULL pointers); the decision is in *decision_out.
+ */
+cert_authz_result cert_authz_decide(
+    const cert_authz_policy *policy,
+    const cert_authz_identity *identity,
+    cert_authz_peer peer,
+    const char *method, size_t method_len,
+    const char *path, size_t path_len,
+    cert_authz_decision *decision_out);
+
+
+#ifdef __cplusplus
+}  /* extern "C" */
+#endif
+
+#endif /* CERT_AUTHZ_H */
