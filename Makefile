@@ -1,0 +1,94 @@
+# cert-authz: build, test, benchmark and demo.  `make demo` and `make test`
+# install what is missing (Debian packages, crates) by themselves.
+
+SHELL        := /bin/bash
+CARGO        ?= cargo
+CC           ?= cc
+RELEASE      := target/release
+BUILD        := build
+DEB_PACKAGES := apache2 apache2-dev nginx nginx-dev libclang-dev apache2-utils \
+                curl openssl libssl-dev libapache2-mod-php php-cgi
+
+CORE_LIB     := $(RELEASE)/libcert_authz.a
+CLI          := $(RELEASE)/cert-authz
+APACHE_SO    := $(RELEASE)/mod_cert_authz.so
+NGINX_SO     := $(RELEASE)/ngx_http_cert_authz_module.so
+ABI_TEST     := $(BUILD)/abi_test
+
+# Apache's compiler flags come from its own tools, never from fixed paths.
+APACHE_CFLAGS = -I$(shell apxs -q INCLUDEDIR 2>/dev/null || echo /usr/include/apache2) \
+                $(shell apr-1-config --cppflags --includes) \
+                $(shell apu-1-config --includes)
+
+.PHONY: all deps build test test-core test-abi test-e2e bench demo install clean
+
+all: build
+
+# Installs the Debian packages that are missing; a no-op when all are there.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' \
+	        || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	        --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	$(CARGO) build --release --locked
+	$(MAKE) --no-print-directory $(APACHE_SO) $(NGINX_SO)
+
+$(CORE_LIB) $(CLI):
+	$(CARGO) build --release --locked
+
+# The Apache module: the shim compiled with Apache's flags, linked with the
+# core.  Only cert_authz_module is exported; std and the core stay local.
+$(APACHE_SO): module/apache/mod_cert_authz.c include/cert_authz.h $(CORE_LIB) module/apache/exports.map
+	@mkdir -p $(BUILD)/apache
+	$(CC) -std=gnu99 -O2 -g -fPIC -Wall -Wextra -Werror -Iinclude $(APACHE_CFLAGS) \
+	    -c $< -o $(BUILD)/apache/mod_cert_authz.o
+	$(CC) -shared -o $@ $(BUILD)/apache/mod_cert_authz.o $(CORE_LIB) \
+	    -Wl,--exclude-libs,ALL -Wl,--version-script=module/apache/exports.map \
+	    -Wl,--gc-sections -lssl -lcrypto -lpthread -ldl -lm
+
+# The nginx module: built by nginx's own build system from Debian's
+# configure flags, so its signature matches /usr/sbin/nginx.
+$(NGINX_SO): module/nginx/ngx_http_cert_authz_module.c module/nginx/config include/cert_authz.h $(CORE_LIB)
+	CERT_AUTHZ_ROOT=$(CURDIR) module/nginx/build.sh $(CURDIR)/$(BUILD)/nginx $@
+
+# The C ABI test: a C program that uses every exported function.
+$(ABI_TEST): tests/c/abi_test.c include/cert_authz.h $(CORE_LIB)
+	@mkdir -p $(BUILD)
+	$(CC) -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude $< $(CORE_LIB) \
+	    -lpthread -ldl -lm -o $@
+
+test: build
+	$(MAKE) --no-print-directory test-abi
+	$(CARGO) test --release --locked -- --test-threads=2
+
+test-abi: $(ABI_TEST)
+	$(ABI_TEST) tests/data
+
+bench: build
+	$(CARGO) bench --locked --bench core
+	tests/bench/servers.sh
+
+demo: build
+	demo/run.sh
+
+install: build
+	install -d /usr/lib/apache2/modules /usr/lib/nginx/modules /usr/local/bin \
+	    /etc/apache2/mods-available /usr/share/nginx/modules-available
+	install -m 644 $(APACHE_SO) /usr/lib/apache2/modules/mod_cert_authz.so
+	install -m 644 $(NGINX_SO) /usr/lib/nginx/modules/ngx_http_cert_authz_module.so
+	install -m 755 $(CLI) /usr/local/bin/cert-authz
+	echo 'LoadModule cert_authz_module /usr/lib/apache2/modules/mod_cert_authz.so' \
+	    > /etc/apache2/mods-available/cert_authz.load
+	echo 'load_module modules/ngx_http_cert_authz_module.so;' \
+	    > /usr/share/nginx/modules-available/mod-http-cert-authz.conf
+
+clean:
+	$(CARGO) clean
+	rm -rf $(BUILD)

@@ -1,0 +1,252 @@
+//! Shared helpers for the integration and end-to-end tests: a test PKI made
+//! with rcgen, free loopback ports, curl as the TLS client, and the case
+//! table that the CLI, Apache and nginx must all agree on.
+#![allow(dead_code)]
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+
+/// The repository root (where Cargo.toml is).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh scratch directory under target/, named after the test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = root().join("target").join("test-scratch").join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("creating a scratch directory");
+    dir
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding an ephemeral loopback port")
+}
+
+/// One client identity of the test PKI.
+pub struct Client {
+    pub name: &'static str,
+    /// `CN=..`-style subject entries in order, most general first.
+    pub subject: &'static [(DnType, &'static str)],
+    pub uris: &'static [&'static str],
+    /// Issued by the untrusted "Rogue CA" instead of the test CA.
+    pub rogue: bool,
+}
+
+/// The clients every end-to-end test can use.  Files in the PKI directory:
+/// NAME.pem (certificate), NAME.key (key), NAME.both.pem (both, for ab).
+pub const CLIENTS: &[Client] = &[
+    Client {
+        name: "alice",
+        subject: &[
+            (DnType::OrganizationName, "Example Corp"),
+            (DnType::OrganizationalUnitName, "users"),
+            (DnType::CommonName, "alice"),
+        ],
+        uris: &[],
+        rogue: false,
+    },
+    Client {
+        name: "opsbot",
+        subject: &[
+            (DnType::OrganizationName, "Example Corp"),
+            (DnType::OrganizationalUnitName, "ops"),
+            (DnType::CommonName, "opsbot"),
+        ],
+        uris: &[],
+        rogue: false,
+    },
+    Client {
+        name: "billing",
+        subject: &[(DnType::OrganizationName, "Example Corp"), (DnType::CommonName, "billing")],
+        uris: &["spiffe://example.org/ns/prod/sa/billing"],
+        rogue: false,
+    },
+    Client {
+        name: "reporter",
+        subject: &[(DnType::CommonName, "reporter")],
+        uris: &[],
+        rogue: false,
+    },
+    // A CN that tries to look like an O: must never satisfy subject.O.
+    Client {
+        name: "mallory",
+        subject: &[(DnType::CommonName, "alice,O=Example Corp")],
+        uris: &[],
+        rogue: false,
+    },
+    // Same name as alice, but issued by a CA the servers do not trust.
+    Client {
+        name: "rogue",
+        subject: &[
+            (DnType::OrganizationName, "Example Corp"),
+            (DnType::OrganizationalUnitName, "users"),
+            (DnType::CommonName, "alice"),
+        ],
+        uris: &[],
+        rogue: true,
+    },
+];
+
+/// The generated PKI: `ca.pem` (trusted), `rogue-ca.pem` (not trusted),
+/// `server.pem`/`server.key` for localhost and 127.0.0.1, and the clients.
+pub struct Pki {
+    pub dir: PathBuf,
+}
+
+impl Pki {
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    pub fn cert(&self, client: &str) -> PathBuf {
+        self.dir.join(format!("{client}.pem"))
+    }
+
+    pub fn key(&self, client: &str) -> PathBuf {
+        self.dir.join(format!("{client}.key"))
+    }
+}
+
+fn validity(params: &mut CertificateParams, days: i64) {
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(days);
+}
+
+fn ca(cn: &str) -> (CertificateParams, KeyPair, String) {
+    let key = KeyPair::generate().expect("generating a CA key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "Example Corp");
+    dn.push(DnType::CommonName, cn);
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    validity(&mut params, 3650);
+    let pem = params.self_signed(&key).expect("self-signing a CA").pem();
+    (params, key, pem)
+}
+
+/// Writes a new PKI into `dir` (created if missing).
+pub fn make_pki(dir: &Path) -> Pki {
+    fs::create_dir_all(dir).expect("creating the PKI directory");
+    let (ca_params, ca_key, ca_pem) = ca("Example Test CA");
+    let (rogue_params, rogue_key, rogue_pem) = ca("Rogue CA");
+    fs::write(dir.join("ca.pem"), &ca_pem).unwrap();
+    fs::write(dir.join("rogue-ca.pem"), &rogue_pem).unwrap();
+    let issuer = Issuer::from_params(&ca_params, &ca_key);
+    let rogue_issuer = Issuer::from_params(&rogue_params, &rogue_key);
+
+    let server_key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, "localhost");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    validity(&mut params, 30);
+    let server = params.signed_by(&server_key, &issuer).unwrap();
+    fs::write(dir.join("server.pem"), server.pem()).unwrap();
+    fs::write(dir.join("server.key"), server_key.serialize_pem()).unwrap();
+
+    for client in CLIENTS {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        let mut dn = DistinguishedName::new();
+        for (ty, value) in client.subject {
+            dn.push(ty.clone(), *value);
+        }
+        params.distinguished_name = dn;
+        for uri in client.uris {
+            params.subject_alt_names.push(SanType::URI((*uri).try_into().unwrap()));
+        }
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        validity(&mut params, 30);
+        let cert = if client.rogue {
+            params.signed_by(&key, &rogue_issuer).unwrap()
+        } else {
+            params.signed_by(&key, &issuer).unwrap()
+        };
+        let key_pem = key.serialize_pem();
+        fs::write(dir.join(format!("{}.pem", client.name)), cert.pem()).unwrap();
+        fs::write(dir.join(format!("{}.key", client.name)), &key_pem).unwrap();
+        fs::write(dir.join(format!("{}.both.pem", client.name)), cert.pem() + &key_pem).unwrap();
+    }
+    // Servers run as www-data and must read these.
+    let _ = Command::new("chmod").arg("-R").arg("a+rX").arg(dir).status();
+    Pki { dir: dir.to_path_buf() }
+}
+
+/// The answer to one request made with curl.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+/// Sends one HTTPS request with curl.  `client` names a certificate of the
+/// PKI, or None for no certificate.  A failed TLS handshake is status 0.
+pub fn curl(pki: &Pki, client: Option<&str>, method: &str, url: &str, extra: &[&str]) -> Reply {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "20", "-o", "-", "-w", "\n%{http_code}"])
+        .arg("--cacert")
+        .arg(pki.path("ca.pem"))
+        .args(["-X", method]);
+    if method == "HEAD" {
+        cmd.arg("-I");
+    }
+    if let Some(name) = client {
+        cmd.arg("--cert").arg(pki.cert(name)).arg("--key").arg(pki.key(name));
+    }
+    cmd.args(extra).arg(url);
+    let out = cmd.output().expect("running curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+    Reply { status: code.trim().parse().unwrap_or(0), body: body.to_string() }
+}
+
+/// The policy behind the shared case table, written into `dir/shared.policy`.
+pub const SHARED_POLICY: &str = r#"# The policy that the CLI, Apache and nginx must decide alike.
+group ops      subject.O="Example Corp" subject.OU=ops
+allow GET      /status                  any
+allow *        /admin/**                group=ops
+allow GET,POST /invoices/**             san.uri=spiffe://example.org/ns/prod/sa/billing
+allow *        /users/{subject.CN}/**   issuer.CN="Example Test CA"
+allow GET      /corp/**                 subject.O="Example Corp"
+deny  *        /admin/secrets/**        any
+"#;
+
+/// (expected, client, method, path): the one truth of issue 4.
+pub const SHARED_CASES: &[(&str, &str, &str, &str)] = &[
+    ("ALLOW", "alice", "GET", "/status"),
+    ("ALLOW", "alice", "HEAD", "/status"),
+    ("DENY", "alice", "POST", "/status"),
+    ("DENY", "alice", "GET", "/admin/"),
+    ("ALLOW", "opsbot", "GET", "/admin"),
+    ("ALLOW", "opsbot", "DELETE", "/admin/users/7"),
+    ("DENY", "opsbot", "GET", "/admin/secrets/key"),
+    ("ALLOW", "billing", "POST", "/invoices/2026/11"),
+    ("DENY", "billing", "PUT", "/invoices/2026/11"),
+    ("DENY", "alice", "GET", "/invoices/1"),
+    ("ALLOW", "alice", "GET", "/users/alice/profile"),
+    ("DENY", "alice", "GET", "/users/bob/profile"),
+    ("ALLOW", "alice", "GET", "/corp/handbook"),
+    ("DENY", "reporter", "GET", "/corp/handbook"),
+    ("DENY", "mallory", "GET", "/corp/handbook"),
+    ("DENY", "reporter", "GET", "/nowhere"),
+];
