@@ -1,0 +1,1145 @@
+
+/*
+ * ngx_http_cert_authz_module: authorizes requests by the client certificate
+ * that nginx's TLS layer verified, against a cert-authz policy.
+ *
+ *     load_module modules/ngx_http_cert_authz_module.so;
+ *
+ *     http {
+ *         cert_authz_policy  /etc/nginx/cert-authz.policy;
+ *
+ *         server {
+ *             listen               443 ssl http2;
+ *             ssl_verify_client    on;
+ *             ssl_client_certificate /etc/nginx/clients-ca.pem;
+ *
+ *             location / {
+ *                 cert_authz       on;
+ *                 cert_authz_user  subject.CN;
+ *                 proxy_set_header X-Client-Identity $cert_authz_user;
+ *                 proxy_pass       http://127.0.0.1:8080;
+ *             }
+ *         }
+ *     }
+ *
+ * The policy language, the certificate parsing and the decisions are the
+ * Rust core's (include/cert_authz.h).  This file turns configuration into
+ * compiled policies, a request into plain values (certificate, verified
+ * flag, method, path), and the decision into an access-phase result, log
+ * line and variables.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <cert_authz.h>
+
+
+#if !(NGX_HTTP_SSL)
+#error ngx_http_cert_authz_module needs nginx built with the SSL module
+#endif
+
+
+#define NGX_HTTP_CERT_AUTHZ_ENFORCE  0
+#define NGX_HTTP_CERT_AUTHZ_REPORT   1
+
+#define NGX_HTTP_CERT_AUTHZ_FILE       0
+#define NGX_HTTP_CERT_AUTHZ_STATEMENT  1
+
+/* room for the core's compile errors, one FILE:LINE:COL line each */
+#define NGX_HTTP_CERT_AUTHZ_ERRBUF  8192
+
+
+/* One cert_authz_policy file or cert_authz_rule statement of a scope. */
+typedef struct {
+    ngx_uint_t                 type;
+    ngx_str_t                  value;     /* absolute path or statement */
+    ngx_str_t                  origin;    /* the nginx conf file */
+    ngx_uint_t                 line;
+} ngx_http_cert_authz_source_t;
+
+
+typedef struct {
+    ngx_flag_t                 enable;
+    ngx_uint_t                 mode;
+    ngx_str_t                  user_attr;
+
+    /* ngx_http_cert_authz_source_t: this scope's own, or inherited whole */
+    ngx_array_t               *sources;
+    cert_authz_policy         *policy;
+
+    /* where "cert_authz on" was set, for the error when no policy is */
+    ngx_str_t                  enable_file;
+    ngx_uint_t                 enable_line;
+} ngx_http_cert_authz_loc_conf_t;
+
+
+/*
+ * The identity parsed from a connection's peer certificate.  It hangs off
+ * the pool of the client connection (the real one, not an HTTP/2 stream's
+ * fake connection), so keep-alive requests and HTTP/2 streams share one
+ * parse, and is freed with that pool.
+ */
+typedef struct {
+    X509                      *cert;      /* a reference we hold */
+    cert_authz_identity       *identity;  /* NULL: the core refused it */
+} ngx_http_cert_authz_conn_t;
+
+
+/* The decision for one request, for the variables. */
+typedef struct {
+    cert_authz_decision        decision;
+    ngx_str_t                  subject;
+    ngx_str_t                  user;
+} ngx_http_cert_authz_ctx_t;
+
+
+static ngx_int_t ngx_http_cert_authz_handler(ngx_http_request_t *r);
+static cert_authz_peer ngx_http_cert_authz_peer(ngx_http_request_t *r,
+    const cert_authz_identity **identity);
+static void ngx_http_cert_authz_parse(ngx_http_cert_authz_conn_t *cc,
+    X509 *cert, ngx_log_t *log);
+static ngx_http_cert_authz_conn_t *ngx_http_cert_authz_conn(
+    ngx_connection_t *c);
+static void ngx_http_cert_authz_conn_cleanup(void *data);
+static ngx_int_t ngx_http_cert_authz_export(ngx_http_request_t *r,
+    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx,
+    const cert_authz_identity *identity);
+static void ngx_http_cert_authz_log_deny(ngx_http_request_t *r,
+    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx);
+
+static ngx_int_t ngx_http_cert_authz_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_cert_authz_rule_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+static char *ngx_http_cert_authz(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_cert_authz_policy(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_cert_authz_rule(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_cert_authz_user(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_http_cert_authz_source_t *ngx_http_cert_authz_add_source(
+    ngx_conf_t *cf, ngx_http_cert_authz_loc_conf_t *alcf);
+static ngx_int_t ngx_http_cert_authz_compile(ngx_conf_t *cf,
+    ngx_http_cert_authz_loc_conf_t *alcf);
+static void ngx_http_cert_authz_policy_cleanup(void *data);
+static void ngx_http_cert_authz_log(void *userdata,
+    cert_authz_log_level level, const char *message, size_t message_len);
+
+static void *ngx_http_cert_authz_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_cert_authz_merge_loc_conf(ngx_conf_t *cf,
+    void *parent, void *child);
+static ngx_int_t ngx_http_cert_authz_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_cert_authz_init(ngx_conf_t *cf);
+
+
+static ngx_conf_enum_t  ngx_http_cert_authz_modes[] = {
+    { ngx_string("enforce"), NGX_HTTP_CERT_AUTHZ_ENFORCE },
+    { ngx_string("report"), NGX_HTTP_CERT_AUTHZ_REPORT },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_command_t  ngx_http_cert_authz_commands[] = {
+
+    { ngx_string("cert_authz"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_http_cert_authz,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cert_authz_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("cert_authz_policy"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_cert_authz_policy,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cert_authz_rule"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_cert_authz_rule,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cert_authz_mode"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cert_authz_loc_conf_t, mode),
+      &ngx_http_cert_authz_modes },
+
+    { ngx_string("cert_authz_user"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_cert_authz_user,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_cert_authz_module_ctx = {
+    ngx_http_cert_authz_preconfiguration,  /* preconfiguration */
+    ngx_http_cert_authz_init,              /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_cert_authz_create_loc_conf,   /* create location configuration */
+    ngx_http_cert_authz_merge_loc_conf     /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_cert_authz_module = {
+    NGX_MODULE_V1,
+    &ngx_http_cert_authz_module_ctx,       /* module context */
+    ngx_http_cert_authz_commands,          /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+/*
+ * The variables are not cacheable: a value read before the access phase
+ * (in a rewrite-phase "set", say) must not stand for the decision.
+ */
+static ngx_http_variable_t  ngx_http_cert_authz_vars[] = {
+
+    { ngx_string("cert_authz_decision"), NULL,
+      ngx_http_cert_authz_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("cert_authz_rule"), NULL,
+      ngx_http_cert_authz_rule_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("cert_authz_subject"), NULL,
+      ngx_http_cert_authz_variable,
+      offsetof(ngx_http_cert_authz_ctx_t, subject),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("cert_authz_user"), NULL,
+      ngx_http_cert_authz_variable,
+      offsetof(ngx_http_cert_authz_ctx_t, user),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_str_t  ngx_http_cert_authz_allow = ngx_string("allow");
+static ngx_str_t  ngx_http_cert_authz_deny = ngx_string("deny");
+
+
+static ngx_int_t
+ngx_http_cert_authz_handler(ngx_http_request_t *r)
+{
+    cert_authz_peer                  peer;
+    cert_authz_result                rc;
+    ngx_http_cert_authz_ctx_t       *ctx;
+    const cert_authz_identity       *identity;
+    ngx_http_cert_authz_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_cert_authz_module);
+
+    if (!alcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    if (alcf->policy == NULL) {
+        /* the merge refuses this configuration: fail closed all the same */
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    /*
+     * Every pass decides afresh: an internal redirect clears the context
+     * and comes back here with a new URI, which is a new decision.
+     */
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
+
+    if (ctx == NULL) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_cert_authz_ctx_t));
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_set_ctx(r, ctx, ngx_http_cert_authz_module);
+
+    } else {
+        ngx_memzero(ctx, sizeof(ngx_http_cert_authz_ctx_t));
+    }
+
+    identity = NULL;
+    peer = ngx_http_cert_authz_peer(r, &identity);
+
+    rc = cert_authz_decide(alcf->policy, identity, peer,
+                           (const char *) r->method_name.data,
+                           r->method_name.len,
+                           (const char *) r->uri.data, r->uri.len,
+                           &ctx->decision);
+
+    if (rc != CERT_AUTHZ_OK) {
+        /* misuse of the ABI: never an allow */
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "cert_authz: decide failed: %s",
+                      cert_authz_result_name(rc));
+        ngx_memzero(&ctx->decision, sizeof(cert_authz_decision));
+        ctx->decision.allowed = 0;
+        ctx->decision.reason = CERT_AUTHZ_REASON_INTERNAL_ERROR;
+    }
+
+    if (ngx_http_cert_authz_export(r, alcf, ctx, identity) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->decision.allowed == 1) {
+        return alcf->mode == NGX_HTTP_CERT_AUTHZ_REPORT ? NGX_DECLINED
+                                                        : NGX_OK;
+    }
+
+    ngx_http_cert_authz_log_deny(r, alcf, ctx);
+
+    /* report mode neither refuses nor, under "satisfy any", grants */
+
+    if (alcf->mode == NGX_HTTP_CERT_AUTHZ_REPORT) {
+        return NGX_DECLINED;
+    }
+
+    return NGX_HTTP_FORBIDDEN;
+}
+
+
+/*
+ * What nginx knows about the request's peer certificate.  Only a
+ * certificate that nginx verified counts: "ssl_verify_client optional_no_ca"
+ * lets others reach the request, and they are PEER_UNVERIFIED.
+ */
+
+static cert_authz_peer
+ngx_http_cert_authz_peer(ngx_http_request_t *r,
+    const cert_authz_identity **identity)
+{
+    X509                        *cert;
+    ngx_connection_t            *c;
+    ngx_http_cert_authz_conn_t  *cc;
+
+    c = r->connection;
+
+#if (NGX_HTTP_V2)
+    /*
+     * An HTTP/2 stream runs on a fake connection with its own short-lived
+     * pool; the identity belongs to the client connection under it.
+     */
+    if (r->stream) {
+        c = r->stream->connection->connection;
+    }
+#endif
+
+    if (c->ssl == NULL || c->ssl->connection == NULL) {
+        return CERT_AUTHZ_PEER_NONE;
+    }
+
+#if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
+    cert = SSL_get0_peer_certificate(c->ssl->connection);
+#else
+    cert = SSL_get_peer_certificate(c->ssl->connection);
+    if (cert) {
+        /* the session holds a reference as long as the connection */
+        X509_free(cert);
+    }
+#endif
+
+    if (cert == NULL) {
+        return CERT_AUTHZ_PEER_NONE;
+    }
+
+    if (SSL_get_verify_result(c->ssl->connection) != X509_V_OK) {
+        return CERT_AUTHZ_PEER_UNVERIFIED;
+    }
+
+    cc = ngx_http_cert_authz_conn(c);
+    if (cc == NULL) {
+        /* out of memory: refused, as any internal failure */
+        return CERT_AUTHZ_PEER_UNPARSABLE;
+    }
+
+    /*
+     * A renegotiation (TLS 1.2) or post-handshake authentication (TLS 1.3)
+     * may change the certificate within a connection: the cached identity
+     * holds a reference to its certificate, so a different pointer is a
+     * different certificate.
+     */
+
+    if (cc->cert != cert) {
+        ngx_http_cert_authz_parse(cc, cert, r->connection->log);
+    }
+
+    if (cc->identity == NULL) {
+        return CERT_AUTHZ_PEER_UNPARSABLE;
+    }
+
+    *identity = cc->identity;
+
+    return CERT_AUTHZ_PEER_VERIFIED;
+}
+
+
+/*
+ * Replaces the cached identity with that of cert.  A certificate the core
+ * refuses is cached too, as a NULL identity: it stays refused.
+ */
+
+static void
+ngx_http_cert_authz_parse(ngx_http_cert_authz_conn_t *cc, X509 *cert,
+    ngx_log_t *log)
+{
+    int                   len;
+    u_char               *der;
+    cert_authz_result     rc;
+    cert_authz_identity  *identity;
+
+    ngx_http_cert_authz_conn_cleanup(cc);
+
+    if (X509_up_ref(cert) != 1) {
+        return;
+    }
+
+    cc->cert = cert;
+
+    der = NULL;
+    len = i2d_X509(cert, &der);
+
+    if (len <= 0) {
+        ngx_ssl_error(NGX_LOG_ALERT, log, 0, "cert_authz: i2d_X509() failed");
+        return;
+    }
+
+    rc = cert_authz_identity_from_der(der, len, &identity);
+
+    OPENSSL_free(der);
+
+    if (rc != CERT_AUTHZ_OK) {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "cert_authz: client certificate refused: %s",
+                      cert_authz_result_name(rc));
+        return;
+    }
+
+    cc->identity = identity;
+}
+
+
+/*
+ * The connection's identity cache, created on first use.  A pool cleanup
+ * both frees it and finds it again: the connection has no field of ours,
+ * and ex_data on the SSL object would need a free callback registered in
+ * OpenSSL's global state, which outlives this module across a reload.
+ */
+
+static ngx_http_cert_authz_conn_t *
+ngx_http_cert_authz_conn(ngx_connection_t *c)
+{
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_cert_authz_conn_t  *cc;
+
+    for (cln = c->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_cert_authz_conn_cleanup) {
+            return cln->data;
+        }
+    }
+
+    cln = ngx_pool_cleanup_add(c->pool, sizeof(ngx_http_cert_authz_conn_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cc = cln->data;
+    cc->cert = NULL;
+    cc->identity = NULL;
+
+    cln->handler = ngx_http_cert_authz_conn_cleanup;
+
+    return cc;
+}
+
+
+static void
+ngx_http_cert_authz_conn_cleanup(void *data)
+{
+    ngx_http_cert_authz_conn_t  *cc = data;
+
+    cert_authz_identity_free(cc->identity);
+    cc->identity = NULL;
+
+    if (cc->cert) {
+        X509_free(cc->cert);
+        cc->cert = NULL;
+    }
+}
+
+
+/*
+ * Copies what the variables show into the request's pool: the connection's
+ * identity may be replaced (renegotiation) while the request still logs.
+ */
+
+static ngx_int_t
+ngx_http_cert_authz_export(ngx_http_request_t *r,
+    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx,
+    const cert_authz_identity *identity)
+{
+    size_t        len;
+    const char   *value;
+
+    if (identity == NULL) {
+        return NGX_OK;
+    }
+
+    if (cert_authz_identity_subject(identity, &value, &len) == CERT_AUTHZ_OK
+        && len > 0)
+    {
+        ctx->subject.data = ngx_pnalloc(r->pool, len);
+        if (ctx->subject.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(ctx->subject.data, value, len);
+        ctx->subject.len = len;
+    }
+
+    if (ctx->decision.allowed != 1 || alcf->user_attr.len == 0) {
+        return NGX_OK;
+    }
+
+    if (cert_authz_identity_attr(identity,
+                                 (const char *) alcf->user_attr.data,
+                                 alcf->user_attr.len, 0, &value, &len)
+        == CERT_AUTHZ_OK
+        && len > 0)
+    {
+        ctx->user.data = ngx_pnalloc(r->pool, len);
+        if (ctx->user.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(ctx->user.data, value, len);
+        ctx->user.len = len;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * One error-level line per deny, as the access module's "access forbidden
+ * by rule"; the log context adds the client, server and request line.
+ * Under "satisfy any" a refusal here is not final (another module may
+ * allow), and the access module does not log it either: info level then.
+ */
+
+static void
+ngx_http_cert_authz_log_deny(ngx_http_request_t *r,
+    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx)
+{
+    u_char                    *p;
+    ngx_str_t                  path, rule, subject;
+    ngx_uint_t                 level, n;
+    const char                *what;
+    ngx_http_core_loc_conf_t  *clcf;
+    u_char                     buf[NGX_MAX_ERROR_STR];
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (alcf->mode == NGX_HTTP_CERT_AUTHZ_REPORT) {
+        level = NGX_LOG_ERR;
+        what = "access would be forbidden (report mode)";
+
+    } else if (clcf->satisfy == NGX_HTTP_SATISFY_ALL) {
+        level = NGX_LOG_ERR;
+        what = "access forbidden";
+
+    } else {
+        level = NGX_LOG_INFO;
+        what = "access not granted (satisfy any)";
+    }
+
+    if (r->connection->log->log_level < level) {
+        return;
+    }
+
+    /* the decoded path may hold control characters: escape for the log */
+
+    n = ngx_escape_uri(NULL, r->uri.data, r->uri.len, NGX_ESCAPE_URI);
+
+    if (n == 0) {
+        path = r->uri;
+
+    } else if (r->uri.len + 2 * n <= NGX_MAX_ERROR_STR) {
+        path.data = buf;
+        path.len = (u_char *) ngx_escape_uri(buf, r->uri.data, r->uri.len,
+                                             NGX_ESCAPE_URI) - buf;
+
+    } else {
+        ngx_str_set(&path, "(too long)");
+    }
+
+    if (ctx->decision.rule_file_len > 0) {
+        p = ngx_pnalloc(r->pool, ctx->decision.rule_file_len + NGX_INT_T_LEN
+                                 + sizeof(" at :") - 1);
+        if (p == NULL) {
+            ngx_str_set(&rule, "");
+
+        } else {
+            rule.data = p;
+            rule.len = ngx_sprintf(p, " at %*s:%uD",
+                                   ctx->decision.rule_file_len,
+                                   ctx->decision.rule_file,
+                                   ctx->decision.rule_line)
+                       - p;
+        }
+
+    } else {
+        ngx_str_set(&rule, "");
+    }
+
+    if (ctx->subject.len) {
+        subject = ctx->subject;
+
+    } else {
+        ngx_str_set(&subject, "-");
+    }
+
+    ngx_log_error(level, r->connection->log, 0,
+                  "cert_authz: %s: %V %V, subject \"%V\": %s%V",
+                  what, &r->method_name, &path, &subject,
+                  cert_authz_reason_text(ctx->decision.reason), &rule);
+}
+
+
+/* $cert_authz_decision, $cert_authz_subject, $cert_authz_user */
+
+static ngx_int_t
+ngx_http_cert_authz_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                  *value;
+    ngx_http_cert_authz_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    if (data == 0) {
+        value = ctx->decision.allowed == 1 ? &ngx_http_cert_authz_allow
+                                           : &ngx_http_cert_authz_deny;
+
+    } else {
+        value = (ngx_str_t *) ((u_char *) ctx + data);
+    }
+
+    v->len = value->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = value->data;
+
+    return NGX_OK;
+}
+
+
+/* $cert_authz_rule: FILE:LINE of the deciding statement, if one decided */
+
+static ngx_int_t
+ngx_http_cert_authz_rule_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                     *p;
+    ngx_http_cert_authz_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
+
+    if (ctx == NULL || ctx->decision.rule_file_len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, ctx->decision.rule_file_len + 1 + NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = ngx_sprintf(p, "%*s:%uD", ctx->decision.rule_file_len,
+                         ctx->decision.rule_file, ctx->decision.rule_line)
+             - p;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = p;
+
+    return NGX_OK;
+}
+
+
+/* cert_authz on|off: remembers where, for the error when no policy is set */
+
+static char *
+ngx_http_cert_authz(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cert_authz_loc_conf_t *alcf = conf;
+
+    char  *rv;
+
+    rv = ngx_conf_set_flag_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    alcf->enable_file = cf->conf_file->file.name;
+    alcf->enable_line = cf->conf_file->line;
+
+    return NGX_CONF_OK;
+}
+
+
+/* cert_authz_policy FILE: relative to the prefix, as nginx's "include" */
+
+static char *
+ngx_http_cert_authz_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cert_authz_loc_conf_t *alcf = conf;
+
+    ngx_str_t                     *value, name;
+    ngx_http_cert_authz_source_t  *src;
+
+    value = cf->args->elts;
+    name = value[1];
+
+    if (name.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "empty policy file name");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    src = ngx_http_cert_authz_add_source(cf, alcf);
+    if (src == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    src->type = NGX_HTTP_CERT_AUTHZ_FILE;
+    src->value = name;
+
+    return NGX_CONF_OK;
+}
+
+
+/* cert_authz_rule "STATEMENT": one line of the policy language, inline */
+
+static char *
+ngx_http_cert_authz_rule(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cert_authz_loc_conf_t *alcf = conf;
+
+    ngx_str_t                     *value;
+    ngx_http_cert_authz_source_t  *src;
+
+    value = cf->args->elts;
+
+    src = ngx_http_cert_authz_add_source(cf, alcf);
+    if (src == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    src->type = NGX_HTTP_CERT_AUTHZ_STATEMENT;
+    src->value = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+/* cert_authz_user ATTR: an attribute name the core knows */
+
+static char *
+ngx_http_cert_authz_user(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cert_authz_loc_conf_t *alcf = conf;
+
+    ngx_str_t  *value;
+
+    if (alcf->user_attr.data != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cert_authz_attr_check((const char *) value[1].data, value[1].len)
+        != CERT_AUTHZ_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" is not a certificate attribute "
+                           "(subject.CN, san.email, serial, ...)",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    alcf->user_attr = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_http_cert_authz_source_t *
+ngx_http_cert_authz_add_source(ngx_conf_t *cf,
+    ngx_http_cert_authz_loc_conf_t *alcf)
+{
+    ngx_http_cert_authz_source_t  *src;
+
+    if (alcf->sources == NGX_CONF_UNSET_PTR) {
+        alcf->sources = ngx_array_create(cf->pool, 2,
+                                       sizeof(ngx_http_cert_authz_source_t));
+        if (alcf->sources == NULL) {
+            return NULL;
+        }
+    }
+
+    src = ngx_array_push(alcf->sources);
+    if (src == NULL) {
+        return NULL;
+    }
+
+    src->origin = cf->conf_file->file.name;
+    src->line = cf->conf_file->line;
+
+    return src;
+}
+
+
+/*
+ * Compiles a scope's own sources into one policy, once.  The core reports
+ * every error as FILE:LINE:COL, pointing into the policy file or at the
+ * cert_authz_rule line of the nginx configuration; this runs while merging,
+ * when nginx's own position is the end of the enclosing block, so the
+ * errors are logged as they are, without it.
+ */
+
+static ngx_int_t
+ngx_http_cert_authz_compile(ngx_conf_t *cf,
+    ngx_http_cert_authz_loc_conf_t *alcf)
+{
+    u_char                        *p, *last, *nl;
+    ngx_uint_t                     i;
+    cert_authz_result              rc;
+    ngx_pool_cleanup_t            *cln;
+    cert_authz_policy             *policy;
+    cert_authz_policy_builder     *builder;
+    ngx_http_cert_authz_source_t  *src;
+    u_char                         errbuf[NGX_HTTP_CERT_AUTHZ_ERRBUF];
+
+    if (alcf->policy != NULL || alcf->sources == NGX_CONF_UNSET_PTR) {
+        return NGX_OK;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = cert_authz_policy_builder_new(&builder);
+    if (rc != CERT_AUTHZ_OK) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "cert_authz_policy_builder_new() failed: %s",
+                      cert_authz_result_name(rc));
+        return NGX_ERROR;
+    }
+
+    src = alcf->sources->elts;
+
+    for (i = 0; i < alcf->sources->nelts; i++) {
+
+        /*
+         * Syntax errors and unreadable files are kept by the builder and
+         * reported, all of them, by the build below.
+         */
+
+        if (src[i].type == NGX_HTTP_CERT_AUTHZ_FILE) {
+            rc = cert_authz_policy_builder_add_file(builder,
+                                               (const char *) src[i].value.data,
+                                               src[i].value.len);
+
+        } else {
+            rc = cert_authz_policy_builder_add_statement(builder,
+                                               (const char *) src[i].value.data,
+                                               src[i].value.len,
+                                               (const char *) src[i].origin.data,
+                                               src[i].origin.len,
+                                               (uint32_t) src[i].line);
+        }
+
+        if (rc != CERT_AUTHZ_OK
+            && rc != CERT_AUTHZ_ERR_POLICY
+            && rc != CERT_AUTHZ_ERR_IO)
+        {
+            cert_authz_policy_builder_free(builder);
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "cert_authz: adding a policy source failed: %s",
+                          cert_authz_result_name(rc));
+            return NGX_ERROR;
+        }
+    }
+
+    errbuf[0] = '\0';
+    policy = NULL;
+
+    rc = cert_authz_policy_builder_build(builder, (char *) errbuf,
+                                         sizeof(errbuf), &policy);
+
+    if (rc != CERT_AUTHZ_OK) {
+        p = errbuf;
+        last = p + ngx_strlen(errbuf);
+
+        if (p == last) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "cert_authz: policy failed: %s",
+                          cert_authz_result_name(rc));
+        }
+
+        while (p < last) {
+            nl = ngx_strlchr(p, last, '\n');
+            if (nl == NULL) {
+                nl = last;
+            }
+
+            if (nl > p) {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                              "cert_authz: %*s", (size_t) (nl - p), p);
+            }
+
+            p = nl + 1;
+        }
+
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_cert_authz_policy_cleanup;
+    cln->data = policy;
+
+    alcf->policy = policy;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_cert_authz_policy_cleanup(void *data)
+{
+    cert_authz_policy_free(data);
+}
+
+
+/*
+ * The core's own log records (not the per-request denies, which come back
+ * as data) go to the current cycle's log: ngx_cycle, not a cycle saved at
+ * configuration, which a failed reload would free.
+ */
+
+static void
+ngx_http_cert_authz_log(void *userdata, cert_authz_log_level level,
+    const char *message, size_t message_len)
+{
+    ngx_uint_t  ngx_level;
+
+    switch (level) {
+
+    case CERT_AUTHZ_LOG_ERROR:
+        ngx_level = NGX_LOG_ERR;
+        break;
+
+    case CERT_AUTHZ_LOG_WARN:
+        ngx_level = NGX_LOG_WARN;
+        break;
+
+    case CERT_AUTHZ_LOG_INFO:
+        ngx_level = NGX_LOG_INFO;
+        break;
+
+    default:
+        ngx_level = NGX_LOG_DEBUG;
+        break;
+    }
+
+    if (ngx_cycle == NULL || ngx_cycle->log == NULL) {
+        return;
+    }
+
+    ngx_log_error(ngx_level, ngx_cycle->log, 0, "cert_authz: %*s",
+                  message_len, message);
+}
+
+
+static void *
+ngx_http_cert_authz_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_cert_authz_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_cert_authz_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->user_attr = { 0, NULL };
+     *     conf->policy = NULL;
+     *     conf->enable_file = { 0, NULL };
+     *     conf->enable_line = 0;
+     */
+
+    conf->enable = NGX_CONF_UNSET;
+    conf->mode = NGX_CONF_UNSET_UINT;
+    conf->sources = NGX_CONF_UNSET_PTR;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_cert_authz_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_cert_authz_loc_conf_t *prev = parent;
+    ngx_http_cert_authz_loc_conf_t *conf = child;
+
+    size_t  rules;
+
+    /*
+     * The http{} level is only ever a parent: compile it here too.  Each
+     * scope with sources of its own compiles once; the others share their
+     * parent's policy.
+     */
+
+    if (ngx_http_cert_authz_compile(cf, prev) != NGX_OK
+        || ngx_http_cert_authz_compile(cf, conf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->sources == NGX_CONF_UNSET_PTR) {
+        conf->sources = prev->sources;
+        conf->policy = prev->policy;
+    }
+
+    if (conf->enable == NGX_CONF_UNSET) {
+        conf->enable_file = prev->enable_file;
+        conf->enable_line = prev->enable_line;
+    }
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_uint_value(conf->mode, prev->mode,
+                              NGX_HTTP_CERT_AUTHZ_ENFORCE);
+    ngx_conf_merge_str_value(conf->user_attr, prev->user_attr, "");
+
+    if (!conf->enable) {
+        return NGX_CONF_OK;
+    }
+
+    /* an enforced empty policy would refuse everything: say so now */
+
+    rules = 0;
+
+    if (conf->policy == NULL
+        || cert_authz_policy_rule_count(conf->policy, &rules)
+           != CERT_AUTHZ_OK
+        || rules == 0)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"cert_authz on\" in %V:%ui has no policy with rules "
+                      "in effect: add cert_authz_policy or cert_authz_rule",
+                      &conf->enable_file, conf->enable_line);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_cert_authz_preconfiguration(ngx_conf_t *cf)
+{
+    cert_authz_result     rc;
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_cert_authz_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    /* installed again on every configuration load: see the callback */
+
+    rc = cert_authz_set_log_callback(ngx_http_cert_authz_log, NULL,
+                                     CERT_AUTHZ_LOG_INFO);
+    if (rc != CERT_AUTHZ_OK) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "cert_authz_set_log_callback() failed: %s",
+                      cert_authz_result_name(rc));
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_cert_authz_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt             *h;
+    ngx_http_core_main_conf_t       *cmcf;
+    ngx_http_cert_authz_loc_conf_t  *alcf;
+
+    /* the http{} level, in case no server{} merged it */
+
+    alcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_cert_authz_module);
+
+    if (ngx_http_cert_authz_compile(cf, alcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_cert_authz_handler;
+
+    return NGX_OK;
+}
