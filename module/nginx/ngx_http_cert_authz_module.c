@@ -887,16 +887,13 @@ ngx_http_cert_authz_compile(ngx_conf_t *cf,
 
         if (src[i].type == NGX_HTTP_CERT_AUTHZ_FILE) {
             rc = cert_authz_policy_builder_add_file(builder,
-                                               (const char *) src[i].value.data,
-                                               src[i].value.len);
+                     (const char *) src[i].value.data, src[i].value.len);
 
         } else {
             rc = cert_authz_policy_builder_add_statement(builder,
-                                               (const char *) src[i].value.data,
-                                               src[i].value.len,
-                                               (const char *) src[i].origin.data,
-                                               src[i].origin.len,
-                                               (uint32_t) src[i].line);
+                     (const char *) src[i].value.data, src[i].value.len,
+                     (const char *) src[i].origin.data, src[i].origin.len,
+                     (uint32_t) src[i].line);
         }
 
         if (rc != CERT_AUTHZ_OK

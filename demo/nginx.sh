@@ -1,0 +1,232 @@
+#!/bin/bash
+# The nginx half of `make demo`: starts nginx with ngx_http_cert_authz_module
+# on a loopback port, sends requests as several client certificates, prints
+# who got what and why, and stops nginx again.
+#
+#   demo/nginx.sh            (after `make build`)
+#
+# The demo PKI lives in $CERT_AUTHZ_DEMO_DIR/pki (default build/demo/pki);
+# when the Apache demo already made one there, it is reused.  Everything
+# else is under $CERT_AUTHZ_DEMO_DIR/nginx.  Nothing touches the system's
+# nginx configuration.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+demo=${CERT_AUTHZ_DEMO_DIR:-$root/build/demo}
+pki=$demo/pki
+prefix=$demo/nginx
+module=${CERT_AUTHZ_NGINX_MODULE:-$root/target/release/ngx_http_cert_authz_module.so}
+nginx=${NGINX:-/usr/sbin/nginx}
+
+if [ ! -f "$module" ]; then
+    echo "demo/nginx.sh: $module is missing: run 'make build' first" >&2
+    exit 1
+fi
+
+# ---- a demo PKI, made with the openssl CLI unless one is there already ----
+
+# The client names of the demo: NAME "SUBJECT" [SAN].
+clients=(
+    "alice|/O=Example Corp/OU=users/CN=alice|"
+    "opsbot|/O=Example Corp/OU=ops/CN=opsbot|"
+    "billing|/O=Example Corp/CN=billing|URI:spiffe://example.org/ns/prod/sa/billing"
+    "mallory|/CN=alice,O=Example Corp|"
+)
+
+issue() {    # issue NAME SUBJECT SAN CA EXT
+    local name=$1 subject=$2 san=$3 ca=$4 ext=$5 extfile
+    extfile=$pki/$name.ext
+    {
+        echo "basicConstraints=CA:FALSE"
+        echo "extendedKeyUsage=$ext"
+        if [ -n "$san" ]; then echo "subjectAltName=$san"; fi
+    } > "$extfile"
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$pki/$name.key" -subj "$subject" -out "$pki/$name.csr" \
+        2>/dev/null
+    openssl x509 -req -in "$pki/$name.csr" -CA "$pki/$ca.pem" \
+        -CAkey "$pki/$ca.key" -CAcreateserial -days 30 -sha256 \
+        -extfile "$extfile" -out "$pki/$name.pem" 2>/dev/null
+    rm -f "$pki/$name.csr" "$extfile"
+}
+
+make_ca() {    # make_ca NAME CN
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$pki/$1.key" -subj "/O=Example Corp/CN=$2" -days 365 \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -out "$pki/$1.pem" 2>/dev/null
+}
+
+have_pki=yes
+for f in ca.pem rogue-ca.pem server.pem server.key; do
+    [ -f "$pki/$f" ] || have_pki=no
+done
+for c in "${clients[@]}" "rogue||"; do
+    name=${c%%|*}
+    [ -f "$pki/$name.pem" ] && [ -f "$pki/$name.key" ] || have_pki=no
+done
+
+if [ $have_pki = yes ]; then
+    echo "== reusing the demo PKI in $pki"
+else
+    echo "== making a demo PKI in $pki"
+    mkdir -p "$pki"
+    make_ca ca "Example Demo CA"
+    make_ca rogue-ca "Rogue CA"
+    issue server "/CN=localhost" "DNS:localhost,IP:127.0.0.1" ca serverAuth
+    for c in "${clients[@]}"; do
+        IFS='|' read -r name subject san <<< "$c"
+        issue "$name" "$subject" "$san" ca clientAuth
+    done
+    # alice's name, from a CA that nginx does not trust
+    issue rogue "/O=Example Corp/OU=users/CN=alice" "" rogue-ca clientAuth
+fi
+# nginx's workers run as www-data
+chmod -R a+rX "$pki"
+
+# ---- the policy and the nginx configuration --------------------------------
+
+rm -rf "$prefix"
+mkdir -p "$prefix"/{conf,logs,temp}
+
+cat > "$prefix/conf/demo.policy" <<'EOF'
+# cert-authz demo policy (nginx)
+group ops      subject.O="Example Corp" subject.OU=ops
+
+allow GET      /status                  any
+allow *        /admin/**                group=ops
+allow GET,POST /invoices/**             san.uri=spiffe://example.org/ns/prod/sa/billing
+allow GET      /users/{subject.CN}/**   subject.O="Example Corp"
+deny  *        /admin/secrets/**        any
+EOF
+
+# Free loopback ports: random ones that nothing listens on.
+free_port() {
+    local p
+    for _ in $(seq 1 50); do
+        p=$((20000 + RANDOM % 40000))
+        if ! ss -Htln "sport = :$p" | grep -q .; then
+            echo "$p"
+            return 0
+        fi
+    done
+    echo "demo/nginx.sh: no free loopback port found" >&2
+    return 1
+}
+port=$(free_port)
+backend_port=$(free_port)
+
+cat > "$prefix/conf/nginx.conf" <<EOF
+load_module $module;
+
+user www-data;
+worker_processes 1;
+pid $prefix/logs/nginx.pid;
+error_log $prefix/logs/error.log error;
+
+events {
+    worker_connections 64;
+}
+
+http {
+    access_log $prefix/logs/access.log;
+    client_body_temp_path $prefix/temp/body;
+    proxy_temp_path $prefix/temp/proxy;
+    fastcgi_temp_path $prefix/temp/fastcgi;
+    uwsgi_temp_path $prefix/temp/uwsgi;
+    scgi_temp_path $prefix/temp/scgi;
+
+    cert_authz_policy demo.policy;     # relative to the conf directory
+
+    server {
+        listen 127.0.0.1:$port ssl;
+        server_name localhost;
+
+        ssl_certificate $pki/server.pem;
+        ssl_certificate_key $pki/server.key;
+        ssl_client_certificate $pki/ca.pem;
+        ssl_verify_client optional_no_ca;    # the module checks the result
+
+        location / {
+            cert_authz on;
+            cert_authz_user subject.CN;
+            # the client cannot forge this header: nginx replaces it
+            proxy_set_header X-Client-Identity \$cert_authz_user;
+            proxy_pass http://127.0.0.1:$backend_port;
+        }
+    }
+
+    # The "application": it answers every method and shows what it got.
+    server {
+        listen 127.0.0.1:$backend_port;
+        location / {
+            return 200 "user=\$http_x_client_identity";
+        }
+    }
+}
+EOF
+
+echo "== nginx -t"
+"$nginx" -p "$prefix" -c conf/nginx.conf -e "$prefix/logs/error.log" -t
+
+stop() {
+    if [ -f "$prefix/logs/nginx.pid" ]; then
+        kill -QUIT "$(cat "$prefix/logs/nginx.pid")" 2>/dev/null || true
+        for _ in $(seq 1 50); do
+            [ -f "$prefix/logs/nginx.pid" ] || break
+            sleep 0.1
+        done
+    fi
+}
+trap stop EXIT
+
+"$nginx" -p "$prefix" -c conf/nginx.conf -e "$prefix/logs/error.log"
+for _ in $(seq 1 50); do
+    [ -f "$prefix/logs/nginx.pid" ] && break
+    sleep 0.1
+done
+echo "== nginx is listening on https://127.0.0.1:$port/ (pid $(cat "$prefix/logs/nginx.pid"))"
+echo "== policy:"
+sed 's/^/    /' "$prefix/conf/demo.policy"
+echo
+
+request() {    # request CLIENT METHOD PATH
+    local client=$1 method=$2 path=$3 args out code
+    args=(-sS --max-time 10 -o "$prefix/reply" -w '%{http_code}'
+          --cacert "$pki/ca.pem" -X "$method")
+    if [ "$client" != "-" ]; then
+        args+=(--cert "$pki/$client.pem" --key "$pki/$client.key")
+    fi
+    rm -f "$prefix/reply"
+    code=$(curl "${args[@]}" "https://127.0.0.1:$port$path" 2>/dev/null) \
+        || true
+    case $code in
+        200) out="200 allowed, backend saw $(cat "$prefix/reply")" ;;
+        403) out="403 forbidden" ;;
+        *)   out="$code" ;;
+    esac
+    printf '    %-9s %-7s %-26s -> %s\n' "${client/-/(none)}" "$method" \
+        "$path" "$out"
+}
+
+echo "== requests (client certificate, method, path -> answer)"
+request alice   GET    /status
+request alice   GET    /users/alice/profile
+request alice   GET    /users/bob/profile
+request alice   GET    /admin/
+request opsbot  DELETE /admin/users/7
+request opsbot  GET    /admin/secrets/key
+request billing POST   /invoices/2026/11
+request billing PUT    /invoices/2026/11
+request mallory GET    /users/alice/profile
+request rogue   GET    /status
+request -       GET    /status
+echo
+
+echo "== why: the deny lines of $prefix/logs/error.log"
+grep 'cert_authz:' "$prefix/logs/error.log" | sed 's/^/    /' || true
+echo
+stop
+trap - EXIT
+echo "== nginx stopped"
