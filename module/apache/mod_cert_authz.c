@@ -1,0 +1,1084 @@
+/*
+ * mod_cert_authz.c: authorize requests by the client certificate that
+ * mod_ssl has already verified.
+ *
+ * The policy language, certificate parsing and decisions live in the Rust
+ * core behind include/cert_authz.h; this file only turns a request_rec into
+ * plain values (verified flag, certificate, method, path) and a decision back
+ * into Apache's answers, logs and environment.
+ *
+ * Usage:
+ *
+ *   LoadModule cert_authz_module /usr/lib/apache2/modules/mod_cert_authz.so
+ *
+ *   SSLVerifyClient require             # or optional; verification is
+ *                                       # checked here again in any case
+ *   CertAuthzPolicy /etc/apache2/cert-authz.policy
+ *
+ *   <Location "/">
+ *       CertAuthz On                    # enforce the server-wide policy
+ *       CertAuthzUser subject.CN        # REMOTE_USER for the backend
+ *   </Location>
+ *
+ *   <Location "/api">
+ *       # A scope with its own rules replaces the inherited policy.
+ *       CertAuthzRule "group reporters subject.OU=reporting"
+ *       CertAuthzRule "allow GET /api/reports/{subject.CN} group=reporters"
+ *   </Location>
+ *
+ *   <Location "/staging">
+ *       CertAuthzMode report            # decide and log, never refuse
+ *   </Location>
+ *
+ *   <Location "/mixed">
+ *       <RequireAny>
+ *           Require ip 127.0.0.1
+ *           Require cert-authz          # the scope's policy as a provider
+ *       </RequireAny>
+ *   </Location>
+ *
+ * Every refusal is one error-level line, e.g.
+ *
+ *   [cert_authz:error] [pid 7] [client 127.0.0.1:50312] CA00010: client
+ *   denied by cert-authz: GET /admin/, subject "CN=alice,OU=users,O=Example
+ *   Corp", reason: no allow rule matched, rule -
+ *
+ * Configuration notes:
+ *
+ *  - All CertAuthzPolicy files and CertAuthzRule statements of one scope
+ *    make one policy, compiled when the last of them has been read (a rule
+ *    may name a group that a later rule or the file defines).  Errors stop
+ *    the configuration with the core's FILE:LINE:COL.
+ *  - The decision is made in the access phase, after mod_ssl's own access
+ *    hook (which performs per-location renegotiation or TLS 1.3
+ *    post-handshake authentication), through ap_ssl_var_lookup():
+ *    r->subprocess_env holds no SSL_* variables before the fixups phase.
+ *  - The parsed identity is kept per TLS connection (the master connection
+ *    for HTTP/2 streams) and re-parsed only when SSL_CLIENT_CERT changes.
+ */
+
+#include "apr_strings.h"
+#include "apr_atomic.h"
+#include "apr_thread_mutex.h"
+
+#include "ap_config.h"
+#include "ap_provider.h"
+#include "httpd.h"
+#include "http_config.h"
+#include "http_connection.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_main.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "http_ssl.h"
+#include "mod_auth.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cert_authz.h"
+
+/* Stable tags for our own log lines, as Apache's APLOGNO(n) but with our
+ * prefix so they never collide with httpd's numbers.  Never reuse one. */
+#define CERT_AUTHZ_LOGNO(n) "CA" #n ": "
+
+#define CERT_AUTHZ_UNSET (-1)
+
+#define CERT_AUTHZ_MODE_ENFORCE 0
+#define CERT_AUTHZ_MODE_REPORT  1
+
+/* Enough for a screenful of FILE:LINE:COL messages from the core. */
+#define CERT_AUTHZ_ERROR_BUF 4096
+
+/* Pool userdata key under which the scopes read from the configuration are
+ * listed for the checks of check_config (see cert_authz_check_config). */
+#define CERT_AUTHZ_SCOPES_KEY "cert_authz_module::scopes"
+
+#define ENV_DECISION "CERT_AUTHZ_DECISION"
+#define ENV_RULE     "CERT_AUTHZ_RULE"
+#define ENV_SUBJECT  "CERT_AUTHZ_SUBJECT"
+#define ENV_USER     "CERT_AUTHZ_USER"
+
+module AP_MODULE_DECLARE_DATA cert_authz_module;
+
+APLOG_USE_MODULE(cert_authz);
+
+
+/* One CertAuthzPolicy file or CertAuthzRule statement of a scope. */
+typedef struct {
+    int is_file;
+    const char *text;        /* absolute path, or the statement */
+    const char *origin;      /* configuration file of the directive */
+    unsigned origin_line;
+} cert_authz_source;
+
+typedef struct {
+    int enabled;                  /* CertAuthz, or CERT_AUTHZ_UNSET */
+    int mode;                     /* CertAuthzMode, or CERT_AUTHZ_UNSET */
+    const char *user_attr;        /* CertAuthzUser, NULL when unset */
+
+    /* The sources set in this scope itself; NULL when it sets none and so
+     * inherits its parent's policy. */
+    apr_array_header_t *sources;
+    /* The policy in effect: compiled from `sources`, or inherited. */
+    cert_authz_policy *policy;
+
+    /* Bookkeeping for the configuration-time checks; unused per request. */
+    int registered;
+    int compiled;
+    server_rec *server;
+    const char *enabled_where;    /* "FILE:LINE" of CertAuthz On */
+    const char *sources_where;    /* "FILE:LINE" of the first source */
+} cert_authz_dir_conf;
+
+
+/*
+ * A parsed identity shared by the connection cache and the requests that
+ * use it.  HTTP/2 streams of one connection run on several threads, and a
+ * certificate may change while a stream still uses the old identity, so the
+ * identity is reference counted and freed by whoever drops the last one.
+ * It is malloc'd, not pool-allocated: pools are not thread-safe.
+ */
+typedef struct {
+    cert_authz_identity *identity;   /* NULL: the core refused the PEM */
+    apr_uint32_t refs;
+} shared_identity;
+
+/* The identity cache of one TLS connection (the master connection). */
+typedef struct {
+#if APR_HAS_THREADS
+    apr_thread_mutex_t *lock;
+#endif
+    char *pem;                       /* the SSL_CLIENT_CERT it came from */
+    size_t pem_len;
+    shared_identity *current;
+} conn_cache;
+
+/* The decision for one request, kept so that the access hook, the authz
+ * provider and the fixups hook agree and log only once. */
+typedef struct {
+    const cert_authz_policy *policy;
+    const char *user_attr;
+    cert_authz_decision decision;
+    const char *subject;             /* RFC 4514, only for a parsed cert */
+    const char *log_subject;         /* what the log line shows */
+    const char *rule;                /* "FILE:LINE", or NULL */
+    const char *user;                /* CertAuthzUser value on allow */
+    int logged;
+} request_state;
+
+
+/* ---- configuration ------------------------------------------------------ */
+
+static void *create_dir_conf(apr_pool_t *p, char *dir)
+{
+    cert_authz_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
+    (void)dir;
+    conf->enabled = CERT_AUTHZ_UNSET;
+    conf->mode = CERT_AUTHZ_UNSET;
+    return conf;
+}
+
+static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    const cert_authz_dir_conf *base = basev;
+    const cert_authz_dir_conf *add = addv;
+    cert_authz_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
+    conf->enabled = (add->enabled == CERT_AUTHZ_UNSET)
+                    ? base->enabled : add->enabled;
+    conf->mode = (add->mode == CERT_AUTHZ_UNSET) ? base->mode : add->mode;
+    conf->user_attr = add->user_attr ? add->user_attr : base->user_attr;
+
+    /* A scope that sets a policy or rules replaces the inherited policy as
+     * a whole; merging rule sets would make a child unable to narrow. */
+    if (add->sources) {
+        conf->sources = add->sources;
+        conf->policy = add->policy;
+    }
+    else {
+        conf->sources = base->sources;
+        conf->policy = base->policy;
+    }
+
+    conf->server = add->server ? add->server : base->server;
+    conf->enabled_where = add->enabled_where ? add->enabled_where
+                                             : base->enabled_where;
+    conf->sources_where = add->sources ? add->sources_where
+                                       : base->sources_where;
+    return conf;
+}
+
+static const char *directive_where(cmd_parms *cmd)
+{
+    return apr_psprintf(cmd->pool, "%s:%d", cmd->directive->filename,
+                        cmd->directive->line_num);
+}
+
+/* Lists every scope that one of our directives touched, for the checks in
+ * check_config.  The list hangs off the configuration pool, so it is made
+ * afresh on every (re)start and needs no global state. */
+static void register_scope(cmd_parms *cmd, cert_authz_dir_conf *conf)
+{
+    apr_array_header_t *scopes = NULL;
+    void *data = NULL;
+
+    if (conf->registered) {
+        return;
+    }
+    apr_pool_userdata_get(&data, CERT_AUTHZ_SCOPES_KEY, cmd->pool);
+    scopes = data;
+    if (!scopes) {
+        scopes = apr_array_make(cmd->pool, 8, sizeof(cert_authz_dir_conf *));
+        apr_pool_userdata_set(scopes, CERT_AUTHZ_SCOPES_KEY,
+                              apr_pool_cleanup_null, cmd->pool);
+    }
+    APR_ARRAY_PUSH(scopes, cert_authz_dir_conf *) = conf;
+    conf->registered = 1;
+    conf->server = cmd->server;
+}
+
+static apr_status_t free_policy(void *data)
+{
+    cert_authz_policy_free(data);
+    return APR_SUCCESS;
+}
+
+/* Compiles all sources of a scope into one policy owned by pool p. */
+static const char *compile_scope(apr_pool_t *p, cert_authz_dir_conf *conf)
+{
+    cert_authz_policy_builder *builder = NULL;
+    cert_authz_policy *policy = NULL;
+    cert_authz_result rc;
+    char errors[CERT_AUTHZ_ERROR_BUF];
+    size_t len;
+    int i;
+
+    rc = cert_authz_policy_builder_new(&builder);
+    if (rc != CERT_AUTHZ_OK) {
+        return apr_psprintf(p, "cert-authz: cannot create a policy "
+                            "builder: %s", cert_authz_result_name(rc));
+    }
+    /* Errors of add_* are kept by the builder and reported by build(). */
+    for (i = 0; i < conf->sources->nelts; i++) {
+        const cert_authz_source *src =
+            &APR_ARRAY_IDX(conf->sources, i, cert_authz_source);
+
+        if (src->is_file) {
+            (void)cert_authz_policy_builder_add_file(builder, src->text,
+                                                     strlen(src->text));
+        }
+        else {
+            (void)cert_authz_policy_builder_add_statement(
+                builder, src->text, strlen(src->text),
+                src->origin, strlen(src->origin), src->origin_line);
+        }
+    }
+
+    errors[0] = '\0';
+    rc = cert_authz_policy_builder_build(builder, errors, sizeof(errors),
+                                         &policy);
+    if (rc != CERT_AUTHZ_OK) {
+        len = strlen(errors);
+        while (len > 0 && (errors[len - 1] == '\n' || errors[len - 1] == '\r')) {
+            errors[--len] = '\0';
+        }
+        if (len == 0) {
+            return apr_psprintf(p, "cert-authz: the policy of %s does not "
+                                "compile: %s", conf->sources_where,
+                                cert_authz_result_name(rc));
+        }
+        return apr_pstrcat(p, "cert-authz: ", errors, NULL);
+    }
+
+    /* A second compile of the same scope (see source_follows) leaves the
+     * first policy to its own cleanup. */
+    apr_pool_cleanup_register(p, policy, free_policy, apr_pool_cleanup_null);
+    conf->policy = policy;
+    conf->compiled = 1;
+    return NULL;
+}
+
+static int is_source_directive(const ap_directive_t *d)
+{
+    return d->directive
+           && (!strcasecmp(d->directive, "CertAuthzRule")
+               || !strcasecmp(d->directive, "CertAuthzPolicy"));
+}
+
+/* Containers that do not open a scope of their own: their contents belong
+ * to the enclosing section's per-directory configuration. */
+static int is_transparent_container(const ap_directive_t *d)
+{
+    static const char *const names[] = {
+        "<IfModule", "<IfDefine", "<IfVersion", "<IfFile", "<IfDirective",
+        "<IfSection", NULL
+    };
+    int i;
+
+    if (!d || !d->directive) {
+        return 0;
+    }
+    for (i = 0; names[i]; i++) {
+        if (!strcasecmp(d->directive, names[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int source_in_subtree(const ap_directive_t *d)
+{
+    for (; d; d = d->next) {
+        if (is_source_directive(d)) {
+            return 1;
+        }
+        if (is_transparent_container(d) && source_in_subtree(d->first_child)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Whether another CertAuthzRule or CertAuthzPolicy of the same scope comes
+ * after directive d.  The sources of one scope must be compiled together,
+ * so each directive compiles only when it is the last; one hidden in an
+ * inactive <IfDefine> is caught by cert_authz_check_config.
+ */
+static int source_follows(const ap_directive_t *d)
+{
+    for (;;) {
+        if (source_in_subtree(d->next)) {
+            return 1;
+        }
+        if (!is_transparent_container(d->parent)) {
+            return 0;
+        }
+        d = d->parent;
+    }
+}
+
+static const char *add_source(cmd_parms *cmd, cert_authz_dir_conf *conf,
+                              int is_file, const char *text)
+{
+    cert_authz_source *src;
+    const char *err;
+
+    err = ap_check_cmd_context(cmd, NOT_IN_LIMIT);
+    if (err) {
+        return err;
+    }
+    register_scope(cmd, conf);
+    if (!conf->sources) {
+        conf->sources = apr_array_make(cmd->pool, 4, sizeof(*src));
+        conf->sources_where = directive_where(cmd);
+    }
+    src = apr_array_push(conf->sources);
+    src->is_file = is_file;
+    src->text = text;
+    src->origin = cmd->directive->filename;
+    src->origin_line = (unsigned)cmd->directive->line_num;
+    conf->compiled = 0;
+
+    if (source_follows(cmd->directive)) {
+        return NULL;
+    }
+    return compile_scope(cmd->pool, conf);
+}
+
+static const char *set_policy_file(cmd_parms *cmd, void *dconf,
+                                   const char *arg)
+{
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+
+    if (!path) {
+        return apr_pstrcat(cmd->pool, "CertAuthzPolicy: invalid path '",
+                           arg, "'", NULL);
+    }
+    return add_source(cmd, dconf, 1, path);
+}
+
+static const char *add_rule(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    return add_source(cmd, dconf, 0, arg);
+}
+
+static const char *set_enabled(cmd_parms *cmd, void *dconf, int flag)
+{
+    cert_authz_dir_conf *conf = dconf;
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_LIMIT);
+
+    if (err) {
+        return err;
+    }
+    register_scope(cmd, conf);
+    conf->enabled = flag;
+    conf->enabled_where = directive_where(cmd);
+    return NULL;
+}
+
+static const char *set_mode(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    cert_authz_dir_conf *conf = dconf;
+
+    if (!strcasecmp(arg, "enforce")) {
+        conf->mode = CERT_AUTHZ_MODE_ENFORCE;
+    }
+    else if (!strcasecmp(arg, "report")) {
+        conf->mode = CERT_AUTHZ_MODE_REPORT;
+    }
+    else {
+        return apr_pstrcat(cmd->pool, "CertAuthzMode must be 'enforce' or "
+                           "'report', not '", arg, "'", NULL);
+    }
+    return NULL;
+}
+
+static const char *set_user_attr(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    cert_authz_dir_conf *conf = dconf;
+
+    if (cert_authz_attr_check(arg, strlen(arg)) != CERT_AUTHZ_OK) {
+        return apr_pstrcat(cmd->pool, "CertAuthzUser: '", arg, "' is not a "
+                           "certificate attribute (e.g. subject.CN, "
+                           "san.email, san.uri)", NULL);
+    }
+    conf->user_attr = arg;
+    return NULL;
+}
+
+static const command_rec cert_authz_cmds[] = {
+    AP_INIT_FLAG("CertAuthz", set_enabled, NULL, RSRC_CONF | ACCESS_CONF,
+                 "'On' to refuse requests that the policy in effect does "
+                 "not allow, by their verified client certificate; "
+                 "default Off"),
+    AP_INIT_TAKE1("CertAuthzPolicy", set_policy_file, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "A policy file (relative to ServerRoot); with the "
+                  "CertAuthzRule lines of the same scope it replaces the "
+                  "inherited policy"),
+    AP_INIT_TAKE1("CertAuthzRule", add_rule, NULL, RSRC_CONF | ACCESS_CONF,
+                  "One quoted policy statement, e.g. \"allow GET /status "
+                  "any\"; repeatable, and together with CertAuthzPolicy of "
+                  "the same scope it replaces the inherited policy"),
+    AP_INIT_TAKE1("CertAuthzMode", set_mode, NULL, RSRC_CONF | ACCESS_CONF,
+                  "'enforce' (default) to refuse denied requests, or "
+                  "'report' to only log and export the decision"),
+    AP_INIT_TAKE1("CertAuthzUser", set_user_attr, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "The certificate attribute (e.g. subject.CN) that becomes "
+                  "REMOTE_USER and CERT_AUTHZ_USER when a request is "
+                  "allowed"),
+    {NULL}
+};
+
+
+/* ---- logging bridge ----------------------------------------------------- */
+
+static void core_log(void *userdata, cert_authz_log_level level,
+                     const char *message, size_t message_len)
+{
+    const server_rec *s = userdata;
+    int ap_level;
+
+    switch (level) {
+    case CERT_AUTHZ_LOG_ERROR: ap_level = APLOG_ERR;     break;
+    case CERT_AUTHZ_LOG_WARN:  ap_level = APLOG_WARNING; break;
+    case CERT_AUTHZ_LOG_INFO:  ap_level = APLOG_INFO;    break;
+    case CERT_AUTHZ_LOG_DEBUG: ap_level = APLOG_DEBUG;   break;
+    default:                   ap_level = APLOG_TRACE1;  break;
+    }
+    ap_log_error(APLOG_MARK, ap_level, 0, s, CERT_AUTHZ_LOGNO(00001)
+                 "core: %.*s", (int)message_len, message);
+}
+
+/* The most verbose level that any server configured for this module. */
+static cert_authz_log_level core_log_level(server_rec *s)
+{
+    int most = APLOG_EMERG;
+
+    for (; s; s = s->next) {
+        int level = ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX);
+        if (level > most) {
+            most = level;
+        }
+    }
+    if (most >= APLOG_TRACE1) {
+        return CERT_AUTHZ_LOG_TRACE;
+    }
+    if (most >= APLOG_DEBUG) {
+        return CERT_AUTHZ_LOG_DEBUG;
+    }
+    if (most >= APLOG_NOTICE) {
+        return CERT_AUTHZ_LOG_INFO;
+    }
+    if (most >= APLOG_WARNING) {
+        return CERT_AUTHZ_LOG_WARN;
+    }
+    return CERT_AUTHZ_LOG_ERROR;
+}
+
+/* The callback points at a server_rec of this configuration generation;
+ * remove it with the generation (and before a reload unmaps us). */
+static apr_status_t remove_log_callback(void *data)
+{
+    (void)data;
+    cert_authz_set_log_callback(NULL, NULL, CERT_AUTHZ_LOG_ERROR);
+    return APR_SUCCESS;
+}
+
+
+/* ---- configuration-time checks ------------------------------------------ */
+
+static int server_has_policy(apr_array_header_t *scopes, server_rec *s)
+{
+    int i;
+
+    for (i = 0; i < scopes->nelts; i++) {
+        const cert_authz_dir_conf *c =
+            APR_ARRAY_IDX(scopes, i, cert_authz_dir_conf *);
+        if (c->policy && (s == NULL || c->server == s)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Runs after the whole configuration is read, also for `apache2 -t` and
+ * before a graceful restart is signalled, so that every error here keeps a
+ * running server on its old configuration.
+ *
+ *  1. A scope whose last source sits in an inactive conditional section
+ *     was not compiled by its directives: compile it now.
+ *  2. `CertAuthz On` where no policy can be in effect is an error.  Which
+ *     <Location> sections merge is known only per request, so this checks
+ *     what is decidable: a scope that turns the module on without a policy
+ *     of its own, in a virtual host where neither the host nor the main
+ *     server defines any policy (the main server's sections also apply to
+ *     every virtual host).  The remaining cases are refused per request
+ *     with a 500 and an error line (CA00020).
+ *  3. An enforced scope whose own policy has no allow or deny statement.
+ */
+static int cert_authz_check_config(apr_pool_t *pconf, apr_pool_t *plog,
+                                   apr_pool_t *ptemp, server_rec *s)
+{
+    apr_array_header_t *scopes;
+    void *data = NULL;
+    int i;
+
+    (void)plog;
+    apr_pool_userdata_get(&data, CERT_AUTHZ_SCOPES_KEY, pconf);
+    scopes = data;
+    if (!scopes) {
+        return OK;
+    }
+
+    for (i = 0; i < scopes->nelts; i++) {
+        cert_authz_dir_conf *c = APR_ARRAY_IDX(scopes, i, cert_authz_dir_conf *);
+        const char *err;
+
+        if (c->sources && !c->compiled) {
+            err = compile_scope(pconf, c);
+            if (err) {
+                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                             CERT_AUTHZ_LOGNO(00002) "%s", err);
+                return !OK;
+            }
+        }
+    }
+
+    for (i = 0; i < scopes->nelts; i++) {
+        const cert_authz_dir_conf *c =
+            APR_ARRAY_IDX(scopes, i, cert_authz_dir_conf *);
+        size_t count = 0;
+
+        if (c->enabled != 1) {
+            continue;
+        }
+        if (!c->policy && !server_has_policy(scopes, c->server)
+            && (c->server == s ? !server_has_policy(scopes, NULL)
+                               : !server_has_policy(scopes, s))) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                         CERT_AUTHZ_LOGNO(00003) "%s: CertAuthz On, but no "
+                         "CertAuthzPolicy or CertAuthzRule gives it a "
+                         "policy", c->enabled_where);
+            return !OK;
+        }
+        if (c->policy && c->sources
+            && cert_authz_policy_rule_count(c->policy, &count)
+               == CERT_AUTHZ_OK
+            && count == 0) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                         CERT_AUTHZ_LOGNO(00004) "%s: CertAuthz On, but the "
+                         "policy of %s has no allow or deny statement",
+                         c->enabled_where, c->sources_where);
+            return !OK;
+        }
+    }
+    (void)ptemp;
+    return OK;
+}
+
+static int cert_authz_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                                  apr_pool_t *ptemp, server_rec *s)
+{
+    (void)plog;
+    (void)ptemp;
+
+    cert_authz_set_log_callback(core_log, s, core_log_level(s));
+    apr_pool_cleanup_register(pconf, NULL, remove_log_callback,
+                              apr_pool_cleanup_null);
+
+    /* httpd reads its configuration twice at startup; say hello once, and
+     * once per restart. */
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, CERT_AUTHZ_LOGNO(00005)
+                     "cert-authz %s configured", cert_authz_version());
+    }
+    return OK;
+}
+
+
+/* ---- the identity cache of a connection --------------------------------- */
+
+static void identity_release(shared_identity *si)
+{
+    if (si && apr_atomic_dec32(&si->refs) == 0) {
+        cert_authz_identity_free(si->identity);
+        free(si);
+    }
+}
+
+static apr_status_t identity_release_cleanup(void *data)
+{
+    identity_release(data);
+    return APR_SUCCESS;
+}
+
+static apr_status_t conn_cache_cleanup(void *data)
+{
+    conn_cache *cache = data;
+
+    identity_release(cache->current);
+    cache->current = NULL;
+    free(cache->pem);
+    cache->pem = NULL;
+    return APR_SUCCESS;
+}
+
+/* The cache is made for each master connection before any request runs,
+ * on the connection's own thread: HTTP/2 streams only ever find it. */
+static int cert_authz_pre_connection(conn_rec *c, void *csd)
+{
+    conn_cache *cache;
+
+    (void)csd;
+    if (c->master) {
+        return DECLINED;
+    }
+    cache = apr_pcalloc(c->pool, sizeof(*cache));
+#if APR_HAS_THREADS
+    if (apr_thread_mutex_create(&cache->lock, APR_THREAD_MUTEX_DEFAULT,
+                                c->pool) != APR_SUCCESS) {
+        ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c, CERT_AUTHZ_LOGNO(00006)
+                      "cannot create the identity cache lock; certificates "
+                      "on this connection are parsed per request");
+        return DECLINED;
+    }
+#endif
+    apr_pool_cleanup_register(c->pool, cache, conn_cache_cleanup,
+                              apr_pool_cleanup_null);
+    ap_set_module_config(c->conn_config, &cert_authz_module, cache);
+    return DECLINED;
+}
+
+static shared_identity *parse_identity(const char *pem, size_t pem_len)
+{
+    shared_identity *si = malloc(sizeof(*si));
+
+    if (!si) {
+        return NULL;
+    }
+    si->identity = NULL;
+    si->refs = 1;
+    if (cert_authz_identity_from_pem(pem, pem_len, &si->identity)
+        != CERT_AUTHZ_OK) {
+        si->identity = NULL;
+    }
+    return si;
+}
+
+/*
+ * The identity of the certificate `pem` for connection c, with one
+ * reference for the caller.  A PEM equal to the cached one reuses the
+ * cached identity (or the cached refusal); a different one, after
+ * renegotiation or post-handshake authentication, replaces it.
+ */
+static shared_identity *identity_for(conn_rec *c, const char *pem,
+                                     size_t pem_len)
+{
+    conn_rec *master = c;
+    conn_cache *cache;
+    shared_identity *si, *old;
+    char *copy, *old_pem;
+
+    while (master->master) {
+        master = master->master;
+    }
+    cache = ap_get_module_config(master->conn_config, &cert_authz_module);
+    if (!cache) {
+        return parse_identity(pem, pem_len);
+    }
+
+#if APR_HAS_THREADS
+    apr_thread_mutex_lock(cache->lock);
+#endif
+    si = cache->current;
+    if (si && cache->pem_len == pem_len && !memcmp(cache->pem, pem, pem_len)) {
+        apr_atomic_inc32(&si->refs);
+#if APR_HAS_THREADS
+        apr_thread_mutex_unlock(cache->lock);
+#endif
+        return si;
+    }
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(cache->lock);
+#endif
+
+    si = parse_identity(pem, pem_len);
+    copy = malloc(pem_len ? pem_len : 1);
+    if (!si || !copy) {
+        free(copy);
+        return si;
+    }
+    memcpy(copy, pem, pem_len);
+    apr_atomic_inc32(&si->refs);        /* the cache's reference */
+
+#if APR_HAS_THREADS
+    apr_thread_mutex_lock(cache->lock);
+#endif
+    old = cache->current;
+    old_pem = cache->pem;
+    cache->current = si;
+    cache->pem = copy;
+    cache->pem_len = pem_len;
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(cache->lock);
+#endif
+    identity_release(old);
+    free(old_pem);
+    return si;
+}
+
+
+/* ---- decisions ---------------------------------------------------------- */
+
+static const char *log_text(apr_pool_t *p, const char *s)
+{
+    return s ? ap_escape_logitem(p, s) : "-";
+}
+
+static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
+{
+    request_state *st = ap_get_module_config(r->request_config,
+                                             &cert_authz_module);
+    const cert_authz_identity *identity = NULL;
+    cert_authz_peer peer = CERT_AUTHZ_PEER_NONE;
+    const char *verify, *pem;
+    shared_identity *si = NULL;
+    const char *value;
+    size_t len;
+
+    if (st && st->policy == conf->policy && st->user_attr == conf->user_attr) {
+        return st;
+    }
+    st = apr_pcalloc(r->pool, sizeof(*st));
+    st->policy = conf->policy;
+    st->user_attr = conf->user_attr;
+
+    verify = ap_ssl_var_lookup(r->pool, r->server, r->connection, r,
+                               "SSL_CLIENT_VERIFY");
+    if (verify && !strcmp(verify, "SUCCESS")) {
+        pem = ap_ssl_var_lookup(r->pool, r->server, r->connection, r,
+                                "SSL_CLIENT_CERT");
+        peer = CERT_AUTHZ_PEER_UNPARSABLE;
+        if (pem && *pem) {
+            si = identity_for(r->connection, pem, strlen(pem));
+            if (si) {
+                apr_pool_cleanup_register(r->pool, si,
+                                          identity_release_cleanup,
+                                          apr_pool_cleanup_null);
+                if (si->identity) {
+                    identity = si->identity;
+                    peer = CERT_AUTHZ_PEER_VERIFIED;
+                }
+            }
+        }
+    }
+    else if (verify && *verify && strcmp(verify, "NONE")) {
+        /* FAILED:reason or GENEROUS (optional_no_ca): sent, not trusted. */
+        peer = CERT_AUTHZ_PEER_UNVERIFIED;
+    }
+
+    if (cert_authz_decide(conf->policy, identity, peer,
+                          r->method, strlen(r->method),
+                          r->uri, strlen(r->uri), &st->decision)
+        != CERT_AUTHZ_OK) {
+        memset(&st->decision, 0, sizeof(st->decision));
+        st->decision.allowed = 0;
+        st->decision.reason = CERT_AUTHZ_REASON_INTERNAL_ERROR;
+    }
+    if (si && !identity && peer == CERT_AUTHZ_PEER_VERIFIED) {
+        st->decision.allowed = 0;
+    }
+
+    if (identity && cert_authz_identity_subject(identity, &value, &len)
+                    == CERT_AUTHZ_OK) {
+        st->subject = apr_pstrmemdup(r->pool, value, len);
+        st->log_subject = st->subject;
+    }
+    else if (peer != CERT_AUTHZ_PEER_NONE) {
+        /* Only for the log: mod_ssl's rendering of a certificate that we
+         * did not accept. */
+        const char *dn = ap_ssl_var_lookup(r->pool, r->server, r->connection,
+                                           r, "SSL_CLIENT_S_DN");
+        st->log_subject = apr_pstrcat(r->pool, "(",
+                                      peer == CERT_AUTHZ_PEER_UNVERIFIED
+                                      ? "unverified" : "refused",
+                                      ") ", dn ? dn : "?", NULL);
+    }
+
+    if (st->decision.rule_file_len > 0) {
+        st->rule = apr_psprintf(r->pool, "%.*s:%u",
+                                (int)st->decision.rule_file_len,
+                                st->decision.rule_file,
+                                (unsigned)st->decision.rule_line);
+    }
+
+    if (st->decision.allowed && conf->user_attr && identity) {
+        if (cert_authz_identity_attr(identity, conf->user_attr,
+                                     strlen(conf->user_attr), 0,
+                                     &value, &len) == CERT_AUTHZ_OK) {
+            st->user = apr_pstrmemdup(r->pool, value, len);
+        }
+        else {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                          CERT_AUTHZ_LOGNO(00011) "CertAuthzUser %s: the "
+                          "certificate of %s has no such attribute; "
+                          "REMOTE_USER stays unset", conf->user_attr,
+                          log_text(r->pool, st->log_subject));
+        }
+    }
+
+    ap_set_module_config(r->request_config, &cert_authz_module, st);
+    return st;
+}
+
+static void set_or_unset(apr_table_t *t, const char *key, const char *value)
+{
+    if (value) {
+        apr_table_setn(t, key, value);
+    }
+    else {
+        apr_table_unset(t, key);
+    }
+}
+
+/* The backend's view of the decision.  Set explicitly, not left to mod_ssl
+ * or SetEnv, and set again in fixups, so that neither a request header (it
+ * would become HTTP_*) nor a configured variable of the same name can stand
+ * in for the module's own. */
+static void export_decision(request_rec *r, const request_state *st)
+{
+    apr_table_t *env = r->subprocess_env;
+
+    apr_table_setn(env, ENV_DECISION, st->decision.allowed ? "allow" : "deny");
+    set_or_unset(env, ENV_RULE, st->rule);
+    set_or_unset(env, ENV_SUBJECT, st->subject);
+    set_or_unset(env, ENV_USER, st->decision.allowed ? st->user : NULL);
+    if (st->decision.allowed && st->user) {
+        r->user = (char *)st->user;
+    }
+}
+
+static void log_decision(request_rec *r, request_state *st, int report,
+                         const char *via)
+{
+    if (st->logged) {
+        return;
+    }
+    st->logged = 1;
+    if (st->decision.allowed) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CERT_AUTHZ_LOGNO(00012)
+                      "allowed by cert-authz%s: %s %s, subject \"%s\", "
+                      "rule %s", via,
+                      log_text(r->pool, r->method), log_text(r->pool, r->uri),
+                      log_text(r->pool, st->log_subject),
+                      st->rule ? log_text(r->pool, st->rule) : "-");
+    }
+    else if (report) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, CERT_AUTHZ_LOGNO(00013)
+                      "would deny (CertAuthzMode report)%s: %s %s, subject "
+                      "\"%s\", reason: %s, rule %s", via,
+                      log_text(r->pool, r->method), log_text(r->pool, r->uri),
+                      log_text(r->pool, st->log_subject),
+                      cert_authz_reason_text(st->decision.reason),
+                      st->rule ? log_text(r->pool, st->rule) : "-");
+    }
+    else {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CERT_AUTHZ_LOGNO(00010)
+                      "client denied by cert-authz%s: %s %s, subject \"%s\", "
+                      "reason: %s, rule %s", via,
+                      log_text(r->pool, r->method), log_text(r->pool, r->uri),
+                      log_text(r->pool, st->log_subject),
+                      cert_authz_reason_text(st->decision.reason),
+                      st->rule ? log_text(r->pool, st->rule) : "-");
+    }
+}
+
+static int no_policy(request_rec *r, const char *what)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CERT_AUTHZ_LOGNO(00020)
+                  "%s, but no CertAuthzPolicy or CertAuthzRule applies to "
+                  "%s: refusing", what, log_text(r->pool, r->uri));
+    return HTTP_INTERNAL_SERVER_ERROR;
+}
+
+static int enforce(request_rec *r, const cert_authz_dir_conf *conf)
+{
+    request_state *st;
+    int report = (conf->mode == CERT_AUTHZ_MODE_REPORT);
+
+    if (!conf->policy) {
+        return no_policy(r, "CertAuthz On");
+    }
+    st = decide(r, conf);
+    export_decision(r, st);
+    log_decision(r, st, report, "");
+    if (st->decision.allowed || report) {
+        /* DECLINED, not OK: under `Satisfy Any` an OK from an access hook
+         * would skip authentication altogether (mod_ssl does the same). */
+        return DECLINED;
+    }
+    return HTTP_FORBIDDEN;
+}
+
+static int cert_authz_check_access(request_rec *r)
+{
+    const cert_authz_dir_conf *conf =
+        ap_get_module_config(r->per_dir_config, &cert_authz_module);
+
+    if (conf->enabled != 1) {
+        return DECLINED;
+    }
+    return enforce(r, conf);
+}
+
+/*
+ * httpd skips the access phase of an internal redirect or subrequest whose
+ * merged configuration is the very one of its parent, even when the URI
+ * differs.  A new URI is a new decision here, so a request that reaches
+ * fixups without one is decided now.  Every decided request gets its
+ * variables set again, after mod_env's SetEnv and mod_ssl's fixups.
+ */
+static int cert_authz_fixups(request_rec *r)
+{
+    const cert_authz_dir_conf *conf =
+        ap_get_module_config(r->per_dir_config, &cert_authz_module);
+    request_state *st = ap_get_module_config(r->request_config,
+                                             &cert_authz_module);
+
+    if (!st && conf->enabled == 1) {
+        int status = enforce(r, conf);
+        if (status != DECLINED) {
+            return status;
+        }
+        st = ap_get_module_config(r->request_config, &cert_authz_module);
+    }
+    if (st) {
+        export_decision(r, st);
+    }
+    return DECLINED;
+}
+
+
+/* ---- Require cert-authz ------------------------------------------------- */
+
+static authz_status cert_authz_check_authorization(request_rec *r,
+                                                   const char *require_line,
+                                                   const void *parsed)
+{
+    const cert_authz_dir_conf *conf =
+        ap_get_module_config(r->per_dir_config, &cert_authz_module);
+    request_state *st;
+    int report = (conf->mode == CERT_AUTHZ_MODE_REPORT);
+
+    (void)require_line;
+    (void)parsed;
+    if (!conf->policy) {
+        no_policy(r, "Require cert-authz");
+        return AUTHZ_GENERAL_ERROR;
+    }
+    st = decide(r, conf);
+    export_decision(r, st);
+    log_decision(r, st, report, " (Require cert-authz)");
+    return (st->decision.allowed || report) ? AUTHZ_GRANTED : AUTHZ_DENIED;
+}
+
+static const char *cert_authz_parse_require_line(cmd_parms *cmd,
+                                                 const char *require_line,
+                                                 const void **parsed)
+{
+    (void)parsed;
+    if (require_line && require_line[strspn(require_line, " \t")]) {
+        return apr_pstrcat(cmd->pool, "Require cert-authz takes no "
+                           "arguments (the policy comes from CertAuthzPolicy "
+                           "and CertAuthzRule), not '", require_line, "'",
+                           NULL);
+    }
+    return NULL;
+}
+
+static const authz_provider cert_authz_provider = {
+    &cert_authz_check_authorization,
+    &cert_authz_parse_require_line,
+};
+
+
+/* ---- module ------------------------------------------------------------- */
+
+static void cert_authz_register_hooks(apr_pool_t *p)
+{
+    /* After mod_ssl's access hook, which renegotiates or requests the
+     * certificate after the handshake for a per-location SSLVerifyClient:
+     * only then is SSL_CLIENT_CERT the one this request is made under. */
+    static const char *const after_ssl[] = { "mod_ssl.c", NULL };
+
+    ap_hook_check_config(cert_authz_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(cert_authz_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_pre_connection(cert_authz_pre_connection, NULL, NULL,
+                           APR_HOOK_MIDDLE);
+    /* Per URI: the decision depends on the path, not only on the merged
+     * configuration. */
+    ap_hook_check_access(cert_authz_check_access, after_ssl, NULL,
+                         APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_URI);
+    ap_hook_fixups(cert_authz_fixups, NULL, NULL, APR_HOOK_REALLY_LAST);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "cert-authz",
+                              AUTHZ_PROVIDER_VERSION, &cert_authz_provider,
+                              AP_AUTH_INTERNAL_PER_URI);
+}
+
+module AP_MODULE_DECLARE_DATA cert_authz_module = {
+    STANDARD20_MODULE_STUFF,
+    create_dir_conf,            /* create per-directory config */
+    merge_dir_conf,             /* merge per-directory configs */
+    NULL,                       /* create per-server config */
+    NULL,                       /* merge per-server configs */
+    cert_authz_cmds,            /* configuration directives */
+    cert_authz_register_hooks,  /* register hooks */
+    AP_MODULE_FLAG_NONE         /* flags */
+};
