@@ -1,0 +1,463 @@
+//! The C ABI of `include/cert_authz.h`.  The types come from bindgen over
+//! that header (see build.rs), so a change to the header that this file
+//! does not follow fails to compile.
+//!
+//! Every export runs its body inside [`guard`]: a panic becomes
+//! CERT_AUTHZ_ERR_PANIC instead of unwinding into the server.
+#![allow(unsafe_code)]
+#![allow(non_camel_case_types, non_upper_case_globals, dead_code)]
+
+use std::ffi::{c_char, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+use log::{Level, LevelFilter};
+
+use crate::attr::Attr;
+use crate::decide::{Peer, Policy, Reason};
+use crate::identity::Identity;
+use crate::logging::{self, Sink};
+use crate::policy::PolicyBuilder;
+
+mod sys {
+    #![allow(non_camel_case_types, non_upper_case_globals, dead_code, non_snake_case)]
+    include!(concat!(env!("OUT_DIR"), "/cert_authz_sys.rs"));
+}
+
+pub use sys::{
+    cert_authz_decision, cert_authz_identity, cert_authz_log_callback, cert_authz_log_level,
+    cert_authz_peer, cert_authz_policy, cert_authz_policy_builder, cert_authz_reason, cert_authz_result,
+};
+
+type R = cert_authz_result;
+
+/// Runs an export's body; a panic is contained and reported.
+fn guard(body: impl FnOnce() -> R) -> R {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or(R::CERT_AUTHZ_ERR_PANIC)
+}
+
+/// A borrowed byte buffer; NULL is allowed only for length 0.
+unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Option<&'a [u8]> {
+    if len == 0 {
+        Some(&[])
+    } else if ptr.is_null() {
+        None
+    } else {
+        Some(std::slice::from_raw_parts(ptr, len))
+    }
+}
+
+unsafe fn text<'a>(ptr: *const c_char, len: usize) -> Result<&'a str, R> {
+    let raw = bytes(ptr as *const u8, len).ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER)?;
+    std::str::from_utf8(raw).map_err(|_| R::CERT_AUTHZ_ERR_INVALID_ARGUMENT)
+}
+
+/// Hands a value to C as an opaque handle.
+fn into_handle<T, H>(value: T) -> *mut H {
+    Box::into_raw(Box::new(value)) as *mut H
+}
+
+macro_rules! try_r {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(code) => return code,
+        }
+    };
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_result_name(result: cert_authz_result) -> *const c_char {
+    let name: &'static str = match result {
+        R::CERT_AUTHZ_OK => "CERT_AUTHZ_OK\0",
+        R::CERT_AUTHZ_ERR_NULL_POINTER => "CERT_AUTHZ_ERR_NULL_POINTER\0",
+        R::CERT_AUTHZ_ERR_INVALID_ARGUMENT => "CERT_AUTHZ_ERR_INVALID_ARGUMENT\0",
+        R::CERT_AUTHZ_ERR_POLICY => "CERT_AUTHZ_ERR_POLICY\0",
+        R::CERT_AUTHZ_ERR_IO => "CERT_AUTHZ_ERR_IO\0",
+        R::CERT_AUTHZ_ERR_BAD_CERTIFICATE => "CERT_AUTHZ_ERR_BAD_CERTIFICATE\0",
+        R::CERT_AUTHZ_ERR_NOT_FOUND => "CERT_AUTHZ_ERR_NOT_FOUND\0",
+        R::CERT_AUTHZ_ERR_BUFFER_TOO_SMALL => "CERT_AUTHZ_ERR_BUFFER_TOO_SMALL\0",
+        R::CERT_AUTHZ_ERR_PANIC => "CERT_AUTHZ_ERR_PANIC\0",
+        _ => "CERT_AUTHZ_ERR_UNKNOWN\0",
+    };
+    name.as_ptr() as *const c_char
+}
+
+fn reason_from_c(reason: cert_authz_reason) -> Option<Reason> {
+    use cert_authz_reason as C;
+    Some(match reason {
+        C::CERT_AUTHZ_REASON_ALLOW_RULE => Reason::AllowRule,
+        C::CERT_AUTHZ_REASON_NO_MATCHING_RULE => Reason::NoMatchingRule,
+        C::CERT_AUTHZ_REASON_DENY_RULE => Reason::DenyRule,
+        C::CERT_AUTHZ_REASON_KEY_REJECTED => Reason::KeyRejected,
+        C::CERT_AUTHZ_REASON_LIFETIME_TOO_LONG => Reason::LifetimeTooLong,
+        C::CERT_AUTHZ_REASON_NO_CERTIFICATE => Reason::NoCertificate,
+        C::CERT_AUTHZ_REASON_UNVERIFIED => Reason::Unverified,
+        C::CERT_AUTHZ_REASON_BAD_CERTIFICATE => Reason::BadCertificate,
+        C::CERT_AUTHZ_REASON_BAD_PATH => Reason::BadPath,
+        C::CERT_AUTHZ_REASON_BAD_METHOD => Reason::BadMethod,
+        C::CERT_AUTHZ_REASON_INTERNAL_ERROR => Reason::InternalError,
+        _ => return None,
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_reason_text(reason: cert_authz_reason) -> *const c_char {
+    // Static NUL-terminated copies of Reason::text.
+    macro_rules! c_texts {
+        ($($variant:ident),*) => {
+            match reason_from_c(reason) {
+                $(Some(Reason::$variant) => {
+                    static TEXT: once_cell::sync::Lazy<Vec<u8>> = once_cell::sync::Lazy::new(|| {
+                        let mut t = Reason::$variant.text().as_bytes().to_vec();
+                        t.push(0);
+                        t
+                    });
+                    TEXT.as_ptr() as *const c_char
+                })*
+                None => "unknown reason\0".as_ptr() as *const c_char,
+            }
+        };
+    }
+    c_texts!(
+        AllowRule, NoMatchingRule, DenyRule, KeyRejected, LifetimeTooLong, NoCertificate,
+        Unverified, BadCertificate, BadPath, BadMethod, InternalError
+    )
+}
+
+fn deliver_to_c(sink: &Sink, level: Level, message: &str) {
+    let level = match level {
+        Level::Error => cert_authz_log_level::CERT_AUTHZ_LOG_ERROR,
+        Level::Warn => cert_authz_log_level::CERT_AUTHZ_LOG_WARN,
+        Level::Info => cert_authz_log_level::CERT_AUTHZ_LOG_INFO,
+        Level::Debug => cert_authz_log_level::CERT_AUTHZ_LOG_DEBUG,
+        Level::Trace => cert_authz_log_level::CERT_AUTHZ_LOG_TRACE,
+    };
+    // SAFETY: `target` was made from a non-NULL cert_authz_log_callback in
+    // cert_authz_set_log_callback, and function pointers fit in usize.
+    let callback: unsafe extern "C" fn(*mut c_void, cert_authz_log_level, *const c_char, usize) =
+        unsafe { std::mem::transmute(sink.target) };
+    unsafe { callback(sink.userdata as *mut c_void, level, message.as_ptr() as *const c_char, message.len()) };
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_set_log_callback(
+    cb: cert_authz_log_callback,
+    userdata: *mut c_void,
+    max_level: cert_authz_log_level,
+) -> cert_authz_result {
+    guard(|| {
+        use cert_authz_log_level as L;
+        let max = match max_level {
+            L::CERT_AUTHZ_LOG_ERROR => LevelFilter::Error,
+            L::CERT_AUTHZ_LOG_WARN => LevelFilter::Warn,
+            L::CERT_AUTHZ_LOG_INFO => LevelFilter::Info,
+            L::CERT_AUTHZ_LOG_DEBUG => LevelFilter::Debug,
+            L::CERT_AUTHZ_LOG_TRACE => LevelFilter::Trace,
+            _ => return R::CERT_AUTHZ_ERR_INVALID_ARGUMENT,
+        };
+        let sink = cb.map(|f| Sink { deliver: deliver_to_c, target: f as usize, userdata: userdata as usize });
+        logging::install(sink, max);
+        R::CERT_AUTHZ_OK
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_policy_builder_new(builder_out: *mut *mut cert_authz_policy_builder) -> cert_authz_result {
+    guard(|| {
+        if builder_out.is_null() {
+            return R::CERT_AUTHZ_ERR_NULL_POINTER;
+        }
+        unsafe { *builder_out = into_handle(PolicyBuilder::new()) };
+        R::CERT_AUTHZ_OK
+    })
+}
+
+unsafe fn builder_mut<'a>(builder: *mut cert_authz_policy_builder) -> Result<&'a mut PolicyBuilder, R> {
+    (builder as *mut PolicyBuilder).as_mut().ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER)
+}
+
+/// The result of an add: the first new error decides POLICY or IO.
+fn add_result(builder: &PolicyBuilder, errors_before: usize) -> R {
+    match builder.errors().get(errors_before) {
+        None => R::CERT_AUTHZ_OK,
+        Some(_) if builder.errors()[errors_before..].iter().any(|e| e.io) => R::CERT_AUTHZ_ERR_IO,
+        Some(_) => R::CERT_AUTHZ_ERR_POLICY,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_policy_builder_add_file(
+    builder: *mut cert_authz_policy_builder,
+    path: *const c_char,
+    path_len: usize,
+) -> cert_authz_result {
+    guard(|| {
+        let builder = try_r!(unsafe { builder_mut(builder) });
+        let path = try_r!(unsafe { text(path, path_len) });
+        if path.is_empty() {
+            return R::CERT_AUTHZ_ERR_INVALID_ARGUMENT;
+        }
+        let before = builder.errors().len();
+        builder.add_file(Path::new(path));
+        add_result(builder, before)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_policy_builder_add_statement(
+    builder: *mut cert_authz_policy_builder,
+    statement: *const c_char,
+    statement_len: usize,
+    origin: *const c_char,
+    origin_len: usize,
+    origin_line: u32,
+) -> cert_authz_result {
+    guard(|| {
+        let builder = try_r!(unsafe { builder_mut(builder) });
+        let statement = try_r!(unsafe { text(statement, statement_len) });
+        let origin = try_r!(unsafe { text(origin, origin_len) });
+        let before = builder.errors().len();
+        builder.add_statement(statement, origin, origin_line);
+        add_result(builder, before)
+    })
+}
+
+/// Copies `message` into a C buffer, truncated to fit, NUL-terminated.
+fn write_error(buf: *mut c_char, len: usize, message: &str) {
+    if buf.is_null() || len == 0 {
+        return;
+    }
+    let n = message.len().min(len - 1);
+    unsafe {
+        std::ptr::copy_nonoverlapping(message.as_ptr(), buf as *mut u8, n);
+        *buf.add(n) = 0;
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_policy_builder_build(
+    builder: *mut cert_authz_policy_builder,
+    error_buf: *mut c_char,
+    error_buf_len: usize,
+    policy_out: *mut *mut cert_authz_policy,
+) -> cert_authz_result {
+    guard(|| {
+        if builder.is_null() {
+            return R::CERT_AUTHZ_ERR_NULL_POINTER;
+        }
+        // Taken back first, so the builder is freed whatever happens next.
+        let builder = unsafe { Box::from_raw(builder as *mut PolicyBuilder) };
+        if policy_out.is_null() {
+            return R::CERT_AUTHZ_ERR_NULL_POINTER;
+        }
+        match builder.build() {
+            Ok(policy) => {
+                unsafe { *policy_out = into_handle(policy) };
+                R::CERT_AUTHZ_OK
+            }
+            Err(errors) => {
+                let io = errors.iter().any(|e| e.io);
+                let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+                write_error(error_buf, error_buf_len, &text.join("\n"));
+                if io {
+                    R::CERT_AUTHZ_ERR_IO
+                } else {
+                    R::CERT_AUTHZ_ERR_POLICY
+                }
+            }
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_policy_builder_free(builder: *mut cert_authz_policy_builder) {
+    if !builder.is_null() {
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(builder as *mut PolicyBuilder) })));
+    }
+}
+
+unsafe fn policy_ref<'a>(policy: *const cert_authz_policy) -> Result<&'a Policy, R> {
+    (policy as *const Policy).as_ref().ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER)
+}
+
+unsafe fn identity_ref<'a>(identity: *const cert_authz_identity) -> Result<&'a Identity, R> {
+    (identity as *const Identity).as_ref().ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER)
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_policy_rule_count(policy: *const cert_authz_policy, count_out: *mut usize) -> cert_authz_result {
+    guard(|| {
+        let policy = try_r!(unsafe { policy_ref(policy) });
+        if count_out.is_null() {
+            return R::CERT_AUTHZ_ERR_NULL_POINTER;
+        }
+        unsafe { *count_out = policy.rule_count() };
+        R::CERT_AUTHZ_OK
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_policy_free(policy: *mut cert_authz_policy) {
+    if !policy.is_null() {
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(policy as *mut Policy) })));
+    }
+}
+
+fn identity_out(parsed: Result<Identity, crate::identity::CertError>, out: *mut *mut cert_authz_identity) -> R {
+    match parsed {
+        Ok(identity) => {
+            unsafe { *out = into_handle(identity) };
+            R::CERT_AUTHZ_OK
+        }
+        Err(why) => {
+            log::debug!("certificate refused: {why}");
+            R::CERT_AUTHZ_ERR_BAD_CERTIFICATE
+        }
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_identity_from_der(
+    der: *const u8,
+    der_len: usize,
+    identity_out: *mut *mut cert_authz_identity,
+) -> cert_authz_result {
+    guard(|| {
+        let der = try_r!(unsafe { bytes(der, der_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
+        if identity_out.is_null() {
+            return R::CERT_AUTHZ_ERR_NULL_POINTER;
+        }
+        self::identity_out(Identity::from_der(der), identity_out)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_identity_from_pem(
+    pem: *const c_char,
+    pem_len: usize,
+    identity_out: *mut *mut cert_authz_identity,
+) -> cert_authz_result {
+    guard(|| {
+        let pem = try_r!(unsafe { bytes(pem as *const u8, pem_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
+        if identity_out.is_null() {
+            return R::CERT_AUTHZ_ERR_NULL_POINTER;
+        }
+        self::identity_out(Identity::from_pem(pem), identity_out)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_identity_free(identity: *mut cert_authz_identity) {
+    if !identity.is_null() {
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(identity as *mut Identity) })));
+    }
+}
+
+/// Writes a borrowed string to a (pointer, length) output pair.
+fn str_out(value: &str, ptr_out: *mut *const c_char, len_out: *mut usize) -> R {
+    if ptr_out.is_null() || len_out.is_null() {
+        return R::CERT_AUTHZ_ERR_NULL_POINTER;
+    }
+    unsafe {
+        *ptr_out = value.as_ptr() as *const c_char;
+        *len_out = value.len();
+    }
+    R::CERT_AUTHZ_OK
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_identity_subject(
+    identity: *const cert_authz_identity,
+    subject_out: *mut *const c_char,
+    subject_len_out: *mut usize,
+) -> cert_authz_result {
+    guard(|| {
+        let identity = try_r!(unsafe { identity_ref(identity) });
+        str_out(identity.subject_text(), subject_out, subject_len_out)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_identity_attr(
+    identity: *const cert_authz_identity,
+    attr: *const c_char,
+    attr_len: usize,
+    index: usize,
+    value_out: *mut *const c_char,
+    value_len_out: *mut usize,
+) -> cert_authz_result {
+    guard(|| {
+        let identity = try_r!(unsafe { identity_ref(identity) });
+        let name = try_r!(unsafe { text(attr, attr_len) });
+        let Some(attr) = Attr::parse(name) else {
+            return R::CERT_AUTHZ_ERR_INVALID_ARGUMENT;
+        };
+        match identity.values(attr).get(index) {
+            Some(value) => str_out(value, value_out, value_len_out),
+            None => R::CERT_AUTHZ_ERR_NOT_FOUND,
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_attr_check(attr: *const c_char, attr_len: usize) -> cert_authz_result {
+    guard(|| {
+        let name = try_r!(unsafe { text(attr, attr_len) });
+        match Attr::parse(name) {
+            Some(_) => R::CERT_AUTHZ_OK,
+            None => R::CERT_AUTHZ_ERR_INVALID_ARGUMENT,
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_decide(
+    policy: *const cert_authz_policy,
+    identity: *const cert_authz_identity,
+    peer: cert_authz_peer,
+    method: *const c_char,
+    method_len: usize,
+    path: *const c_char,
+    path_len: usize,
+    decision_out: *mut cert_authz_decision,
+) -> cert_authz_result {
+    guard(|| {
+        let policy = try_r!(unsafe { policy_ref(policy) });
+        if decision_out.is_null() {
+            return R::CERT_AUTHZ_ERR_NULL_POINTER;
+        }
+        let method = try_r!(unsafe { bytes(method as *const u8, method_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
+        let path = try_r!(unsafe { bytes(path as *const u8, path_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
+        let peer = match peer {
+            cert_authz_peer::CERT_AUTHZ_PEER_NONE => Peer::None,
+            cert_authz_peer::CERT_AUTHZ_PEER_UNVERIFIED => Peer::Unverified,
+            cert_authz_peer::CERT_AUTHZ_PEER_UNPARSABLE => Peer::Unparsable,
+            cert_authz_peer::CERT_AUTHZ_PEER_VERIFIED => Peer::Verified(try_r!(unsafe { identity_ref(identity) })),
+            _ => return R::CERT_AUTHZ_ERR_INVALID_ARGUMENT,
+        };
+        // A method or path that is not UTF-8 cannot match any rule: refuse
+        // it with its own reason rather than fail the call.
+        let decision = match (std::str::from_utf8(method), std::str::from_utf8(path)) {
+            (Err(_), _) => crate::decide::Decision { allowed: false, reason: Reason::BadMethod, origin: None },
+            (_, Err(_)) => crate::decide::Decision { allowed: false, reason: Reason::BadPath, origin: None },
+            (Ok(method), Ok(path)) => policy.decide(peer, method, path),
+        };
+        let (file, line) = decision.origin.unwrap_or(("", 0));
+        unsafe {
+            *decision_out = cert_authz_decision {
+                allowed: decision.allowed as i32,
+                reason: cert_authz_reason(decision.reason as u32),
+                rule_file: if file.is_empty() { std::ptr::null() } else { file.as_ptr() as *const c_char },
+                rule_file_len: file.len(),
+                rule_line: line,
+            };
+        }
+        R::CERT_AUTHZ_OK
+    })
+}

@@ -1,0 +1,331 @@
+//! The identity of a certificate: every value a policy can match, taken
+//! from x509-parser's parsed structures.  All x509-parser calls live here.
+//!
+//! A certificate is refused as a whole (it authorizes nothing) when it has
+//! bytes after its DER, a name or SAN string that cannot be decoded, or a
+//! control character (NUL included) in any such string: a value is never
+//! truncated or guessed.
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use sha2::{Digest, Sha256};
+use x509_parser::der_parser::asn1_rs::{Any, Tag};
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
+
+use crate::attr::{Attr, NameField, ATTR_COUNT, NAME_FIELDS};
+use crate::dn::{short_name_for_oid_bytes, Dn};
+
+/// Why a certificate was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertError(pub String);
+
+impl fmt::Display for CertError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CertError {}
+
+fn refuse<T>(why: impl Into<String>) -> Result<T, CertError> {
+    Err(CertError(why.into()))
+}
+
+/// The public key of a certificate, as `require key` sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Rsa(u32),
+    Ec(u32),
+    Ed25519,
+    Ed448,
+    Other,
+}
+
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyKind::Rsa(bits) => write!(f, "rsa {bits}"),
+            KeyKind::Ec(bits) => write!(f, "ec {bits}"),
+            KeyKind::Ed25519 => f.write_str("ed25519"),
+            KeyKind::Ed448 => f.write_str("ed448"),
+            KeyKind::Other => f.write_str("other"),
+        }
+    }
+}
+
+/// Everything a policy can ask of one certificate.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Per attribute (Attr::index), its values as they are displayed and
+    /// matched; for `subject` and `issuer`, the RFC 4514 text.
+    values: Vec<Vec<Box<str>>>,
+    /// Canonical keys of the subject and issuer DNs, for matching.
+    subject_key: Box<str>,
+    issuer_key: Box<str>,
+    pub key: KeyKind,
+    /// notAfter − notBefore, in seconds.
+    pub lifetime_secs: i64,
+}
+
+impl Identity {
+    /// Parses a DER certificate; anything after it is an error.
+    pub fn from_der(der: &[u8]) -> Result<Identity, CertError> {
+        let (rest, cert) = match X509Certificate::from_der(der) {
+            Ok(parsed) => parsed,
+            Err(e) => return refuse(format!("not a certificate: {e}")),
+        };
+        if !rest.is_empty() {
+            return refuse(format!("{} bytes follow the certificate's DER", rest.len()));
+        }
+        Identity::from_parsed(&cert, der)
+    }
+
+    /// Parses the first CERTIFICATE block of a PEM text.
+    pub fn from_pem(pem: &[u8]) -> Result<Identity, CertError> {
+        let (_, block) = match x509_parser::pem::parse_x509_pem(pem) {
+            Ok(parsed) => parsed,
+            Err(e) => return refuse(format!("not a PEM certificate: {e}")),
+        };
+        if block.label != "CERTIFICATE" {
+            return refuse(format!("PEM block is `{}`, not CERTIFICATE", block.label));
+        }
+        Identity::from_der(&block.contents)
+    }
+
+    /// Reads PEM or DER, whichever the bytes are.
+    pub fn from_pem_or_der(bytes: &[u8]) -> Result<Identity, CertError> {
+        if bytes.windows(10).any(|w| w == b"-----BEGIN") {
+            Identity::from_pem(bytes)
+        } else {
+            Identity::from_der(bytes)
+        }
+    }
+
+    fn from_parsed(cert: &X509Certificate<'_>, der: &[u8]) -> Result<Identity, CertError> {
+        let mut values: Vec<Vec<Box<str>>> = vec![Vec::new(); ATTR_COUNT];
+
+        let subject = read_name(cert.subject(), "subject")?;
+        let issuer = read_name(cert.issuer(), "issuer")?;
+        for (dn, whole, field_attr) in [
+            (&subject, Attr::Subject, Attr::SubjectField as fn(NameField) -> Attr),
+            (&issuer, Attr::Issuer, Attr::IssuerField as fn(NameField) -> Attr),
+        ] {
+            values[whole.index()].push(dn.to_rfc4514().into());
+            for field in NAME_FIELDS {
+                // Most general first, as the certificate lists them.
+                for rdn in dn.rdns.iter().rev() {
+                    for (ty, value) in rdn {
+                        if ty == field.short_name() {
+                            values[field_attr(field).index()].push(value.as_str().into());
+                        }
+                    }
+                }
+            }
+        }
+
+        match cert.subject_alternative_name() {
+            Ok(None) => {}
+            Ok(Some(san)) => {
+                for name in &san.value.general_names {
+                    read_general_name(name, &mut values)?;
+                }
+            }
+            Err(e) => return refuse(format!("bad subjectAltName: {e}")),
+        }
+
+        values[Attr::Serial.index()].push(serial_hex(cert.raw_serial()).into());
+        values[Attr::Fingerprint.index()].push(hex(&Sha256::digest(der)).into());
+        values[Attr::Spki.index()].push(hex(&Sha256::digest(cert.public_key().raw)).into());
+
+        let validity = cert.validity();
+        let lifetime_secs = validity.not_after.timestamp() - validity.not_before.timestamp();
+
+        Ok(Identity {
+            values,
+            subject_key: subject.canonical_key().into(),
+            issuer_key: issuer.canonical_key().into(),
+            key: key_kind(cert),
+            lifetime_secs,
+        })
+    }
+
+    /// The values of an attribute, as displayed (RFC 4514 text for whole
+    /// DNs, lower case for DNS names, upper-case hex for hex values).
+    pub fn values(&self, attr: Attr) -> &[Box<str>] {
+        &self.values[attr.index()]
+    }
+
+    /// The values a policy compares against: for whole DNs, the canonical
+    /// key of the parsed structure, otherwise the displayed values.
+    pub fn match_values(&self, attr: Attr) -> &[Box<str>] {
+        match attr {
+            Attr::Subject => std::slice::from_ref(&self.subject_key),
+            Attr::Issuer => std::slice::from_ref(&self.issuer_key),
+            _ => self.values(attr),
+        }
+    }
+
+    /// The subject as RFC 4514 text.
+    pub fn subject_text(&self) -> &str {
+        &self.values[Attr::Subject.index()][0]
+    }
+}
+
+/// Reads a Name into a Dn (most specific RDN first), decoding every string.
+fn read_name(name: &X509Name<'_>, which: &str) -> Result<Dn, CertError> {
+    let mut rdns = Vec::new();
+    for rdn in name.iter_rdn() {
+        let mut pairs = Vec::new();
+        for atv in rdn.iter() {
+            let oid = atv.attr_type();
+            let ty = match short_name_for_oid_bytes(oid.as_bytes()) {
+                Some(short) => short.to_string(),
+                None => oid.to_id_string(),
+            };
+            let value = decode_string(atv.attr_value())
+                .map_err(|why| CertError(format!("{which} {ty}: {why}")))?;
+            pairs.push((ty, value));
+        }
+        rdns.push(pairs);
+    }
+    rdns.reverse();
+    Ok(Dn { rdns })
+}
+
+/// Decodes every ASN.1 string type a name may use into Unicode.  Any other
+/// type, an invalid encoding or a control character is an error.
+fn decode_string(any: &Any<'_>) -> Result<String, String> {
+    let data: &[u8] = any.data.as_ref();
+    let text = match any.tag() {
+        Tag::Utf8String => String::from_utf8(data.to_vec()).map_err(|_| "invalid UTF8String")?,
+        Tag::PrintableString | Tag::Ia5String | Tag::NumericString | Tag::VisibleString => {
+            if !data.is_ascii() {
+                return Err("non-ASCII byte in an ASCII string type".into());
+            }
+            String::from_utf8(data.to_vec()).map_err(|_| "invalid string")?
+        }
+        // T.61 is taken as Latin-1, as OpenSSL and most software do.
+        Tag::TeletexString => data.iter().map(|&b| b as char).collect(),
+        Tag::BmpString => {
+            if data.len() % 2 != 0 {
+                return Err("BMPString of odd length".into());
+            }
+            let units = data.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+            char::decode_utf16(units)
+                .collect::<Result<String, _>>()
+                .map_err(|_| "invalid BMPString")?
+        }
+        Tag::UniversalString => {
+            if data.len() % 4 != 0 {
+                return Err("UniversalString of bad length".into());
+            }
+            data.chunks(4)
+                .map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+                .collect::<Option<String>>()
+                .ok_or("invalid UniversalString")?
+        }
+        other => return Err(format!("unsupported string type {other:?}")),
+    };
+    check_text(&text)?;
+    Ok(text)
+}
+
+fn check_text(text: &str) -> Result<(), String> {
+    if text.chars().any(char::is_control) {
+        return Err("control character (NUL included) in a value".into());
+    }
+    Ok(())
+}
+
+fn read_general_name(name: &GeneralName<'_>, values: &mut [Vec<Box<str>>]) -> Result<(), CertError> {
+    let (attr, value) = match name {
+        GeneralName::DNSName(dns) => (Attr::SanDns, dns.to_ascii_lowercase()),
+        GeneralName::RFC822Name(email) => (Attr::SanEmail, email.to_string()),
+        GeneralName::URI(uri) => (Attr::SanUri, uri.to_string()),
+        GeneralName::IPAddress(bytes) => (Attr::SanIp, ip_text(bytes)?),
+        GeneralName::Invalid(tag, _) => return refuse(format!("undecodable subjectAltName entry {tag:?}")),
+        // Other name forms are not matchable; they cannot fake one that is.
+        _ => return Ok(()),
+    };
+    check_text(&value).map_err(|why| CertError(format!("{attr}: {why}")))?;
+    values[attr.index()].push(value.into());
+    Ok(())
+}
+
+fn ip_text(bytes: &[u8]) -> Result<String, CertError> {
+    match bytes.len() {
+        4 => Ok(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).to_string()),
+        16 => {
+            let mut octets = [0u8; 16];
+            octets.copy_from_slice(bytes);
+            Ok(Ipv6Addr::from(octets).to_string())
+        }
+        n => refuse(format!("subjectAltName IP address of {n} bytes")),
+    }
+}
+
+/// Upper-case hex of the serial's magnitude, without leading zero bytes.
+pub fn serial_hex(raw: &[u8]) -> String {
+    let start = raw.iter().position(|&b| b != 0).unwrap_or(raw.len().saturating_sub(1));
+    hex(&raw[start.min(raw.len())..])
+}
+
+/// Upper-case hex without separators.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+    out
+}
+
+const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const OID_RSA_PSS: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a];
+const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
+const OID_ED448: &[u8] = &[0x2b, 0x65, 0x71];
+// Named curves: P-256, secp256k1, P-384, P-521.
+const CURVES: &[(&[u8], u32)] = &[
+    (&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07], 256),
+    (&[0x2b, 0x81, 0x04, 0x00, 0x0a], 256),
+    (&[0x2b, 0x81, 0x04, 0x00, 0x22], 384),
+    (&[0x2b, 0x81, 0x04, 0x00, 0x23], 521),
+];
+
+fn key_kind(cert: &X509Certificate<'_>) -> KeyKind {
+    let spki = cert.public_key();
+    let alg = spki.algorithm.algorithm.as_bytes();
+    if alg == OID_RSA || alg == OID_RSA_PSS {
+        let modulus: &[u8] = match x509_parser::public_key::RSAPublicKey::from_der(
+            spki.subject_public_key.data.as_ref(),
+        ) {
+            Ok((_, rsa)) => rsa.modulus,
+            Err(_) => return KeyKind::Other,
+        };
+        let start = modulus.iter().position(|&b| b != 0).unwrap_or(modulus.len());
+        let significant = &modulus[start..];
+        let bits = match significant.first() {
+            Some(first) => significant.len() as u32 * 8 - first.leading_zeros(),
+            None => 0,
+        };
+        KeyKind::Rsa(bits)
+    } else if alg == OID_EC {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok())
+            .and_then(|oid| CURVES.iter().find(|(der, _)| *der == oid.as_bytes()).map(|(_, bits)| *bits));
+        curve.map(KeyKind::Ec).unwrap_or(KeyKind::Other)
+    } else if alg == OID_ED25519 {
+        KeyKind::Ed25519
+    } else if alg == OID_ED448 {
+        KeyKind::Ed448
+    } else {
+        KeyKind::Other
+    }
+}

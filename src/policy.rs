@@ -1,0 +1,551 @@
+//! The policy language: parsing statements from files and inline rules,
+//! and the builder that turns them into a compiled [`Policy`].
+//!
+//! Every syntax or meaning error is collected as `FILE:LINE:COL: message`;
+//! a builder with any error yields no policy at all.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::attr::{known_names, Attr};
+use crate::decide::{KeySpec, Matcher, Methods, PathPattern, Policy, Rule, Seg, ValueMatch};
+use crate::dn::Dn;
+use crate::identity::hex;
+use crate::lexer::{lex, LChar, Statement, Token};
+
+/// How deep `include` may nest before we call it a loop.
+const MAX_INCLUDE_DEPTH: usize = 16;
+
+/// One error of a policy, located as `FILE:LINE:COL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyError {
+    pub file: Arc<str>,
+    pub line: u32,
+    pub col: u32,
+    pub message: String,
+    /// A file could not be read (as opposed to a syntax or meaning error).
+    pub io: bool,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
+    }
+}
+
+/// Where a statement or token came from: an index into the builder's file
+/// table, a line and a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pos {
+    pub file: u32,
+    pub line: u32,
+    pub col: u32,
+}
+
+/// A matcher before group names are resolved.
+#[derive(Debug, Clone)]
+enum RawMatcher {
+    Ready(Matcher),
+    Group(String, Pos),
+}
+
+#[derive(Debug)]
+enum Parsed {
+    Group { name: String, matchers: Vec<RawMatcher> },
+    Rule { deny: bool, methods: Methods, path: PathPattern, matchers: Vec<RawMatcher>, pos: Pos },
+    RequireKey { specs: Vec<KeySpec>, pos: Pos },
+    RequireLifetime { max_secs: i64, pos: Pos },
+}
+
+/// Collects policy sources, then compiles them into one [`Policy`].
+#[derive(Default)]
+pub struct PolicyBuilder {
+    files: Vec<Arc<str>>,
+    file_ids: HashMap<Arc<str>, u32>,
+    parsed: Vec<Parsed>,
+    errors: Vec<PolicyError>,
+    /// Files being read, to refuse include loops.
+    reading: Vec<PathBuf>,
+}
+
+impl PolicyBuilder {
+    pub fn new() -> PolicyBuilder {
+        PolicyBuilder::default()
+    }
+
+    /// The errors found so far.
+    pub fn errors(&self) -> &[PolicyError] {
+        &self.errors
+    }
+
+    fn file_id(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.file_ids.get(name) {
+            return *id;
+        }
+        let name: Arc<str> = name.into();
+        let id = self.files.len() as u32;
+        self.files.push(name.clone());
+        self.file_ids.insert(name, id);
+        id
+    }
+
+    fn error(&mut self, pos: Pos, message: impl Into<String>) {
+        self.errors.push(PolicyError {
+            file: self.files[pos.file as usize].clone(),
+            line: pos.line,
+            col: pos.col,
+            message: message.into(),
+            io: false,
+        });
+    }
+
+    /// Reads and parses a policy file.  Errors are kept for `build`.
+    pub fn add_file(&mut self, path: &Path) {
+        self.add_file_from(path, None);
+    }
+
+    fn add_file_from(&mut self, path: &Path, included_at: Option<Pos>) {
+        let name = path.to_string_lossy().into_owned();
+        let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        if self.reading.contains(&canonical) || self.reading.len() >= MAX_INCLUDE_DEPTH {
+            if let Some(at) = included_at {
+                self.error(at, format!("`include {name}` makes a loop"));
+            }
+            return;
+        }
+        let text = match std::fs::read(path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => text,
+                Err(_) => {
+                    let file = self.file_id(&name);
+                    self.error(Pos { file, line: 1, col: 1 }, "the policy file is not UTF-8");
+                    return;
+                }
+            },
+            Err(e) => {
+                let (file, line, col) = match included_at {
+                    Some(at) => (self.files[at.file as usize].clone(), at.line, at.col),
+                    None => (Arc::from(name.as_str()), 0, 0),
+                };
+                self.errors.push(PolicyError {
+                    file,
+                    line,
+                    col,
+                    message: format!("cannot read policy file {name}: {e}"),
+                    io: true,
+                });
+                return;
+            }
+        };
+        let file = self.file_id(&name);
+        self.reading.push(canonical);
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        self.add_text(&text, file, 1, &base);
+        self.reading.pop();
+    }
+
+    /// Parses one inline statement written in `origin` at `line`.
+    pub fn add_statement(&mut self, statement: &str, origin: &str, line: u32) {
+        let file = self.file_id(origin);
+        let base = Path::new(origin).parent().map(Path::to_path_buf).unwrap_or_default();
+        self.add_text(statement, file, line, &base);
+    }
+
+    fn add_text(&mut self, text: &str, file: u32, first_line: u32, base: &Path) {
+        let (statements, lex_errors) = lex(text, first_line);
+        for (line, col, message) in lex_errors {
+            self.error(Pos { file, line, col }, message);
+        }
+        for statement in statements {
+            self.add_parsed(&statement, file, base);
+        }
+    }
+
+    fn add_parsed(&mut self, statement: &Statement, file: u32, base: &Path) {
+        let tokens = &statement.tokens;
+        let pos = |t: &Token| Pos { file, line: t.line, col: t.col };
+        let keyword = tokens[0].text();
+        let result = match keyword.as_str() {
+            "group" => parse_group(tokens, file),
+            "allow" | "deny" => parse_rule(tokens, file, keyword == "deny"),
+            "require" => parse_require(tokens, file),
+            "include" => {
+                if tokens.len() != 2 {
+                    Err((pos(&tokens[0]), "`include` takes exactly one file name".to_string()))
+                } else {
+                    let target = base.join(tokens[1].text());
+                    self.add_file_from(&target, Some(pos(&tokens[1])));
+                    return;
+                }
+            }
+            other => Err((
+                pos(&tokens[0]),
+                format!("unknown statement `{other}` (expected group, allow, deny, require or include)"),
+            )),
+        };
+        match result {
+            Ok(parsed) => self.parsed.push(parsed),
+            Err((at, message)) => self.error(at, message),
+        }
+    }
+
+    /// Resolves groups and compiles the index.  Any error, now or earlier,
+    /// means no policy.
+    pub fn build(mut self) -> Result<Policy, Vec<PolicyError>> {
+        if self.files.is_empty() && self.errors.is_empty() {
+            return Err(vec![PolicyError {
+                file: "(policy)".into(),
+                line: 0,
+                col: 0,
+                message: "no policy was given".into(),
+                io: false,
+            }]);
+        }
+        let mut group_ids: HashMap<String, u32> = HashMap::new();
+        for parsed in &self.parsed {
+            if let Parsed::Group { name, .. } = parsed {
+                let next = group_ids.len() as u32;
+                group_ids.entry(name.clone()).or_insert(next);
+            }
+        }
+        let parsed = std::mem::take(&mut self.parsed);
+        let mut group_lines = Vec::new();
+        let mut rules = Vec::new();
+        let mut key_requirements = Vec::new();
+        let mut lifetime_requirements = Vec::new();
+        for item in parsed {
+            match item {
+                Parsed::Group { name, matchers } => {
+                    let group = group_ids[&name];
+                    if let Some(matchers) = self.resolve(matchers, &group_ids) {
+                        group_lines.push((group, matchers));
+                    }
+                }
+                Parsed::Rule { deny, methods, path, matchers, pos } => {
+                    if let Some(matchers) = self.resolve(matchers, &group_ids) {
+                        rules.push(Rule {
+                            deny,
+                            methods,
+                            path,
+                            matchers: matchers.into_boxed_slice(),
+                            file: pos.file,
+                            line: pos.line,
+                        });
+                    }
+                }
+                Parsed::RequireKey { specs, pos } => key_requirements.push((specs, pos)),
+                Parsed::RequireLifetime { max_secs, pos } => lifetime_requirements.push((max_secs, pos)),
+            }
+        }
+        if rules.is_empty() && self.errors.is_empty() {
+            let first = self.files[0].clone();
+            self.errors.push(PolicyError {
+                file: first,
+                line: 1,
+                col: 1,
+                message: "the policy has no allow or deny statement, so it would refuse everything".into(),
+                io: false,
+            });
+        }
+        if !self.errors.is_empty() {
+            return Err(self.errors);
+        }
+        let files: Vec<Box<str>> = self.files.iter().map(|f| Box::from(&**f)).collect();
+        Ok(Policy::new(
+            files,
+            rules,
+            group_lines,
+            group_ids.len(),
+            key_requirements,
+            lifetime_requirements,
+        ))
+    }
+
+    fn resolve(&mut self, matchers: Vec<RawMatcher>, groups: &HashMap<String, u32>) -> Option<Vec<Matcher>> {
+        let mut out = Vec::with_capacity(matchers.len());
+        let mut ok = true;
+        for matcher in matchers {
+            match matcher {
+                RawMatcher::Ready(m) => out.push(m),
+                RawMatcher::Group(name, pos) => match groups.get(&name) {
+                    Some(id) => out.push(Matcher::Group(*id)),
+                    None => {
+                        self.error(pos, format!("unknown group `{name}` (define it with `group {name} ...`)"));
+                        ok = false;
+                    }
+                },
+            }
+        }
+        ok.then_some(out)
+    }
+}
+
+type ParseResult<T> = Result<T, (Pos, String)>;
+
+fn at(file: u32, token: &Token) -> Pos {
+    Pos { file, line: token.line, col: token.col }
+}
+
+fn at_char(file: u32, c: &LChar) -> Pos {
+    Pos { file, line: c.line, col: c.col }
+}
+
+fn parse_group(tokens: &[Token], file: u32) -> ParseResult<Parsed> {
+    if tokens.len() < 3 {
+        return Err((at(file, &tokens[0]), "expected `group NAME MATCHER...`".into()));
+    }
+    let name = tokens[1].text();
+    if !valid_group_name(&name) {
+        return Err((
+            at(file, &tokens[1]),
+            format!("bad group name `{name}` (letters, digits, `_`, `-` and `.`)"),
+        ));
+    }
+    let mut matchers = Vec::new();
+    for token in &tokens[2..] {
+        match parse_matcher(token, file)? {
+            RawMatcher::Group(..) => {
+                return Err((at(file, token), "a group cannot contain another group".into()));
+            }
+            m => matchers.push(m),
+        }
+    }
+    Ok(Parsed::Group { name, matchers })
+}
+
+fn valid_group_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+fn parse_rule(tokens: &[Token], file: u32, deny: bool) -> ParseResult<Parsed> {
+    let keyword = if deny { "deny" } else { "allow" };
+    if tokens.len() < 4 {
+        return Err((at(file, &tokens[0]), format!("expected `{keyword} METHODS PATH MATCHER...`")));
+    }
+    let methods = parse_methods(&tokens[1], file)?;
+    let path = parse_path(&tokens[2], file)?;
+    let mut matchers = Vec::new();
+    for token in &tokens[3..] {
+        matchers.push(parse_matcher(token, file)?);
+    }
+    Ok(Parsed::Rule { deny, methods, path, matchers, pos: at(file, &tokens[0]) })
+}
+
+fn is_tchar(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+fn parse_methods(token: &Token, file: u32) -> ParseResult<Methods> {
+    let text = token.text();
+    if text == "*" {
+        return Ok(Methods::Any);
+    }
+    let mut list: Vec<Box<str>> = Vec::new();
+    for method in text.split(',') {
+        if method.is_empty() || !method.chars().all(is_tchar) || method == "*" {
+            return Err((at(file, token), format!("bad method list `{text}` (`*` or e.g. `GET,POST`)")));
+        }
+        if method.chars().any(|c| c.is_ascii_lowercase()) {
+            return Err((
+                at(file, token),
+                format!("methods are case-sensitive: write `{}`", method.to_ascii_uppercase()),
+            ));
+        }
+        list.push(method.into());
+    }
+    // GET also allows HEAD, as nginx's limit_except does.
+    if list.iter().any(|m| &**m == "GET") && !list.iter().any(|m| &**m == "HEAD") {
+        list.push("HEAD".into());
+    }
+    Ok(Methods::List(list.into_boxed_slice()))
+}
+
+fn parse_path(token: &Token, file: u32) -> ParseResult<PathPattern> {
+    let chars = &token.chars;
+    if chars.first().map(|c| c.c) != Some('/') {
+        return Err((at(file, token), format!("a path must start with `/`, not `{}`", token.text())));
+    }
+    // Split the characters (with their flags) at `/`.
+    let mut segments: Vec<&[LChar]> = chars[1..].split(|c| c.c == '/' && !c.escaped).collect();
+    if segments.last().map(|s| s.is_empty()) == Some(true) {
+        segments.pop();
+    }
+    let mut segs = Vec::with_capacity(segments.len());
+    let mut rest = false;
+    for (i, seg) in segments.iter().enumerate() {
+        let text: String = seg.iter().map(|c| c.c).collect();
+        let pos = seg.first().map(|c| at_char(file, c)).unwrap_or(at(file, token));
+        let plain = |c: &LChar| !c.escaped;
+        if text.is_empty() {
+            return Err((pos, "empty path segment (`//`)".into()));
+        }
+        if text == "." || text == ".." {
+            return Err((pos, format!("`{text}` segments never match a normalized path")));
+        }
+        if text == "**" && seg.iter().all(plain) {
+            if i + 1 != segments.len() {
+                return Err((pos, "`**` may only be the last segment".into()));
+            }
+            rest = true;
+        } else if text == "*" && seg.iter().all(plain) {
+            segs.push(Seg::Star);
+        } else if text.starts_with('{') && text.ends_with('}') && seg[0].escaped == false {
+            let name = &text[1..text.len() - 1];
+            let attr = Attr::parse(name).ok_or_else(|| {
+                (pos, format!("unknown attribute `{name}` in path template (known: {})", known_names()))
+            })?;
+            segs.push(Seg::Template(attr));
+        } else if seg.iter().any(|c| !c.escaped && matches!(c.c, '*' | '{' | '}')) {
+            return Err((pos, format!("`*` and `{{ATTR}}` must be whole segments, not part of `{text}`")));
+        } else {
+            segs.push(Seg::Literal(text.into()));
+        }
+    }
+    Ok(PathPattern { segs: segs.into_boxed_slice(), rest })
+}
+
+fn parse_matcher(token: &Token, file: u32) -> ParseResult<RawMatcher> {
+    let chars = &token.chars;
+    let text = token.text();
+    if text == "any" && chars.iter().all(|c| !c.quoted && !c.escaped) {
+        return Ok(RawMatcher::Ready(Matcher::Any));
+    }
+    let eq = chars
+        .iter()
+        .position(|c| c.c == '=' && !c.quoted && !c.escaped)
+        .ok_or_else(|| (at(file, token), format!("expected `any`, `group=NAME` or `ATTR=VALUE`, not `{text}`")))?;
+    let name: String = chars[..eq].iter().map(|c| c.c).collect();
+    let value = &chars[eq + 1..];
+    let value_pos = value.first().map(|c| at_char(file, c)).unwrap_or(at(file, token));
+    if name == "group" {
+        let group: String = value.iter().map(|c| c.c).collect();
+        if !valid_group_name(&group) {
+            return Err((value_pos, format!("bad group name `{group}`")));
+        }
+        return Ok(RawMatcher::Group(group, value_pos));
+    }
+    let attr = Attr::parse(&name)
+        .ok_or_else(|| (at(file, token), format!("unknown attribute `{name}` (known: {})", known_names())))?;
+    let value = parse_value(attr, value, value_pos, file)?;
+    Ok(RawMatcher::Ready(Matcher::Attr(attr, value)))
+}
+
+fn parse_value(attr: Attr, chars: &[LChar], pos: Pos, file: u32) -> ParseResult<ValueMatch> {
+    let prefix = chars.last().map(|c| c.c == '*' && !c.escaped) == Some(true);
+    let body = if prefix { &chars[..chars.len() - 1] } else { chars };
+    let text: String = body.iter().map(|c| c.c).collect();
+    if text.is_empty() && !prefix {
+        return Err((pos, format!("empty value for {attr}")));
+    }
+    if attr.is_dn() {
+        if prefix {
+            return Err((pos, format!("{attr} is compared as a whole name; a trailing `*` is not allowed")));
+        }
+        return match Dn::parse_rfc4514(&text) {
+            Ok(dn) => Ok(ValueMatch::Exact(dn.canonical_key().into())),
+            Err((offset, message)) => {
+                let col_shift = text[..offset.min(text.len())].chars().count();
+                let at_offset = body.get(col_shift).map(|c| at_char(file, c)).unwrap_or(pos);
+                Err((at_offset, format!("bad {attr} name: {message}")))
+            }
+        };
+    }
+    if attr.is_hex() {
+        if prefix {
+            return Err((pos, format!("{attr} values are exact; a trailing `*` is not allowed")));
+        }
+        return parse_hex(attr, &text).map(ValueMatch::Exact).map_err(|m| (pos, m));
+    }
+    if attr == Attr::SanDns {
+        let lower = text.to_ascii_lowercase();
+        let wildcard = body.len() >= 2 && body[0].c == '*' && !body[0].escaped && body[1].c == '.';
+        if wildcard {
+            if prefix || lower.len() < 3 {
+                return Err((pos, "`*.` must be followed by a domain".into()));
+            }
+            return Ok(ValueMatch::DnsLabel(lower[2..].into()));
+        }
+        return Ok(if prefix { ValueMatch::Prefix(lower.into()) } else { ValueMatch::Exact(lower.into()) });
+    }
+    if attr == Attr::SanIp && !prefix {
+        let ip: IpAddr = text
+            .parse()
+            .map_err(|_| (pos, format!("`{text}` is not an IPv4 or IPv6 address")))?;
+        return Ok(ValueMatch::Exact(ip.to_string().into()));
+    }
+    Ok(if prefix { ValueMatch::Prefix(text.into()) } else { ValueMatch::Exact(text.into()) })
+}
+
+/// Normalizes a hex value: colons dropped, upper case; serials lose their
+/// leading zero bytes, hashes must be 32 bytes.
+fn parse_hex(attr: Attr, text: &str) -> Result<Box<str>, String> {
+    let digits: String = text.chars().filter(|&c| c != ':').collect();
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("`{text}` is not a hex value for {attr}"));
+    }
+    let padded = if digits.len() % 2 == 1 { format!("0{digits}") } else { digits };
+    let bytes: Vec<u8> = (0..padded.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&padded[i..i + 2], 16).unwrap_or(0))
+        .collect();
+    match attr {
+        Attr::Serial => Ok(crate::identity::serial_hex(&bytes).into()),
+        _ if bytes.len() != 32 => Err(format!("{attr} is a SHA-256 hash: 32 bytes, not {}", bytes.len())),
+        _ => Ok(hex(&bytes).into()),
+    }
+}
+
+fn parse_require(tokens: &[Token], file: u32) -> ParseResult<Parsed> {
+    let usage = "expected `require key SPEC...` or `require lifetime<=N(d|h)`";
+    let Some(what) = tokens.get(1) else {
+        return Err((at(file, &tokens[0]), usage.into()));
+    };
+    let text = what.text();
+    if text == "key" {
+        if tokens.len() < 3 {
+            return Err((at(file, what), "`require key` needs at least one key type".into()));
+        }
+        let specs = tokens[2..]
+            .iter()
+            .map(|t| parse_key_spec(&t.text()).ok_or_else(|| {
+                (at(file, t), format!("bad key type `{}` (ec>=BITS, rsa>=BITS, ed25519, ed448)", t.text()))
+            }))
+            .collect::<ParseResult<Vec<_>>>()?;
+        return Ok(Parsed::RequireKey { specs, pos: at(file, &tokens[0]) });
+    }
+    if let Some(limit) = text.strip_prefix("lifetime<=") {
+        if tokens.len() != 2 {
+            return Err((at(file, &tokens[2]), "unexpected text after the lifetime".into()));
+        }
+        let (number, unit) = limit.split_at(limit.len().saturating_sub(1));
+        let scale = match unit {
+            "d" => 86_400,
+            "h" => 3_600,
+            _ => return Err((at(file, what), format!("bad lifetime `{limit}` (e.g. 90d or 12h)"))),
+        };
+        let n: i64 = number
+            .parse()
+            .ok()
+            .filter(|n| *n > 0 && *n < 1_000_000)
+            .ok_or_else(|| (at(file, what), format!("bad lifetime `{limit}` (e.g. 90d or 12h)")))?;
+        return Ok(Parsed::RequireLifetime { max_secs: n * scale, pos: at(file, &tokens[0]) });
+    }
+    Err((at(file, what), usage.into()))
+}
+
+fn parse_key_spec(text: &str) -> Option<KeySpec> {
+    let (kind, min_bits) = match text.split_once(">=") {
+        Some((kind, bits)) => (kind, bits.parse::<u32>().ok().filter(|b| *b > 0)?),
+        None => (text, 0),
+    };
+    match kind {
+        "rsa" => Some(KeySpec::Rsa(min_bits)),
+        "ec" => Some(KeySpec::Ec(min_bits)),
+        "ed25519" if min_bits == 0 => Some(KeySpec::Ed25519),
+        "ed448" if min_bits == 0 => Some(KeySpec::Ed448),
+        _ => None,
+    }
+}
