@@ -1,0 +1,777 @@
+//! End-to-end tests of ngx_http_cert_authz_module against the real nginx
+//! (/usr/sbin/nginx): each test starts its own nginx with its own prefix
+//! under target/test-scratch/, on loopback high ports, with the test PKI of
+//! tests/common, and stops it by its pid (a Drop guard, so a failing test
+//! stops its server too).  A missing nginx or module is a failure.
+//!
+//! The module is target/release/ngx_http_cert_authz_module.so, built by
+//! `make build`; CERT_AUTHZ_NGINX_MODULE names another one.
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{free_port, make_pki, root, scratch, Pki, SHARED_CASES, SHARED_POLICY};
+
+const NGINX: &str = "/usr/sbin/nginx";
+
+/// The test PKI, made once per test binary.
+fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(|| make_pki(&scratch("nginx-pki")))
+}
+
+/// The module under test; panics (fails the test) when it is missing or
+/// older than its source, which would test something else than the code.
+fn module() -> PathBuf {
+    if let Some(path) = std::env::var_os("CERT_AUTHZ_NGINX_MODULE") {
+        return PathBuf::from(path);
+    }
+    let so = root().join("target/release/ngx_http_cert_authz_module.so");
+    let so_time = fs::metadata(&so)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("{}: {e}: run `make build` first", so.display()));
+    for src in ["module/nginx/ngx_http_cert_authz_module.c", "target/release/libcert_authz.a"] {
+        if let Ok(t) = fs::metadata(root().join(src)).and_then(|m| m.modified()) {
+            assert!(t <= so_time, "{} is older than {src}: run `make build`", so.display());
+        }
+    }
+    so
+}
+
+/// One nginx instance: its prefix, the port of its TLS server and, once
+/// started, its master's pid.  Dropping it stops nginx.
+struct Nginx {
+    dir: PathBuf,
+    port: u16,
+    pid: Option<i32>,
+}
+
+impl Nginx {
+    /// A prefix with conf/nginx.conf holding `http_body` inside http{}.
+    /// In `http_body`, PORT is the TLS server's port, PREFIX the prefix, PKI
+    /// the PKI directory.
+    fn new(name: &str, http_body: &str) -> Nginx {
+        let dir = scratch(&format!("nginx-{name}"));
+        for sub in ["conf", "logs", "temp"] {
+            fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let nginx = Nginx { dir, port: free_port(), pid: None };
+        nginx.write_conf(http_body);
+        nginx
+    }
+
+    fn write_conf(&self, http_body: &str) {
+        let prefix = self.dir.display().to_string();
+        let body = http_body
+            .replace("PORT", &self.port.to_string())
+            .replace("PREFIX", &prefix)
+            .replace("PKI", &pki().dir.display().to_string());
+        let conf = format!(
+            "load_module {module};\n\
+             user www-data;\n\
+             worker_processes 1;\n\
+             pid {prefix}/logs/nginx.pid;\n\
+             error_log {prefix}/logs/error.log error;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n\
+             access_log {prefix}/logs/access.log;\n\
+             client_body_temp_path {prefix}/temp/body;\n\
+             proxy_temp_path {prefix}/temp/proxy;\n\
+             fastcgi_temp_path {prefix}/temp/fastcgi;\n\
+             uwsgi_temp_path {prefix}/temp/uwsgi;\n\
+             scgi_temp_path {prefix}/temp/scgi;\n\
+             {body}\n\
+             }}\n",
+            module = module().display(),
+        );
+        fs::write(self.dir.join("conf/nginx.conf"), conf).unwrap();
+    }
+
+    /// Writes a file into conf/ (policies).
+    fn conf_file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.join("conf").join(name);
+        fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(NGINX);
+        cmd.arg("-p")
+            .arg(&self.dir)
+            .args(["-c", "conf/nginx.conf", "-e"])
+            .arg(self.dir.join("logs/error.log"));
+        cmd
+    }
+
+    /// `nginx -t`: its exit status and its output (stderr).
+    fn config_test(&self) -> (bool, String) {
+        let out: Output = self.command().arg("-t").output().expect("running nginx -t");
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    fn start(&mut self) {
+        let out = self.command().output().expect("running nginx");
+        assert!(
+            out.status.success(),
+            "nginx did not start:\n{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.error_log()
+        );
+        let pid_file = self.dir.join("logs/nginx.pid");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(text) = fs::read_to_string(&pid_file) {
+                if let Ok(pid) = text.trim().parse() {
+                    self.pid = Some(pid);
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "nginx wrote no pid file");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.pid.expect("nginx is running");
+        let status = Command::new("kill").arg(sig).arg(pid.to_string()).status().unwrap();
+        assert!(status.success(), "kill {sig} {pid} failed");
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn error_log(&self) -> String {
+        fs::read_to_string(self.dir.join("logs/error.log")).unwrap_or_default()
+    }
+
+    /// The status of one request as `client` (None: no certificate).
+    fn status(&self, client: Option<&str>, method: &str, path: &str) -> u16 {
+        common::curl(pki(), client, method, &self.url(path), &[]).status
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let Some(pid) = self.pid.take() else { return };
+        let alive = || Path::new(&format!("/proc/{pid}")).exists();
+        let _ = Command::new("kill").arg("-QUIT").arg(pid.to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // the daemonized master is not our child: init reaps it
+        while alive() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        if alive() {
+            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+        }
+    }
+}
+
+/// A TLS server block on PORT with the test PKI; `verify` is the
+/// ssl_verify_client value, `listen_extra` e.g. " http2".
+fn tls_server(verify: &str, listen_extra: &str, body: &str) -> String {
+    format!(
+        "server {{\n\
+         listen 127.0.0.1:PORT ssl{listen_extra};\n\
+         server_name localhost;\n\
+         ssl_certificate PKI/server.pem;\n\
+         ssl_certificate_key PKI/server.key;\n\
+         ssl_client_certificate PKI/ca.pem;\n\
+         ssl_verify_client {verify};\n\
+         {body}\n\
+         }}\n"
+    )
+}
+
+/// A plain HTTP server block inside the same nginx on `port` that answers
+/// every method with 200 and shows what it received: the "application".
+fn app_server(port: u16) -> String {
+    format!(
+        "server {{\n\
+         listen 127.0.0.1:{port};\n\
+         location / {{ return 200 \"user=$http_x_client_identity\"; }}\n\
+         }}\n"
+    )
+}
+
+/// Statuses of several requests over one connection (keep-alive or HTTP/2
+/// streams), as curl reports them: (status, HTTP version).
+fn curl_many(
+    nginx: &Nginx,
+    client: Option<&str>,
+    extra: &[&str],
+    paths: &[&str],
+) -> Vec<(u16, String)> {
+    let pki = pki();
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "20"])
+        .args(["-w", "%{http_code} %{http_version}\\n"])
+        .arg("--cacert")
+        .arg(pki.path("ca.pem"));
+    if let Some(name) = client {
+        cmd.arg("--cert").arg(pki.cert(name)).arg("--key").arg(pki.key(name));
+    }
+    cmd.args(extra);
+    for path in paths {
+        // -o is per URL
+        cmd.args(["-o", "/dev/null"]).arg(nginx.url(path));
+    }
+    let out = cmd.output().expect("running curl");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let (code, version) = l.split_once(' ').unwrap_or((l, ""));
+            (code.parse().unwrap_or(0), version.to_string())
+        })
+        .collect()
+}
+
+/// Waits until `f` is true, up to 15 s.
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The lines of the error log that the module wrote for refusals.
+fn deny_lines(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| l.contains("cert_authz: access")).collect()
+}
+
+#[test]
+fn shared_cases_decide_as_the_table_says() {
+    let app = free_port();
+    let mut nginx = Nginx::new(
+        "shared",
+        &format!(
+            "cert_authz_policy shared.policy;\n{}{}",
+            tls_server(
+                "on",
+                "",
+                &format!(
+                    "location / {{\n\
+                     cert_authz on;\n\
+                     cert_authz_user subject.CN;\n\
+                     proxy_set_header X-Client-Identity $cert_authz_user;\n\
+                     proxy_pass http://127.0.0.1:{app};\n\
+                     }}"
+                ),
+            ),
+            app_server(app)
+        ),
+    );
+    // relative: taken from the conf directory, as nginx's include takes it
+    let policy = nginx.conf_file("shared.policy", SHARED_POLICY);
+    nginx.start();
+
+    let mut failures = Vec::new();
+    let mut denied = 0;
+    for (expected, client, method, path) in SHARED_CASES {
+        let reply = common::curl(pki(), Some(client), method, &nginx.url(path), &[]);
+        let want = if *expected == "ALLOW" { 200 } else { 403 };
+        if reply.status != want {
+            failures.push(format!("{expected} {client} {method} {path}: got {}", reply.status));
+        }
+        if want == 403 {
+            denied += 1;
+        } else if *method != "HEAD" {
+            assert_eq!(reply.body, format!("user={client}"), "{client} {method} {path}");
+        }
+    }
+    assert!(failures.is_empty(), "nginx disagrees with the case table:\n{}", failures.join("\n"));
+
+    // Every deny is one error-level line naming method, path, subject,
+    // reason and (when a statement decided) its FILE:LINE, and the client.
+    let log = nginx.error_log();
+    let lines = deny_lines(&log);
+    assert_eq!(lines.len(), denied, "one line per deny:\n{log}");
+    for line in &lines {
+        assert!(line.contains("[error]"), "{line}");
+        assert!(line.contains("cert_authz: access forbidden: "), "{line}");
+        assert!(line.contains("client: 127.0.0.1"), "{line}");
+    }
+    let secrets = lines
+        .iter()
+        .find(|l| l.contains("GET /admin/secrets/key"))
+        .expect("a deny line for /admin/secrets/key");
+    assert!(secrets.contains("subject \"CN=opsbot,OU=ops,O=Example Corp\""), "{secrets}");
+    // the deny statement is the 8th line of SHARED_POLICY
+    assert!(secrets.contains(&format!(" at {}:8", policy.display())), "{secrets}");
+    let nowhere = lines
+        .iter()
+        .find(|l| l.contains("GET /nowhere"))
+        .expect("a deny line for /nowhere");
+    assert!(nowhere.contains("subject \"CN=reporter\""), "{nowhere}");
+}
+
+#[test]
+fn unverified_and_missing_certificates_are_refused() {
+    let app = free_port();
+    let location = format!(
+        "location / {{\n\
+         cert_authz on;\n\
+         cert_authz_rule \"allow * /x any\";\n\
+         proxy_pass http://127.0.0.1:{app};\n\
+         }}"
+    );
+    let mut nginx = Nginx::new(
+        "unverified",
+        &format!("{}{}", tls_server("optional_no_ca", "", &location), app_server(app)),
+    );
+    nginx.start();
+
+    // A trusted certificate passes "any"; the same name from an untrusted
+    // CA, which optional_no_ca lets through the handshake, does not.
+    assert_eq!(nginx.status(Some("alice"), "GET", "/x"), 200);
+    assert_eq!(nginx.status(Some("rogue"), "GET", "/x"), 403);
+    assert_eq!(nginx.status(None, "GET", "/x"), 403);
+    // the query string is never part of the path
+    assert_eq!(nginx.status(Some("alice"), "GET", "/x?next=/admin"), 200);
+
+    let log = nginx.error_log();
+    let lines = deny_lines(&log);
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(lines.iter().all(|l| l.contains("GET /x,") && l.contains("subject \"-\"")), "{log}");
+}
+
+#[test]
+fn report_mode_decides_logs_and_exports_but_never_refuses() {
+    let app = free_port();
+    let mut nginx = Nginx::new(
+        "report",
+        &format!(
+            "{}{}",
+            tls_server(
+                "optional",
+                "",
+                &format!(
+                    "cert_authz_rule \"allow GET /open/** any\";\n\
+                     cert_authz on;\n\
+                     cert_authz_mode report;\n\
+                     cert_authz_user subject.CN;\n\
+                     location / {{\n\
+                     add_header X-Decision \"$cert_authz_decision\" always;\n\
+                     add_header X-User \"$cert_authz_user\" always;\n\
+                     add_header X-Rule \"$cert_authz_rule\" always;\n\
+                     proxy_pass http://127.0.0.1:{app};\n\
+                     }}"
+                ),
+            ),
+            app_server(app)
+        ),
+    );
+    nginx.start();
+
+    let headers = |client: Option<&str>, path: &str| {
+        let reply = common::curl(pki(), client, "GET", &nginx.url(path), &["-D", "-"]);
+        (reply.status, reply.body)
+    };
+
+    let (status, head) = headers(Some("alice"), "/closed");
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("X-Decision: deny"), "{head}");
+    assert!(!head.contains("X-User:"), "no user on a deny: {head}");
+
+    let (status, head) = headers(None, "/closed");
+    assert_eq!(status, 200, "{head}");
+
+    let (status, head) = headers(Some("alice"), "/open/door");
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("X-Decision: allow"), "{head}");
+    assert!(head.contains("X-User: alice"), "{head}");
+    let conf = nginx.dir.join("conf/nginx.conf");
+    assert!(head.contains(&format!("X-Rule: {}:", conf.display())), "{head}");
+
+    let log = nginx.error_log();
+    let lines = deny_lines(&log);
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(lines.iter().all(|l| l.contains("would be forbidden (report mode)")), "{log}");
+}
+
+#[test]
+fn satisfy_any_combines_with_the_access_module() {
+    let app = free_port();
+    let mut nginx = Nginx::new(
+        "satisfy",
+        &format!(
+            "{}{}",
+            tls_server(
+                "optional",
+                "",
+                &format!(
+                    "cert_authz_rule \"allow GET /** subject.CN=alice\";\n\
+                     cert_authz on;\n\
+                     location /local/ {{\n\
+                     satisfy any;\n\
+                     allow 127.0.0.1;\n\
+                     deny all;\n\
+                     proxy_pass http://127.0.0.1:{app};\n\
+                     }}\n\
+                     location /remote/ {{\n\
+                     satisfy any;\n\
+                     allow 192.0.2.1;\n\
+                     deny all;\n\
+                     proxy_pass http://127.0.0.1:{app};\n\
+                     }}\n\
+                     location /both/ {{\n\
+                     allow 127.0.0.1;\n\
+                     deny all;\n\
+                     proxy_pass http://127.0.0.1:{app};\n\
+                     }}"
+                ),
+            ),
+            app_server(app)
+        ),
+    );
+    nginx.start();
+
+    // the address alone suffices under satisfy any
+    assert_eq!(nginx.status(None, "GET", "/local/a"), 200);
+    assert_eq!(nginx.status(Some("reporter"), "GET", "/local/a"), 200);
+    // the address fails: the policy alone decides, and its allow is NGX_OK
+    assert_eq!(nginx.status(Some("alice"), "GET", "/remote/a"), 200);
+    assert_eq!(nginx.status(Some("reporter"), "GET", "/remote/a"), 403);
+    assert_eq!(nginx.status(None, "GET", "/remote/a"), 403);
+    // satisfy all: both must allow
+    assert_eq!(nginx.status(Some("alice"), "GET", "/both/a"), 200);
+    assert_eq!(nginx.status(Some("reporter"), "GET", "/both/a"), 403);
+    // a refusal that is not final under satisfy any is not an error line
+    let log = nginx.error_log();
+    assert_eq!(deny_lines(&log).len(), 1, "{log}");
+}
+
+#[test]
+fn locations_inherit_or_replace_the_policy() {
+    let app = free_port();
+    let mut nginx = Nginx::new(
+        "inherit",
+        &format!(
+            "cert_authz_policy PREFIX/conf/site.policy;\n\
+             cert_authz_user subject.CN;\n\
+             {}{}",
+            tls_server(
+                "optional",
+                "",
+                &format!(
+                    "cert_authz on;\n\
+                     proxy_set_header X-Client-Identity $cert_authz_user;\n\
+                     location / {{ proxy_pass http://127.0.0.1:{app}; }}\n\
+                     location /api/ {{\n\
+                     cert_authz_rule \"allow GET /api/reports/** subject.CN=reporter\";\n\
+                     proxy_pass http://127.0.0.1:{app};\n\
+                     location /api/reports/inner/ {{ proxy_pass http://127.0.0.1:{app}; }}\n\
+                     }}\n\
+                     location /public/ {{\n\
+                     cert_authz off;\n\
+                     proxy_pass http://127.0.0.1:{app};\n\
+                     }}\n\
+                     location /ops/ {{\n\
+                     cert_authz_user subject.OU;\n\
+                     proxy_pass http://127.0.0.1:{app};\n\
+                     }}"
+                ),
+            ),
+            app_server(app)
+        ),
+    );
+    nginx.conf_file(
+        "site.policy",
+        "allow GET /** subject.CN=alice\n\
+         allow GET /ops/** group=ops\n\
+         group ops subject.OU=ops\n",
+    );
+    nginx.start();
+
+    // the server inherits the http{} policy
+    assert_eq!(nginx.status(Some("alice"), "GET", "/anything"), 200);
+    assert_eq!(nginx.status(Some("reporter"), "GET", "/anything"), 403);
+    // /api/ replaces it whole: alice's blanket allow is gone there
+    assert_eq!(nginx.status(Some("reporter"), "GET", "/api/reports/q3"), 200);
+    assert_eq!(nginx.status(Some("alice"), "GET", "/api/reports/q3"), 403);
+    // a nested location inherits its parent location's rule set
+    assert_eq!(nginx.status(Some("reporter"), "GET", "/api/reports/inner/x"), 200);
+    assert_eq!(nginx.status(Some("alice"), "GET", "/api/reports/inner/x"), 403);
+    // off where it says off, even without a certificate
+    assert_eq!(nginx.status(None, "GET", "/public/x"), 200);
+    // cert_authz_user is inherited and overridden like the others
+    let reply = common::curl(pki(), Some("alice"), "GET", &nginx.url("/x"), &[]);
+    assert_eq!(reply.body, "user=alice");
+    let reply = common::curl(pki(), Some("opsbot"), "GET", &nginx.url("/ops/x"), &[]);
+    assert_eq!((reply.status, reply.body.as_str()), (200, "user=ops"));
+}
+
+#[test]
+fn configuration_errors_fail_nginx_t_with_their_location() {
+    let server = |body: &str| tls_server("on", "", body);
+
+    // a policy file with an error on its 3rd line
+    let nginx = Nginx::new(
+        "bad-policy",
+        &server("location / { cert_authz on; cert_authz_policy bad.policy; }"),
+    );
+    let bad = nginx.conf_file("bad.policy", "# fine\nallow GET /a any\nallow GET /b no.such.attr=1\n");
+    let (ok, out) = nginx.config_test();
+    assert!(!ok, "nginx -t accepted a broken policy:\n{out}");
+    assert!(out.contains(&format!("{}:3:", bad.display())), "{out}");
+
+    // an inline rule: the error points at the nginx.conf line
+    let nginx = Nginx::new(
+        "bad-rule",
+        &server("location / {\ncert_authz on;\ncert_authz_rule \"allow GET /a group=nobody\";\n}"),
+    );
+    let (ok, out) = nginx.config_test();
+    assert!(!ok, "nginx -t accepted a broken rule:\n{out}");
+    let conf = nginx.dir.join("conf/nginx.conf");
+    let text = fs::read_to_string(&conf).unwrap();
+    let line = text.lines().position(|l| l.contains("group=nobody")).unwrap() + 1;
+    assert!(out.contains(&format!("{}:{line}:", conf.display())), "{out}");
+
+    // a missing policy file
+    let nginx = Nginx::new("missing-policy", &server("cert_authz_policy nowhere.policy;"));
+    let (ok, out) = nginx.config_test();
+    assert!(!ok && out.contains("nowhere.policy"), "{out}");
+
+    // values that are not values refuse, never default to off
+    for (name, body, needle) in [
+        ("bad-flag", "cert_authz maybe;", "maybe"),
+        ("bad-mode", "cert_authz_mode warn;", "warn"),
+        ("bad-user", "cert_authz_user subject.XYZ;", "subject.XYZ"),
+        ("no-policy", "cert_authz on;", "cert_authz on"),
+    ] {
+        let nginx = Nginx::new(name, &server(body));
+        let (ok, out) = nginx.config_test();
+        assert!(!ok, "{name}: nginx -t accepted it:\n{out}");
+        assert!(out.contains(needle), "{name}: {out}");
+    }
+
+    // and a good one passes
+    let nginx = Nginx::new(
+        "good",
+        &server(
+            "cert_authz on; cert_authz_rule \"allow GET /** any\";\n\
+             cert_authz_mode enforce; cert_authz_user san.uri;\n\
+             location / { fastcgi_param CERT_AUTHZ_USER $cert_authz_user;\n\
+             fastcgi_param CERT_AUTHZ_RULE $cert_authz_rule; }",
+        ),
+    );
+    let (ok, out) = nginx.config_test();
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn reload_changes_the_policy_and_a_broken_reload_keeps_the_old_one() {
+    let app = free_port();
+    let mut nginx = Nginx::new(
+        "reload",
+        &format!(
+            "{}{}",
+            tls_server(
+                "on",
+                "",
+                &format!(
+                    "location / {{ cert_authz on; cert_authz_policy live.policy;\n\
+                     proxy_pass http://127.0.0.1:{app}; }}"
+                ),
+            ),
+            app_server(app)
+        ),
+    );
+    nginx.conf_file("live.policy", "allow GET /a/** subject.CN=alice\n");
+    nginx.start();
+    assert_eq!(nginx.status(Some("alice"), "GET", "/a/1"), 200);
+    assert_eq!(nginx.status(Some("alice"), "GET", "/b/1"), 403);
+
+    nginx.conf_file("live.policy", "allow GET /b/** subject.CN=alice\n");
+    nginx.signal("-HUP");
+    wait_for("the new policy", || nginx.status(Some("alice"), "GET", "/b/1") == 200);
+    assert_eq!(nginx.status(Some("alice"), "GET", "/a/1"), 403);
+
+    let bad = nginx.conf_file("live.policy", "allow GET /c/** subject.CN=alice\nallow GET /d bogus\n");
+    nginx.signal("-HUP");
+    let needle = format!("{}:2:", bad.display());
+    wait_for("the reload to fail", || nginx.error_log().contains(&needle));
+    assert!(nginx.error_log().contains("[emerg]"), "{}", nginx.error_log());
+    // the workers still run the last good policy
+    assert_eq!(nginx.status(Some("alice"), "GET", "/b/1"), 200);
+    assert_eq!(nginx.status(Some("alice"), "GET", "/c/1"), 403);
+}
+
+#[test]
+fn http2_streams_and_keepalive_requests_share_the_connection_identity() {
+    let app = free_port();
+    let mut nginx = Nginx::new(
+        "h2",
+        &format!(
+            "{}{}",
+            tls_server(
+                "on",
+                " http2",
+                &format!(
+                    "location / {{ cert_authz on;\n\
+                     cert_authz_rule \"allow GET /users/{{subject.CN}}/** any\";\n\
+                     cert_authz_user subject.CN;\n\
+                     proxy_set_header X-Client-Identity $cert_authz_user;\n\
+                     proxy_pass http://127.0.0.1:{app}; }}"
+                ),
+            ),
+            app_server(app)
+        ),
+    );
+    nginx.start();
+
+    let paths = ["/users/alice/1", "/users/bob/1", "/users/alice/2", "/users/opsbot/1"];
+    let want: Vec<u16> = vec![200, 403, 200, 403];
+
+    // several streams of one HTTP/2 connection, sequential and concurrent
+    for extra in [&["--http2"][..], &["--http2", "--parallel", "--parallel-max", "4"][..]] {
+        let got = curl_many(&nginx, Some("alice"), extra, &paths);
+        assert_eq!(got.len(), paths.len(), "{got:?}");
+        assert!(got.iter().all(|(_, v)| v == "2"), "not HTTP/2: {got:?}");
+        let mut statuses: Vec<u16> = got.iter().map(|(s, _)| *s).collect();
+        if extra.len() > 1 {
+            // --parallel reports in completion order
+            statuses.sort();
+            let mut sorted = want.clone();
+            sorted.sort();
+            assert_eq!(statuses, sorted);
+        } else {
+            assert_eq!(statuses, want);
+        }
+    }
+
+    // HTTP/1.1 keep-alive: one connection, several requests
+    let got = curl_many(&nginx, Some("opsbot"), &["--http1.1"], &["/users/opsbot/1", "/users/alice/1"]);
+    assert_eq!(got.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![200, 403]);
+    assert!(got.iter().all(|(_, v)| v == "1.1"), "{got:?}");
+
+    // and the identity reaches the backend over HTTP/2
+    let reply = common::curl(pki(), Some("alice"), "GET", &nginx.url("/users/alice/x"), &["--http2"]);
+    assert_eq!((reply.status, reply.body.as_str()), (200, "user=alice"));
+}
+
+/// A loopback HTTP server in a thread that records each request's header
+/// lines and answers 200 "ok".
+struct Backend {
+    port: u16,
+    requests: Arc<Mutex<Vec<Vec<String>>>>,
+}
+
+impl Backend {
+    fn start() -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the backend");
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut lines = Vec::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    let line = line.trim_end().to_string();
+                    if line.is_empty() {
+                        break;
+                    }
+                    lines.push(line);
+                }
+                seen.lock().unwrap().push(lines);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+                let mut rest = Vec::new();
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+                let _ = reader.read_to_end(&mut rest);
+            }
+        });
+        Backend { port, requests }
+    }
+
+    /// The values of header `name` (case-insensitive) in request `i`.
+    fn header(&self, i: usize, name: &str) -> Vec<String> {
+        let requests = self.requests.lock().unwrap();
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        requests[i]
+            .iter()
+            .filter(|l| l.to_ascii_lowercase().starts_with(&prefix))
+            .map(|l| l[prefix.len()..].trim().to_string())
+            .collect()
+    }
+}
+
+#[test]
+fn the_backend_gets_the_real_identity_and_never_a_forged_one() {
+    let backend = Backend::start();
+    let mut nginx = Nginx::new(
+        "proxy",
+        &format!(
+            "log_format authz '$cert_authz_decision|$cert_authz_rule|$cert_authz_user|\
+             $cert_authz_subject|$uri';\n\
+             {}",
+            tls_server(
+                "optional",
+                "",
+                &format!(
+                    "access_log PREFIX/logs/authz.log authz;\n\
+                     cert_authz_user subject.CN;\n\
+                     proxy_set_header X-Client-Identity $cert_authz_user;\n\
+                     proxy_set_header X-Cert-Authz-Subject $cert_authz_subject;\n\
+                     proxy_set_header X-Cert-Authz-Decision $cert_authz_decision;\n\
+                     location / {{\n\
+                     cert_authz on;\n\
+                     cert_authz_rule \"allow GET /app/** subject.O=\\\"Example Corp\\\"\";\n\
+                     proxy_pass http://127.0.0.1:{};\n\
+                     }}\n\
+                     location /open/ {{ proxy_pass http://127.0.0.1:{}; }}",
+                    backend.port, backend.port
+                ),
+            )
+        ),
+    );
+    nginx.start();
+
+    let forged = ["-H", "X-Client-Identity: admin", "-H", "X-Cert-Authz-Decision: allow"];
+    let reply = common::curl(pki(), Some("alice"), "GET", &nginx.url("/app/x?q=1"), &forged);
+    assert_eq!(reply.status, 200);
+    assert_eq!(backend.header(0, "X-Client-Identity"), vec!["alice"]);
+    assert_eq!(backend.header(0, "X-Cert-Authz-Decision"), vec!["allow"]);
+    assert_eq!(
+        backend.header(0, "X-Cert-Authz-Subject"),
+        vec!["CN=alice,OU=users,O=Example Corp"]
+    );
+
+    // where the module is off nothing is exported, and the forged header
+    // still does not pass: proxy_set_header replaces the client's
+    let reply = common::curl(pki(), None, "GET", &nginx.url("/open/x"), &forged);
+    assert_eq!(reply.status, 200);
+    assert!(backend.header(1, "X-Client-Identity").is_empty());
+    assert!(backend.header(1, "X-Cert-Authz-Decision").is_empty());
+
+    // denied requests never reach the backend
+    let reply = common::curl(pki(), Some("reporter"), "GET", &nginx.url("/app/x"), &forged);
+    assert_eq!(reply.status, 403);
+    assert_eq!(backend.requests.lock().unwrap().len(), 2);
+
+    // log_format sees the variables too
+    let log = fs::read_to_string(nginx.dir.join("logs/authz.log")).unwrap();
+    let conf = nginx.dir.join("conf/nginx.conf").display().to_string();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    assert!(lines[0].starts_with(&format!("allow|{conf}:")), "{log}");
+    assert!(lines[0].ends_with("|alice|CN=alice,OU=users,O=Example Corp|/app/x"), "{log}");
+    assert_eq!(lines[1], "-|-|-|-|/open/x");
+    assert!(lines[2].starts_with("deny|-|-|CN=reporter|/app/x"), "{log}");
+}
