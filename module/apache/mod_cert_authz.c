@@ -777,9 +777,13 @@ static shared_identity *identity_for(conn_rec *c, const char *pem,
 
 /* ---- decisions ---------------------------------------------------------- */
 
+/* httpd escapes control characters and backslashes of every error log
+ * message itself (ap_escape_errorlog_item), so values go in as they are;
+ * escaping them here too would double the backslashes of RFC 4514. */
 static const char *log_text(apr_pool_t *p, const char *s)
 {
-    return s ? ap_escape_logitem(p, s) : "-";
+    (void)p;
+    return s ? s : "-";
 }
 
 static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
