@@ -657,6 +657,12 @@ ngx_http_cert_authz_variable(ngx_http_request_t *r,
 
     } else {
         value = (ngx_str_t *) ((u_char *) ctx + data);
+
+        if (value->len == 0) {
+            /* no subject or user: "-" in log_format, no proxied header */
+            v->not_found = 1;
+            return NGX_OK;
+        }
     }
 
     v->len = value->len;
