@@ -9,6 +9,7 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use once_cell::sync::OnceCell;
 use sha2::{Digest, Sha256};
 use x509_parser::der_parser::asn1_rs::{Any, Tag};
 use x509_parser::extensions::GeneralName;
@@ -56,17 +57,39 @@ impl fmt::Display for KeyKind {
 }
 
 /// Everything a policy can ask of one certificate.
-#[derive(Debug, Clone)]
+///
+/// Name fields, SANs and the serial are read when the certificate is
+/// parsed.  The values few policies use (whole-DN text and keys, the two
+/// SHA-256 hashes) are derived on first use, once, from data kept here.
+#[derive(Debug)]
 pub struct Identity {
-    /// Per attribute (Attr::index), its values as they are displayed and
-    /// matched; for `subject` and `issuer`, the RFC 4514 text.
-    values: Vec<Vec<Box<str>>>,
-    /// Canonical keys of the subject and issuer DNs, for matching.
-    subject_key: Box<str>,
-    issuer_key: Box<str>,
+    /// The values as displayed and matched, grouped by Attr::index: those
+    /// of attribute i are values[ends[i-1]..ends[i]].  None for the derived
+    /// attributes, which live in `derived`.
+    values: Box<[Box<str>]>,
+    ends: [u16; ATTR_COUNT],
+    subject: Dn,
+    issuer: Dn,
+    der: Box<[u8]>,
+    /// Where the SubjectPublicKeyInfo lies within `der`.
+    spki: std::ops::Range<usize>,
+    derived: OnceCell<Derived>,
     pub key: KeyKind,
     /// notAfter − notBefore, in seconds.
     pub lifetime_secs: i64,
+}
+
+/// The values computed on first use.
+#[derive(Debug)]
+struct Derived {
+    /// RFC 4514 text of subject and issuer, one value each, as `values`.
+    subject_text: [Box<str>; 1],
+    issuer_text: [Box<str>; 1],
+    /// Canonical keys of the subject and issuer DNs, for matching.
+    subject_key: [Box<str>; 1],
+    issuer_key: [Box<str>; 1],
+    fingerprint: [Box<str>; 1],
+    spki: [Box<str>; 1],
 }
 
 impl Identity {
@@ -84,14 +107,7 @@ impl Identity {
 
     /// Parses the first CERTIFICATE block of a PEM text.
     pub fn from_pem(pem: &[u8]) -> Result<Identity, CertError> {
-        let (_, block) = match x509_parser::pem::parse_x509_pem(pem) {
-            Ok(parsed) => parsed,
-            Err(e) => return refuse(format!("not a PEM certificate: {e}")),
-        };
-        if block.label != "CERTIFICATE" {
-            return refuse(format!("PEM block is `{}`, not CERTIFICATE", block.label));
-        }
-        Identity::from_der(&block.contents)
+        Identity::from_der(&pem_to_der(pem)?)
     }
 
     /// Reads PEM or DER, whichever the bytes are.
@@ -104,21 +120,21 @@ impl Identity {
     }
 
     fn from_parsed(cert: &X509Certificate<'_>, der: &[u8]) -> Result<Identity, CertError> {
-        let mut values: Vec<Vec<Box<str>>> = vec![Vec::new(); ATTR_COUNT];
+        // (attribute index, value) pairs, grouped into `values` below.
+        let mut values: Vec<(usize, Box<str>)> = Vec::with_capacity(16);
 
         let subject = read_name(cert.subject(), "subject")?;
         let issuer = read_name(cert.issuer(), "issuer")?;
-        for (dn, whole, field_attr) in [
-            (&subject, Attr::Subject, Attr::SubjectField as fn(NameField) -> Attr),
-            (&issuer, Attr::Issuer, Attr::IssuerField as fn(NameField) -> Attr),
+        for (dn, field_attr) in [
+            (&subject, Attr::SubjectField as fn(NameField) -> Attr),
+            (&issuer, Attr::IssuerField as fn(NameField) -> Attr),
         ] {
-            values[whole.index()].push(dn.to_rfc4514().into());
             for field in NAME_FIELDS {
                 // Most general first, as the certificate lists them.
                 for rdn in dn.rdns.iter().rev() {
                     for (ty, value) in rdn {
                         if ty == field.short_name() {
-                            values[field_attr(field).index()].push(value.as_str().into());
+                            values.push((field_attr(field).index(), value.as_str().into()));
                         }
                     }
                 }
@@ -135,42 +151,102 @@ impl Identity {
             Err(e) => return refuse(format!("bad subjectAltName: {e}")),
         }
 
-        values[Attr::Serial.index()].push(serial_hex(cert.raw_serial()).into());
-        values[Attr::Fingerprint.index()].push(hex(&Sha256::digest(der)).into());
-        values[Attr::Spki.index()].push(hex(&Sha256::digest(cert.public_key().raw)).into());
+        values.push((Attr::Serial.index(), serial_hex(cert.raw_serial()).into()));
+        if values.len() > u16::MAX as usize {
+            return refuse("too many names");
+        }
+        values.sort_by_key(|(attr, _)| *attr);
+        let mut ends = [0u16; ATTR_COUNT];
+        for (i, end) in ends.iter_mut().enumerate() {
+            *end = values.partition_point(|(attr, _)| *attr <= i) as u16;
+        }
+        let values: Box<[Box<str>]> = values.into_iter().map(|(_, v)| v).collect();
 
         let validity = cert.validity();
         let lifetime_secs = validity.not_after.timestamp() - validity.not_before.timestamp();
+        // The SPKI is a sub-slice of `der`: keep its place, not a copy.
+        let spki_raw = cert.public_key().raw;
+        let spki_start = spki_raw.as_ptr() as usize - der.as_ptr() as usize;
 
         Ok(Identity {
             values,
-            subject_key: subject.canonical_key().into(),
-            issuer_key: issuer.canonical_key().into(),
+            ends,
+            subject,
+            issuer,
+            der: der.into(),
+            spki: spki_start..spki_start + spki_raw.len(),
+            derived: OnceCell::new(),
             key: key_kind(cert),
             lifetime_secs,
+        })
+    }
+
+    fn derived(&self) -> &Derived {
+        self.derived.get_or_init(|| Derived {
+            subject_text: [self.subject.to_rfc4514().into()],
+            issuer_text: [self.issuer.to_rfc4514().into()],
+            subject_key: [self.subject.canonical_key().into()],
+            issuer_key: [self.issuer.canonical_key().into()],
+            fingerprint: [hex(&Sha256::digest(&self.der)).into()],
+            spki: [hex(&Sha256::digest(&self.der[self.spki.clone()])).into()],
         })
     }
 
     /// The values of an attribute, as displayed (RFC 4514 text for whole
     /// DNs, lower case for DNS names, upper-case hex for hex values).
     pub fn values(&self, attr: Attr) -> &[Box<str>] {
-        &self.values[attr.index()]
+        match attr {
+            Attr::Subject => &self.derived().subject_text,
+            Attr::Issuer => &self.derived().issuer_text,
+            Attr::Fingerprint => &self.derived().fingerprint,
+            Attr::Spki => &self.derived().spki,
+            _ => {
+                let i = attr.index();
+                let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+                &self.values[start..self.ends[i] as usize]
+            }
+        }
     }
 
     /// The values a policy compares against: for whole DNs, the canonical
     /// key of the parsed structure, otherwise the displayed values.
     pub fn match_values(&self, attr: Attr) -> &[Box<str>] {
         match attr {
-            Attr::Subject => std::slice::from_ref(&self.subject_key),
-            Attr::Issuer => std::slice::from_ref(&self.issuer_key),
+            Attr::Subject => &self.derived().subject_key,
+            Attr::Issuer => &self.derived().issuer_key,
             _ => self.values(attr),
         }
     }
 
     /// The subject as RFC 4514 text.
     pub fn subject_text(&self) -> &str {
-        &self.values[Attr::Subject.index()][0]
+        &self.derived().subject_text[0]
     }
+
+    /// Computes the values derived on first use now (for benchmarks and
+    /// for callers that want the cost paid up front).
+    pub fn derive_all(&self) {
+        self.derived();
+    }
+}
+
+/// The DER of the first CERTIFICATE block of a PEM text.
+fn pem_to_der(pem: &[u8]) -> Result<Vec<u8>, CertError> {
+    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+    const END: &[u8] = b"-----END CERTIFICATE-----";
+    let Some(start) = pem.windows(BEGIN.len()).position(|w| w == BEGIN).map(|p| p + BEGIN.len()) else {
+        return refuse("no -----BEGIN CERTIFICATE----- line");
+    };
+    // Base64 has no `-`: the first one after the body starts the END line.
+    let body_len = pem[start..].iter().position(|&b| b == b'-').unwrap_or(pem.len() - start);
+    if !pem[start + body_len..].starts_with(END) {
+        return refuse("no -----END CERTIFICATE----- line after the body");
+    }
+    // BASE64_MIME skips the line breaks; other whitespace is an error.
+    let body = pem[start..start + body_len].trim_ascii();
+    data_encoding::BASE64_MIME
+        .decode(body)
+        .or_else(|_| refuse("the PEM body is not base64"))
 }
 
 /// Reads a Name into a Dn (most specific RDN first), decoding every string.
@@ -239,7 +315,7 @@ fn check_text(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn read_general_name(name: &GeneralName<'_>, values: &mut [Vec<Box<str>>]) -> Result<(), CertError> {
+fn read_general_name(name: &GeneralName<'_>, values: &mut Vec<(usize, Box<str>)>) -> Result<(), CertError> {
     let (attr, value) = match name {
         GeneralName::DNSName(dns) => (Attr::SanDns, dns.to_ascii_lowercase()),
         GeneralName::RFC822Name(email) => (Attr::SanEmail, email.to_string()),
@@ -250,7 +326,7 @@ fn read_general_name(name: &GeneralName<'_>, values: &mut [Vec<Box<str>>]) -> Re
         _ => return Ok(()),
     };
     check_text(&value).map_err(|why| CertError(format!("{attr}: {why}")))?;
-    values[attr.index()].push(value.into());
+    values.push((attr.index(), value.into()));
     Ok(())
 }
 
