@@ -1,0 +1,236 @@
+#!/bin/bash
+# The Apache half of `make demo`: starts Apache httpd with mod_cert_authz on a
+# loopback port, sends requests as several client certificates, prints who
+# got what and why, and stops Apache again by the pid in its PidFile.
+#
+#   demo/apache.sh            (after `make build`)
+#
+# The demo PKI lives in $CERT_AUTHZ_DEMO_DIR/pki (default build/demo/pki) and
+# is made with the openssl CLI unless it is there already (demo/nginx.sh
+# shares it).  The server root is $CERT_AUTHZ_DEMO_DIR/apache.  Nothing
+# touches the system's Apache configuration.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+demo=${CERT_AUTHZ_DEMO_DIR:-$root/build/demo}
+pki=$demo/pki
+prefix=$demo/apache
+module=${CERT_AUTHZ_APACHE_MODULE:-$root/target/release/mod_cert_authz.so}
+apache=${APACHE:-/usr/sbin/apache2}
+modules=/usr/lib/apache2/modules
+
+if [ ! -f "$module" ]; then
+    echo "demo/apache.sh: $module is missing: run 'make build' first" >&2
+    exit 1
+fi
+if [ ! -x "$apache" ]; then
+    echo "demo/apache.sh: $apache is missing: install apache2" >&2
+    exit 1
+fi
+
+# ---- a demo PKI --------------------------------------------------------------
+
+# NAME|SUBJECT|SAN
+clients=(
+    "alice|/O=Example Corp/OU=users/CN=alice|"
+    "opsbot|/O=Example Corp/OU=ops/CN=opsbot|"
+    "billing|/O=Example Corp/CN=billing|URI:spiffe://example.org/ns/prod/sa/billing"
+    "mallory|/CN=alice,O=Example Corp|"
+)
+
+make_ca() {    # make_ca NAME CN
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$pki/$1.key" -subj "/O=Example Corp/CN=$2" -days 365 \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -out "$pki/$1.pem" 2>/dev/null
+}
+
+issue() {    # issue NAME SUBJECT SAN CA EXTENDED_KEY_USAGE
+    local name=$1 subject=$2 san=$3 ca=$4 eku=$5
+    {
+        echo "basicConstraints=CA:FALSE"
+        echo "extendedKeyUsage=$eku"
+        if [ -n "$san" ]; then echo "subjectAltName=$san"; fi
+    } > "$pki/$name.ext"
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$pki/$name.key" -subj "$subject" -out "$pki/$name.csr" \
+        2>/dev/null
+    openssl x509 -req -in "$pki/$name.csr" -CA "$pki/$ca.pem" \
+        -CAkey "$pki/$ca.key" -CAcreateserial -days 30 -sha256 \
+        -extfile "$pki/$name.ext" -out "$pki/$name.pem" 2>/dev/null
+    rm -f "$pki/$name.csr" "$pki/$name.ext"
+}
+
+have_pki=yes
+for f in ca.pem rogue-ca.pem server.pem server.key; do
+    [ -f "$pki/$f" ] || have_pki=no
+done
+for c in "${clients[@]}" "rogue||"; do
+    name=${c%%|*}
+    { [ -f "$pki/$name.pem" ] && [ -f "$pki/$name.key" ]; } || have_pki=no
+done
+
+if [ $have_pki = yes ]; then
+    echo "== reusing the demo PKI in $pki"
+else
+    echo "== making a demo PKI in $pki"
+    mkdir -p "$pki"
+    make_ca ca "Example Demo CA"
+    make_ca rogue-ca "Rogue CA"
+    issue server "/CN=localhost" "DNS:localhost,IP:127.0.0.1" ca serverAuth
+    for c in "${clients[@]}"; do
+        IFS='|' read -r name subject san <<< "$c"
+        issue "$name" "$subject" "$san" ca clientAuth
+    done
+    # alice's very name, from a CA that the server does not trust
+    issue rogue "/O=Example Corp/OU=users/CN=alice" "" rogue-ca clientAuth
+fi
+chmod -R a+rX "$pki"      # Apache's children run as www-data
+
+# ---- server root, policy, backend, configuration -------------------------------
+
+free_port() {
+    local p
+    for _ in $(seq 1 50); do
+        p=$((20000 + RANDOM % 40000))
+        if ! ss -Htln "sport = :$p" | grep -q .; then
+            echo "$p"
+            return 0
+        fi
+    done
+    echo "demo/apache.sh: no free loopback port found" >&2
+    return 1
+}
+port=$(free_port)
+
+rm -rf "$prefix"
+mkdir -p "$prefix"/{conf,logs,run,cgi-bin,htdocs}
+cp "$root/demo/cert-authz.policy" "$prefix/conf/cert-authz.policy"
+
+# The "application": a CGI script that shows whom Apache let through.
+cat > "$prefix/cgi-bin/app.cgi" <<'EOF'
+#!/bin/sh
+printf 'Content-Type: text/plain\r\n\r\n'
+printf 'user=%s' "$CERT_AUTHZ_USER"
+EOF
+chmod 755 "$prefix/cgi-bin/app.cgi"
+chmod -R a+rX "$prefix"
+
+cat > "$prefix/conf/httpd.conf" <<EOF
+ServerRoot "$prefix"
+ServerName localhost
+Listen 127.0.0.1:$port
+PidFile "$prefix/logs/httpd.pid"
+DefaultRuntimeDir "$prefix/run"
+Mutex file:$prefix/run default
+ErrorLog "$prefix/logs/error.log"
+LogLevel warn
+User www-data
+Group www-data
+
+LoadModule mpm_event_module $modules/mod_mpm_event.so
+LoadModule authz_core_module $modules/mod_authz_core.so
+LoadModule alias_module $modules/mod_alias.so
+LoadModule cgid_module $modules/mod_cgid.so
+LoadModule socache_shmcb_module $modules/mod_socache_shmcb.so
+LoadModule ssl_module $modules/mod_ssl.so
+LoadModule http2_module $modules/mod_http2.so
+LoadModule cert_authz_module $module
+
+ScriptSock "$prefix/run/cgid.sock"
+SSLSessionCache "shmcb:$prefix/run/ssl_scache(512000)"
+Protocols h2 http/1.1
+DocumentRoot "$prefix/htdocs"
+ScriptAliasMatch "^/.*" "$prefix/cgi-bin/app.cgi"
+
+SSLEngine on
+SSLCertificateFile "$pki/server.pem"
+SSLCertificateKeyFile "$pki/server.key"
+SSLCACertificateFile "$pki/ca.pem"
+# optional_no_ca lets unverified certificates through: the module refuses them
+SSLVerifyClient optional_no_ca
+SSLVerifyDepth 2
+
+CertAuthzPolicy conf/cert-authz.policy
+<Location "/">
+    CertAuthz On
+    # REMOTE_USER and CERT_AUTHZ_USER for the backend
+    CertAuthzUser subject.CN
+</Location>
+EOF
+
+httpd() {
+    "$apache" -d "$prefix" -f conf/httpd.conf "$@"
+}
+
+echo "== apache2 -t"
+httpd -t
+
+stop() {
+    local pid
+    if [ -f "$prefix/logs/httpd.pid" ]; then
+        pid=$(cat "$prefix/logs/httpd.pid")
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+    fi
+}
+trap stop EXIT
+
+httpd -k start
+for _ in $(seq 1 100); do
+    # a bare TCP connect: an HTTPS probe would leave a deny line in the log
+    [ -s "$prefix/logs/httpd.pid" ] \
+        && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+done
+echo "== Apache is listening on https://127.0.0.1:$port/ (pid $(cat "$prefix/logs/httpd.pid"))"
+echo "== policy ($prefix/conf/cert-authz.policy):"
+grep -v '^#' "$prefix/conf/cert-authz.policy" | grep . | sed 's/^/    /'
+echo
+
+request() {    # request CLIENT METHOD PATH
+    local client=$1 method=$2 path=$3 args code before why
+    args=(-sS --max-time 10 -o "$prefix/reply" -w '%{http_code}'
+          --cacert "$pki/ca.pem" -X "$method")
+    if [ "$client" != "-" ]; then
+        args+=(--cert "$pki/$client.pem" --key "$pki/$client.key")
+    fi
+    rm -f "$prefix/reply"
+    before=$(wc -l < "$prefix/logs/error.log")
+    code=$(curl "${args[@]}" "https://127.0.0.1:$port$path" 2>/dev/null) \
+        || true
+    case $code in
+        200) why="backend saw $(cat "$prefix/reply")" ;;
+        403) # the reason and rule from the module's deny line
+             why=$(tail -n +"$((before + 1))" "$prefix/logs/error.log" \
+                   | grep 'CA00010' | sed 's/.*reason: //' | head -1) ;;
+        *)   why="" ;;
+    esac
+    printf '    %-8s %-7s %-22s %-4s %s\n' "${client/-/(none)}" "$method" \
+        "$path" "$code" "$why"
+}
+
+echo "== who got what (certificate, method, path, status, why)"
+request alice   GET    /status
+request alice   GET    /users/alice/profile
+request alice   GET    /users/bob/profile
+request alice   GET    /admin/
+request opsbot  DELETE /admin/users/7
+request opsbot  GET    /admin/secrets/key
+request billing POST   /invoices/2026/11
+request billing PUT    /invoices/2026/11
+request mallory GET    /users/alice/profile
+request rogue   GET    /status
+request -       GET    /status
+echo
+
+echo "== the deny lines of $prefix/logs/error.log"
+grep 'CA00010' "$prefix/logs/error.log" | sed 's/^/    /' || true
+echo
+stop
+trap - EXIT
+echo "== Apache stopped"
