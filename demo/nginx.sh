@@ -90,7 +90,11 @@ chmod -R a+rX "$pki"
 rm -rf "$prefix"
 mkdir -p "$prefix"/{conf,logs,temp}
 
-cat > "$prefix/conf/demo.policy" <<'EOF'
+# The example policy that the Apache demo uses too, when it is there.
+if [ -f "$root/demo/cert-authz.policy" ]; then
+    cp "$root/demo/cert-authz.policy" "$prefix/conf/demo.policy"
+else
+    cat > "$prefix/conf/demo.policy" <<'EOF'
 # cert-authz demo policy (nginx)
 group ops      subject.O="Example Corp" subject.OU=ops
 
@@ -100,6 +104,7 @@ allow GET,POST /invoices/**             san.uri=spiffe://example.org/ns/prod/sa/
 allow GET      /users/{subject.CN}/**   subject.O="Example Corp"
 deny  *        /admin/secrets/**        any
 EOF
+fi
 
 # Free loopback ports: random ones that nothing listens on.
 free_port() {
@@ -168,7 +173,8 @@ http {
 EOF
 
 echo "== nginx -t"
-"$nginx" -p "$prefix" -c conf/nginx.conf -e "$prefix/logs/error.log" -t
+"$nginx" -p "$prefix" -c conf/nginx.conf -e "$prefix/logs/error.log" -t 2>&1 \
+    | sed 's/^/    /'
 
 stop() {
     if [ -f "$prefix/logs/nginx.pid" ]; then
