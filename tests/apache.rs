@@ -652,3 +652,53 @@ fn configuration_errors_stop_configtest() {
         assert!(!ok, "accepted:\n{bad}\n{text}");
     }
 }
+
+// ---- subrequests: a new URI is a new decision ---------------------------------------
+
+#[test]
+fn subrequests_with_the_same_configuration_are_decided_again() {
+    let mut apache = Apache::new("subrequest");
+    for (file, text) in [
+        ("htdocs/pub/page.shtml", "page:<!--#include virtual=\"/secret/s.txt\" -->:end\n"),
+        ("htdocs/pub/ok.shtml", "page:<!--#include virtual=\"/pub/p.txt\" -->:end\n"),
+        ("htdocs/pub/p.txt", "public-text"),
+        ("htdocs/secret/s.txt", "secret-text"),
+    ] {
+        let path = apache.path(file);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+    let _ = Command::new("chmod").arg("-R").arg("a+rX").arg(apache.path("htdocs")).status();
+    // No ScriptAliasMatch here: the files are served by mod_include.
+    let body = r#"SSLVerifyClient require
+LoadModule include_module /usr/lib/apache2/modules/mod_include.so
+LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so
+TypesConfig /etc/mime.types
+<Directory "DIR/htdocs">
+    Options +Includes
+    AddOutputFilter INCLUDES .shtml
+    AddType text/html .shtml
+</Directory>
+<Location "/">
+    CertAuthz On
+    CertAuthzRule "allow GET /pub/** any"
+</Location>
+"#
+    .replace("DIR", &apache.dir.display().to_string());
+    apache.write_conf(&body);
+    let conf = fs::read_to_string(apache.path("conf/httpd.conf")).unwrap();
+    fs::write(apache.path("conf/httpd.conf"), conf.replace("ScriptAliasMatch", "#ScriptAliasMatch")).unwrap();
+    apache.start();
+
+    let r = apache.request(Some("alice"), "GET", "/pub/ok.shtml");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("public-text"), "{r:?}\n{}", apache.error_log());
+    assert_eq!(apache.status(Some("alice"), "GET", "/secret/s.txt"), 403);
+    let r = apache.request(Some("alice"), "GET", "/pub/page.shtml");
+    assert!(!r.body.contains("secret-text"), "a subrequest bypassed the policy: {r:?}");
+    assert!(
+        deny_lines(&apache.error_log()).iter().any(|l| l.contains("GET /secret/s.txt")),
+        "{}",
+        apache.error_log()
+    );
+}
