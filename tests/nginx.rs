@@ -617,7 +617,8 @@ fn http2_streams_and_keepalive_requests_share_the_connection_identity() {
                 "on",
                 " http2",
                 &format!(
-                    "location / {{ cert_authz on;\n\
+                    "error_log PREFIX/logs/debug.log debug;\n\
+                     location / {{ cert_authz on;\n\
                      cert_authz_rule \"allow GET /users/{{subject.CN}}/** any\";\n\
                      cert_authz_user subject.CN;\n\
                      proxy_set_header X-Client-Identity $cert_authz_user;\n\
@@ -657,6 +658,11 @@ fn http2_streams_and_keepalive_requests_share_the_connection_identity() {
     // and the identity reaches the backend over HTTP/2
     let reply = common::curl(pki(), Some("alice"), "GET", &nginx.url("/users/alice/x"), &["--http2"]);
     assert_eq!((reply.status, reply.body.as_str()), (200, "user=alice"));
+
+    // one parse per connection (4 connections, 11 requests), not per request
+    let debug = fs::read_to_string(nginx.dir.join("logs/debug.log")).unwrap();
+    let parses = debug.matches("cert_authz: parsed the client certificate").count();
+    assert_eq!(parses, 4, "certificate parses");
 }
 
 /// A loopback HTTP server in a thread that records each request's header

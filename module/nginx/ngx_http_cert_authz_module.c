@@ -445,6 +445,10 @@ ngx_http_cert_authz_parse(ngx_http_cert_authz_conn_t *cc, X509 *cert,
     }
 
     cc->identity = identity;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "cert_authz: parsed the client certificate, %d bytes",
+                   len);
 }
 
 
