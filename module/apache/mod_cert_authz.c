@@ -836,9 +836,6 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
         st->decision.allowed = 0;
         st->decision.reason = CERT_AUTHZ_REASON_INTERNAL_ERROR;
     }
-    if (si && !identity && peer == CERT_AUTHZ_PEER_VERIFIED) {
-        st->decision.allowed = 0;
-    }
 
     if (identity && cert_authz_identity_subject(identity, &value, &len)
                     == CERT_AUTHZ_OK) {
