@@ -368,16 +368,24 @@ fn parse_path(token: &Token, file: u32) -> ParseResult<PathPattern> {
     if chars.first().map(|c| c.c) != Some('/') {
         return Err((at(file, token), format!("a path must start with `/`, not `{}`", token.text())));
     }
-    // Split the characters (with their flags) at `/`.
-    let mut segments: Vec<&[LChar]> = chars[1..].split(|c| c.c == '/' && !c.escaped).collect();
-    if segments.last().map(|s| s.is_empty()) == Some(true) {
+    // Split the characters (with their flags) at `/`, remembering each
+    // segment's slash so that an empty segment can be pointed at.
+    let mut segments: Vec<(&LChar, &[LChar])> = Vec::new();
+    let mut start = 1;
+    for i in 1..=chars.len() {
+        if i == chars.len() || (chars[i].c == '/' && !chars[i].escaped) {
+            segments.push((&chars[start - 1], &chars[start..i]));
+            start = i + 1;
+        }
+    }
+    if segments.last().map(|(_, s)| s.is_empty()) == Some(true) {
         segments.pop();
     }
     let mut segs = Vec::with_capacity(segments.len());
     let mut rest = false;
-    for (i, seg) in segments.iter().enumerate() {
+    for (i, (slash, seg)) in segments.iter().enumerate() {
         let text: String = seg.iter().map(|c| c.c).collect();
-        let pos = seg.first().map(|c| at_char(file, c)).unwrap_or(at(file, token));
+        let pos = seg.first().map(|c| at_char(file, c)).unwrap_or(at_char(file, slash));
         let plain = |c: &LChar| !c.escaped;
         if text.is_empty() {
             return Err((pos, "empty path segment (`//`)".into()));

@@ -1,0 +1,521 @@
+//! The core, through its Rust API: identities from generated certificates,
+//! every attribute and pattern form, precedence, errors and hostile
+//! certificates.
+
+use std::process::Command;
+use std::sync::OnceLock;
+
+use cert_authz::{compile_str, Attr, Identity, KeyKind, Peer, Policy, Reason};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, IsCa, Issuer, KeyPair,
+    SanType, SerialNumber, SignatureAlgorithm, PKCS_ECDSA_P256_SHA256,
+};
+
+/// The CA all test certificates are issued by.
+fn ca() -> &'static (CertificateParams, KeyPair) {
+    static CA: OnceLock<(CertificateParams, KeyPair)> = OnceLock::new();
+    CA.get_or_init(|| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::OrganizationName, "Example Corp");
+        params.distinguished_name.push(DnType::CommonName, "Example Users CA");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        (params, key)
+    })
+}
+
+struct Spec {
+    subject: Vec<(DnType, DnValue)>,
+    sans: Vec<SanType>,
+    days: i64,
+    alg: &'static SignatureAlgorithm,
+    serial: Option<Vec<u8>>,
+}
+
+impl Spec {
+    fn cn(cn: &str) -> Spec {
+        Spec {
+            subject: vec![(DnType::CommonName, DnValue::Utf8String(cn.into()))],
+            sans: Vec::new(),
+            days: 30,
+            alg: &PKCS_ECDSA_P256_SHA256,
+            serial: None,
+        }
+    }
+
+    fn der(&self) -> Vec<u8> {
+        let key = KeyPair::generate_for(self.alg).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        let mut dn = DistinguishedName::new();
+        for (ty, value) in &self.subject {
+            dn.push(ty.clone(), value.clone());
+        }
+        params.distinguished_name = dn;
+        params.subject_alt_names = self.sans.clone();
+        params.serial_number = self.serial.clone().map(SerialNumber::from);
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::hours(1);
+        params.not_after = now - time::Duration::hours(1) + time::Duration::days(self.days);
+        let (ca_params, ca_key) = ca();
+        let issuer = Issuer::from_params(ca_params, ca_key);
+        params.signed_by(&key, &issuer).unwrap().der().to_vec()
+    }
+
+    fn identity(&self) -> Identity {
+        Identity::from_der(&self.der()).expect("the test certificate parses")
+    }
+}
+
+/// A self-signed certificate made by the openssl CLI, for name forms rcgen
+/// cannot write (multi-valued RDNs, repeated attributes, RSA keys).
+fn openssl_der(subject: &str, extra: &[&str]) -> Vec<u8> {
+    let dir = std::env::temp_dir().join(format!("cert-authz-core-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("{:x}.der", subject.len() * 31 + extra.len()));
+    let mut cmd = Command::new("openssl");
+    cmd.args(["req", "-x509", "-nodes", "-days", "30", "-outform", "DER", "-subj", subject])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(&out)
+        .args(extra);
+    if !extra.contains(&"-newkey") {
+        cmd.args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]);
+    }
+    let status = cmd.output().expect("running openssl");
+    assert!(status.status.success(), "openssl failed: {}", String::from_utf8_lossy(&status.stderr));
+    std::fs::read(out).unwrap()
+}
+
+/// Replaces one run of bytes in a DER with another of the same length (the
+/// signature no longer verifies, which the core does not check anyway).
+fn patch(der: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let at = der.windows(from.len()).position(|w| w == from).expect("bytes to patch");
+    let mut out = der.to_vec();
+    out[at..at + to.len()].copy_from_slice(to);
+    out
+}
+
+fn policy(text: &str) -> Policy {
+    compile_str(text, "test.policy").unwrap_or_else(|e| panic!("policy failed: {e:?}"))
+}
+
+fn allows(policy: &Policy, identity: &Identity, method: &str, path: &str) -> bool {
+    policy.decide(Peer::Verified(identity), method, path).allowed
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match compile_str(text, "bad.policy") {
+        Ok(_) => panic!("policy compiled:\n{text}"),
+        Err(errors) => errors.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+fn full_identity() -> Identity {
+    let mut spec = Spec::cn("alice");
+    spec.subject = vec![
+        (DnType::CountryName, DnValue::PrintableString("DE".try_into().unwrap())),
+        (DnType::StateOrProvinceName, "Berlin".into()),
+        (DnType::LocalityName, "Berlin".into()),
+        (DnType::OrganizationName, "Example Corp".into()),
+        (DnType::OrganizationalUnitName, "dev".into()),
+        (DnType::CustomDnType(vec![2, 5, 4, 5]), "4711".into()),
+        (DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 1]), "alice01".into()),
+        (DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 25]), DnValue::Ia5String("example".try_into().unwrap())),
+        (DnType::CustomDnType(vec![1, 2, 840, 113549, 1, 9, 1]), DnValue::Ia5String("alice@example.org".try_into().unwrap())),
+        (DnType::CommonName, "alice".into()),
+    ];
+    spec.sans = vec![
+        SanType::DnsName("API.example.org".try_into().unwrap()),
+        SanType::DnsName("alice.example.org".try_into().unwrap()),
+        SanType::Rfc822Name("alice@example.org".try_into().unwrap()),
+        SanType::URI("spiffe://example.org/ns/prod/sa/alice".try_into().unwrap()),
+        SanType::IpAddress("127.0.0.1".parse().unwrap()),
+        SanType::IpAddress("::1".parse().unwrap()),
+    ];
+    spec.serial = Some(vec![0x4f, 0x2a, 0x00, 0x91]);
+    spec.identity()
+}
+
+#[test]
+fn every_attribute_is_read_from_the_parsed_certificate() {
+    let id = full_identity();
+    let values = |attr: &str| -> Vec<String> {
+        id.values(Attr::parse(attr).unwrap()).iter().map(|v| v.to_string()).collect()
+    };
+    assert_eq!(values("subject.CN"), ["alice"]);
+    assert_eq!(values("subject.O"), ["Example Corp"]);
+    assert_eq!(values("subject.C"), ["DE"]);
+    assert_eq!(values("subject.ST"), ["Berlin"]);
+    assert_eq!(values("subject.L"), ["Berlin"]);
+    assert_eq!(values("subject.serialNumber"), ["4711"]);
+    assert_eq!(values("subject.UID"), ["alice01"]);
+    assert_eq!(values("subject.DC"), ["example"]);
+    assert_eq!(values("subject.emailAddress"), ["alice@example.org"]);
+    assert_eq!(values("issuer.CN"), ["Example Users CA"]);
+    assert_eq!(values("issuer.O"), ["Example Corp"]);
+    assert_eq!(values("san.dns"), ["api.example.org", "alice.example.org"]);
+    assert_eq!(values("san.email"), ["alice@example.org"]);
+    assert_eq!(values("san.uri"), ["spiffe://example.org/ns/prod/sa/alice"]);
+    assert_eq!(values("san.ip"), ["127.0.0.1", "::1"]);
+    assert_eq!(values("serial"), ["4F2A0091"]);
+    assert_eq!(values("issuer"), ["CN=Example Users CA,O=Example Corp"]);
+    assert_eq!(values("fingerprint")[0].len(), 64);
+    assert_eq!(values("spki")[0].len(), 64);
+    // rcgen keeps one value per type; several values are tested with openssl.
+    assert_eq!(values("subject.OU"), ["dev"]);
+    assert!(values("subject")[0].starts_with("CN=alice,"), "{:?}", values("subject"));
+    assert_eq!(id.key, KeyKind::Ec(256));
+}
+
+#[test]
+fn every_attribute_matches_in_a_policy() {
+    let id = full_identity();
+    let fp = id.values(Attr::Fingerprint)[0].to_string();
+    let spki = id.values(Attr::Spki)[0].to_string();
+    let colon_fp: String = fp.as_bytes().chunks(2).map(|c| std::str::from_utf8(c).unwrap().to_lowercase()).collect::<Vec<_>>().join(":");
+    let subject = id.values(Attr::Subject)[0].to_string();
+    let matching = [
+        "subject.CN=alice".to_string(),
+        "subject.O=\"Example Corp\"".into(),
+        "subject.OU=dev".into(),
+        "subject.C=DE".into(),
+        "subject.ST=Berlin".into(),
+        "subject.L=Berlin".into(),
+        "subject.serialNumber=4711".into(),
+        "subject.UID=alice01".into(),
+        "subject.DC=example".into(),
+        "subject.emailAddress=alice@example.org".into(),
+        "issuer.CN=\"Example Users CA\"".into(),
+        "issuer.O=\"Example Corp\"".into(),
+        "issuer=\"CN=Example Users CA,O=Example Corp\"".into(),
+        format!("subject=\"{subject}\""),
+        "san.dns=API.EXAMPLE.ORG".into(),
+        "san.dns=*.example.org".into(),
+        "san.email=alice@example.org".into(),
+        "san.uri=spiffe://example.org/ns/prod/*".into(),
+        "san.ip=::1".into(),
+        "san.ip=127.0.0.1".into(),
+        "serial=4f:2a:00:91".into(),
+        "serial=004F2A0091".into(),
+        format!("fingerprint={colon_fp}"),
+        format!("spki={spki}"),
+        "subject.CN=ali*".into(),
+        "subject.CN=*".into(),
+    ];
+    for matcher in &matching {
+        let p = policy(&format!("allow GET /x {matcher}"));
+        assert!(allows(&p, &id, "GET", "/x"), "{matcher} should match");
+    }
+    let not_matching = [
+        "subject.CN=Alice",
+        "subject.CN=alic",
+        "subject.O=Example",
+        "issuer.CN=alice",
+        "issuer=\"O=Example Corp,CN=Example Users CA\"",
+        "san.dns=*.org",
+        "san.dns=example.org",
+        "san.uri=spiffe://example.org/ns/prod",
+        "san.ip=127.0.0.2",
+        "serial=4F2A0092",
+        "subject.CN=alice\\*",
+        "subject.emailAddress=ALICE@example.org",
+    ];
+    for matcher in not_matching {
+        let p = policy(&format!("allow GET /x {matcher}"));
+        assert!(!allows(&p, &id, "GET", "/x"), "{matcher} should not match");
+    }
+}
+
+#[test]
+fn methods_and_paths() {
+    let id = Spec::cn("alice").identity();
+    let p = policy(
+        "allow GET /status any\n\
+         allow GET,POST /api/*/items any\n\
+         allow * /admin/** any\n\
+         allow PUT /users/{subject.CN}/** any\n\
+         allow DELETE / any\n",
+    );
+    let cases: &[(bool, &str, &str)] = &[
+        (true, "GET", "/status"),
+        (true, "HEAD", "/status"),
+        (true, "GET", "/status/"),
+        (false, "POST", "/status"),
+        (false, "GET", "/status/x"),
+        (false, "GET", "/Status"),
+        (true, "POST", "/api/v1/items"),
+        (false, "POST", "/api/items"),
+        (false, "POST", "/api/v1/v2/items"),
+        (true, "PATCH", "/admin"),
+        (true, "PATCH", "/admin/"),
+        (true, "PATCH", "/admin/a/b/c"),
+        (false, "PATCH", "/administrator"),
+        (true, "PUT", "/users/alice"),
+        (true, "PUT", "/users/alice/x"),
+        (false, "PUT", "/users/bob/x"),
+        (true, "DELETE", "/"),
+        (false, "DELETE", "/x"),
+        // Paths a module cannot read unambiguously.
+        (false, "PATCH", "/admin//x"),
+        (false, "PATCH", "/admin/./x"),
+        (false, "PATCH", "/admin/../admin/x"),
+        (false, "PATCH", "/admin/x\0"),
+        (false, "PATCH", ""),
+        (false, "PATCH", "admin"),
+        (false, "PATCH", "//"),
+        (false, "GET\r", "/status"),
+    ];
+    for (want, method, path) in cases {
+        assert_eq!(allows(&p, &id, method, path), *want, "{method} {path:?}");
+    }
+    assert_eq!(p.decide(Peer::Verified(&id), "GET", "/a//b").reason, Reason::BadPath);
+}
+
+#[test]
+fn deny_beats_allow_whatever_the_order_and_the_first_written_decides() {
+    let id = Spec::cn("alice").identity();
+    let statements = [
+        "allow * /** subject.CN=alice",
+        "deny * /secret/** any",
+        "allow GET /secret/open subject.CN=alice",
+        "deny DELETE /** subject.CN=ali*",
+    ];
+    let mut order: Vec<usize> = (0..statements.len()).collect();
+    for round in 0..8 {
+        order.rotate_left(1);
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        let text: String = order.iter().map(|&i| format!("{}\n", statements[i])).collect();
+        let p = policy(&text);
+        assert!(allows(&p, &id, "GET", "/a"));
+        assert!(!allows(&p, &id, "GET", "/secret/open"), "{text}");
+        assert!(!allows(&p, &id, "DELETE", "/a"));
+        let d = p.decide(Peer::Verified(&id), "GET", "/secret/open");
+        assert_eq!(d.reason, Reason::DenyRule);
+        let line = order.iter().position(|&i| i == 1).unwrap() as u32 + 1;
+        assert_eq!(d.origin, Some(("test.policy", line)));
+    }
+}
+
+#[test]
+fn groups_are_or_of_lines_and_and_within_a_line() {
+    let p = policy(
+        "group ops subject.O=\"Example Corp\" subject.OU=ops\n\
+         group ops san.uri=spiffe://example.org/ns/ops/*\n\
+         allow * /admin/** group=ops\n",
+    );
+    let mut both = Spec::cn("a");
+    both.subject = vec![(DnType::OrganizationName, "Example Corp".into()), (DnType::OrganizationalUnitName, "ops".into())];
+    let mut only_o = Spec::cn("b");
+    only_o.subject = vec![(DnType::OrganizationName, "Example Corp".into()), (DnType::OrganizationalUnitName, "dev".into())];
+    let mut uri = Spec::cn("c");
+    uri.sans = vec![SanType::URI("spiffe://example.org/ns/ops/bot".try_into().unwrap())];
+    assert!(allows(&p, &both.identity(), "GET", "/admin/x"));
+    assert!(!allows(&p, &only_o.identity(), "GET", "/admin/x"));
+    assert!(allows(&p, &uri.identity(), "GET", "/admin/x"));
+}
+
+#[test]
+fn requirements_on_keys_and_lifetimes() {
+    let p = policy("require key ec>=384 ed25519\nrequire lifetime<=90d\nallow * /** any\n");
+    let weak = Spec::cn("a").identity();
+    let d = p.decide(Peer::Verified(&weak), "GET", "/");
+    assert_eq!((d.allowed, d.reason, d.origin), (false, Reason::KeyRejected, Some(("test.policy", 1))));
+    let mut ed = Spec::cn("b");
+    ed.alg = &rcgen::PKCS_ED25519;
+    assert!(allows(&p, &ed.identity(), "GET", "/"));
+    let mut p384 = Spec::cn("c");
+    p384.alg = &rcgen::PKCS_ECDSA_P384_SHA384;
+    assert!(allows(&p, &p384.identity(), "GET", "/"));
+    let mut long = Spec::cn("d");
+    long.alg = &rcgen::PKCS_ED25519;
+    long.days = 91;
+    assert_eq!(p.decide(Peer::Verified(&long.identity()), "GET", "/").reason, Reason::LifetimeTooLong);
+    long.days = 90;
+    assert!(allows(&p, &long.identity(), "GET", "/"), "90 days is within lifetime<=90d");
+
+    let rsa = Identity::from_der(&openssl_der("/CN=rsa", &["-newkey", "rsa:1024"])).unwrap();
+    assert_eq!(rsa.key, KeyKind::Rsa(1024));
+    let p = policy("require key rsa>=2048\nallow * /** any\n");
+    assert_eq!(p.decide(Peer::Verified(&rsa), "GET", "/").reason, Reason::KeyRejected);
+}
+
+#[test]
+fn peers_that_are_not_verified_identities_are_refused() {
+    let p = policy("allow * /** any\n");
+    for (peer, reason) in [
+        (Peer::None, Reason::NoCertificate),
+        (Peer::Unverified, Reason::Unverified),
+        (Peer::Unparsable, Reason::BadCertificate),
+    ] {
+        let d = p.decide(peer, "GET", "/");
+        assert_eq!((d.allowed, d.reason), (false, reason));
+    }
+}
+
+#[test]
+fn hostile_identities_cannot_fake_a_value() {
+    let p = policy("allow * /corp/** subject.O=\"Example Corp\"\nallow * /users/{subject.CN}/** any\n");
+
+    // A CN that reads like an O in a display string stays one CN.
+    let comma = Spec::cn("alice,O=Example Corp").identity();
+    assert!(!allows(&p, &comma, "GET", "/corp/x"));
+    assert_eq!(comma.values(Attr::Subject)[0].as_ref(), "CN=alice\\,O=Example Corp");
+    let by_dn = policy("allow * /** subject=\"CN=alice,O=Example Corp\"\n");
+    assert!(!allows(&by_dn, &comma, "GET", "/x"));
+    let exact = policy("allow * /** subject=\"CN=alice\\,O=Example Corp\"\n");
+    assert!(allows(&exact, &comma, "GET", "/x"));
+
+    // A multi-valued RDN is one RDN of two values, not two RDNs.
+    let multi = Identity::from_der(&openssl_der("/CN=alice+O=Example Corp/C=DE", &["-multivalue-rdn"])).unwrap();
+    assert!(allows(&p, &multi, "GET", "/corp/x"), "O is still an O inside a multi-valued RDN");
+    assert_eq!(multi.subject_text(), "C=DE,CN=alice+O=Example Corp");
+    let two_rdns = policy("allow * /** subject=\"C=DE,CN=alice,O=Example Corp\"\n");
+    assert!(!allows(&two_rdns, &multi, "GET", "/x"));
+    let as_set = policy("allow * /** subject=\"C=DE,O=Example Corp+CN=alice\"\n");
+    assert!(allows(&as_set, &multi, "GET", "/x"));
+
+    // Two CNs: each is a value, neither hides the other.
+    let two = Identity::from_der(&openssl_der("/CN=alice/CN=bob", &[])).unwrap();
+    assert_eq!(two.values(Attr::parse("subject.CN").unwrap()).len(), 2);
+    assert!(allows(&p, &two, "GET", "/users/alice/x"));
+    assert!(allows(&p, &two, "GET", "/users/bob/x"));
+
+    // Template values that would escape their segment never match.
+    for cn in ["..", ".", "a/b"] {
+        let id = Spec::cn(cn).identity();
+        assert!(!allows(&p, &id, "GET", &format!("/users/{cn}/x")), "CN {cn:?}");
+    }
+    let star = Spec::cn("*").identity();
+    assert!(allows(&p, &star, "GET", "/users/*/x"));
+    assert!(!allows(&p, &star, "GET", "/users/bob/x"), "a CN of `*` is literal in a template");
+}
+
+#[test]
+fn odd_string_types_are_decoded() {
+    let mut spec = Spec::cn("x");
+    spec.subject = vec![
+        (DnType::OrganizationName, DnValue::BmpString("Exämple Corp".try_into().unwrap())),
+        (DnType::OrganizationalUnitName, DnValue::UniversalString("Öps".try_into().unwrap())),
+        (DnType::LocalityName, DnValue::TeletexString("Berlin".try_into().unwrap())),
+        (DnType::CommonName, DnValue::BmpString("alice".try_into().unwrap())),
+    ];
+    let id = spec.identity();
+    let p = policy("allow * /** subject.O=\"Exämple Corp\" subject.OU=Öps subject.CN=alice subject.L=Berlin\n");
+    assert!(allows(&p, &id, "GET", "/"));
+}
+
+#[test]
+fn certificates_with_control_characters_or_trailing_bytes_are_refused() {
+    let der = Spec::cn("alice").der();
+    Identity::from_der(&der).unwrap();
+    let mut trailing = der.clone();
+    trailing.push(0);
+    assert!(Identity::from_der(&trailing).is_err(), "trailing bytes");
+
+    let nul = patch(&Spec::cn("aliceXbob").der(), b"aliceXbob", b"alice\0bob");
+    assert!(Identity::from_der(&nul).is_err(), "NUL in CN");
+    let newline = patch(&Spec::cn("aliceXbob").der(), b"aliceXbob", b"alice\nbob");
+    assert!(Identity::from_der(&newline).is_err(), "newline in CN");
+
+    let mut spec = Spec::cn("a");
+    spec.sans = vec![SanType::DnsName("goodXname.example.org".try_into().unwrap())];
+    let dns = patch(&spec.der(), b"goodXname", b"good\0name");
+    assert!(Identity::from_der(&dns).is_err(), "NUL in a SAN");
+
+    // A PrintableString holding a non-ASCII byte cannot be decoded.
+    let mut spec = Spec::cn("a");
+    spec.subject = vec![(DnType::CountryName, DnValue::PrintableString("DX".try_into().unwrap()))];
+    let bad = patch(&spec.der(), b"DX", b"D\xff");
+    assert!(Identity::from_der(&bad).is_err(), "undecodable PrintableString");
+
+    assert!(Identity::from_der(b"not a certificate").is_err());
+    assert!(Identity::from_pem(b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n").is_err());
+}
+
+#[test]
+fn pem_and_der_give_the_same_identity() {
+    let der = Spec::cn("alice").der();
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        data_encoding::BASE64.encode(&der).as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join("\n")
+    );
+    let a = Identity::from_der(&der).unwrap();
+    let b = Identity::from_pem(pem.as_bytes()).unwrap();
+    assert_eq!(a.values(Attr::Fingerprint), b.values(Attr::Fingerprint));
+    assert_eq!(a.subject_text(), "CN=alice");
+}
+
+#[test]
+fn errors_name_file_line_and_column() {
+    let cases: &[(&str, &str)] = &[
+        ("allow GET /x subject.X=1", "bad.policy:1:14: unknown attribute `subject.X`"),
+        ("\n\nallow GET x any", "bad.policy:3:11: a path must start with `/`"),
+        ("allow get /x any", "bad.policy:1:7: methods are case-sensitive"),
+        ("allow * /a/**/b any", "bad.policy:1:12: `**` may only be the last segment"),
+        ("allow * /a//b any", "bad.policy:1:11: empty path segment"),
+        ("allow * /a/../b any", "bad.policy:1:12: `..` segments never match"),
+        ("allow * /a/b* any", "bad.policy:1:12: `*` and `{ATTR}` must be whole segments"),
+        ("allow * /{subject.XX} any", "bad.policy:1:10: unknown attribute `subject.XX` in path template"),
+        ("allow * /x group=ops", "bad.policy:1:18: unknown group `ops`"),
+        ("allow * /x", "bad.policy:1:1: expected `allow METHODS PATH MATCHER...`"),
+        ("deny * /x serial=xyz", "bad.policy:1:18: `xyz` is not a hex value"),
+        ("deny * /x fingerprint=AB", "bad.policy:1:23: fingerprint is a SHA-256 hash"),
+        ("deny * /x san.ip=1.2.3", "bad.policy:1:18: `1.2.3` is not an IPv4 or IPv6 address"),
+        ("deny * /x subject.CN=", "bad.policy:1:11: empty value for subject.CN"),
+        ("allow * /x subject=\"CN=a,\"", "bad.policy:1:"),
+        ("require lifetime<=9x\nallow * / any", "bad.policy:1:9: bad lifetime"),
+        ("require key dsa\nallow * / any", "bad.policy:1:13: bad key type `dsa`"),
+        ("allow * /x subject.O=\"Example", "bad.policy:1:22: unterminated quote"),
+        ("frob * /x any", "bad.policy:1:1: unknown statement `frob`"),
+        ("group g group=h\nallow * / group=g", "bad.policy:1:9: a group cannot contain another group"),
+        ("# only a comment\n", "bad.policy:1:1: the policy has no allow or deny statement"),
+        ("include /nonexistent/x.policy\nallow * / any", "bad.policy:1:9: cannot read policy file /nonexistent/x.policy"),
+        ("allow * /x \\\n   bogus", "bad.policy:2:4: expected `any`, `group=NAME` or `ATTR=VALUE`"),
+    ];
+    for (text, want) in cases {
+        let got = errors(text);
+        assert!(got.iter().any(|e| e.starts_with(want)), "for {text:?} wanted {want:?}, got {got:?}");
+    }
+    // Every error is reported, not just the first.
+    assert_eq!(errors("allow get /x any\nallow GET y any\n").len(), 2);
+}
+
+#[test]
+fn includes_are_relative_to_the_including_file_and_loops_are_errors() {
+    let dir = std::env::temp_dir().join(format!("cert-authz-include-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("main.policy"), "include sub/groups.policy\nallow * /admin/** group=ops\n").unwrap();
+    std::fs::write(dir.join("sub/groups.policy"), "group ops subject.OU=ops\ninclude more.policy\n").unwrap();
+    std::fs::write(dir.join("sub/more.policy"), "deny * /admin/secret any\n").unwrap();
+    let p = cert_authz::compile_file(&dir.join("main.policy")).unwrap();
+    let mut ops = Spec::cn("a");
+    ops.subject.push((DnType::OrganizationalUnitName, "ops".into()));
+    let id = ops.identity();
+    assert!(allows(&p, &id, "GET", "/admin/x"));
+    let d = p.decide(Peer::Verified(&id), "GET", "/admin/secret");
+    assert_eq!(d.origin.map(|(f, l)| (f.ends_with("sub/more.policy"), l)), Some((true, 1)));
+
+    std::fs::write(dir.join("loop.policy"), "include loop.policy\nallow * / any\n").unwrap();
+    let errs = cert_authz::compile_file(&dir.join("loop.policy")).err().expect("a loop is an error");
+    assert!(errs[0].to_string().contains("makes a loop"), "{errs:?}");
+}
+
+#[test]
+fn a_large_policy_is_indexed_and_still_exact() {
+    let mut text = String::from("deny * /svc/13/private any\n");
+    for i in 0..20_000 {
+        text.push_str(&format!("allow GET /svc/{i}/** subject.CN=user{i}\n"));
+    }
+    let p = policy(&text);
+    assert_eq!(p.rule_count(), 20_001);
+    let id = Spec::cn("user13").identity();
+    assert!(allows(&p, &id, "GET", "/svc/13/x"));
+    assert!(!allows(&p, &id, "GET", "/svc/14/x"));
+    assert!(!allows(&p, &id, "GET", "/svc/13/private"));
+    assert_eq!(p.decide(Peer::Verified(&id), "GET", "/svc/13/x").origin, Some(("test.policy", 15)));
+}
