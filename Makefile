@@ -13,14 +13,13 @@ CORE_LIB     := $(RELEASE)/libcert_authz.a
 CLI          := $(RELEASE)/cert-authz
 APACHE_SO    := $(RELEASE)/mod_cert_authz.so
 NGINX_SO     := $(RELEASE)/ngx_http_cert_authz_module.so
-ABI_TEST     := $(BUILD)/abi_test
 
 # Apache's compiler flags come from its own tools, never from fixed paths.
 APACHE_CFLAGS = -I$(shell apxs -q INCLUDEDIR 2>/dev/null || echo /usr/include/apache2) \
                 $(shell apr-1-config --cppflags --includes) \
                 $(shell apu-1-config --includes)
 
-.PHONY: all deps build test test-core test-abi test-e2e bench demo install clean
+.PHONY: all deps build test bench demo install clean
 
 all: build
 
@@ -58,18 +57,11 @@ $(APACHE_SO): module/apache/mod_cert_authz.c include/cert_authz.h $(CORE_LIB) mo
 $(NGINX_SO): module/nginx/ngx_http_cert_authz_module.c module/nginx/config include/cert_authz.h $(CORE_LIB)
 	CERT_AUTHZ_ROOT=$(CURDIR) module/nginx/build.sh $(CURDIR)/$(BUILD)/nginx $@
 
-# The C ABI test: a C program that uses every exported function.
-$(ABI_TEST): tests/c/abi_test.c include/cert_authz.h $(CORE_LIB)
-	@mkdir -p $(BUILD)
-	$(CC) -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude $< $(CORE_LIB) \
-	    -lpthread -ldl -lm -o $@
-
+# Every test: the core, the C ABI program (tests/abi.rs compiles
+# tests/c/abi_test.c against the library built above), the CLI, and real
+# Apache and nginx end to end.
 test: build
-	$(MAKE) --no-print-directory test-abi
 	$(CARGO) test --release --locked -- --test-threads=2
-
-test-abi: $(ABI_TEST)
-	$(ABI_TEST) tests/data
 
 bench: build
 	$(CARGO) bench --locked --bench core

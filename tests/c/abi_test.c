@@ -1,0 +1,314 @@
+/*
+ * The C ABI test: a C program, compiled with -Wall -Wextra -Werror
+ * -pedantic against include/cert_authz.h and linked with the core's static
+ * library, that calls every exported function and checks what it returns.
+ *
+ * usage: abi_test CERT.pem CERT.der POLICY CN
+ *   CERT is a certificate whose subject CN is CN; POLICY allows
+ *   GET /users/{subject.CN}/... and denies /users/CN/secret (line 2).
+ *
+ * Prints one line per failed check and "N passed, M failed"; exits 1 on
+ * any failure.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cert_authz.h"
+
+
+static int passed, failed;
+
+#define CHECK(cond)                                                          \
+    do {                                                                     \
+        if (cond) {                                                          \
+            passed++;                                                        \
+        } else {                                                             \
+            failed++;                                                        \
+            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);           \
+        }                                                                    \
+    } while (0)
+
+#define CHECK_RESULT(expr, want)                                             \
+    do {                                                                     \
+        cert_authz_result got_ = (expr);                                     \
+        if (got_ == (want)) {                                                \
+            passed++;                                                        \
+        } else {                                                             \
+            failed++;                                                        \
+            printf("FAIL %s:%d: %s gave %s, wanted %s\n", __FILE__,          \
+                   __LINE__, #expr, cert_authz_result_name(got_),           \
+                   cert_authz_result_name(want));                           \
+        }                                                                    \
+    } while (0)
+
+
+static int log_records;
+static char last_log[512];
+
+
+static void
+count_log(void *userdata, cert_authz_log_level level, const char *message,
+    size_t message_len)
+{
+    size_t n = message_len < sizeof(last_log) - 1
+               ? message_len : sizeof(last_log) - 1;
+
+    (void) level;
+    (*(int *) userdata)++;
+    memcpy(last_log, message, n);
+    last_log[n] = '\0';
+}
+
+
+static char *
+read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long size;
+
+    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0) {
+        fprintf(stderr, "cannot read %s\n", path);
+        exit(2);
+    }
+    rewind(f);
+    /* One spare byte, never a NUL terminator the library could rely on. */
+    buf = malloc((size_t) size + 1);
+    if (buf == NULL || fread(buf, 1, (size_t) size, f) != (size_t) size) {
+        fprintf(stderr, "cannot read %s\n", path);
+        exit(2);
+    }
+    buf[size] = 'X';
+    fclose(f);
+    *len = (size_t) size;
+    return buf;
+}
+
+
+static void
+test_names(void)
+{
+    int code;
+
+    CHECK(strlen(cert_authz_version()) > 0);
+    CHECK(strcmp(cert_authz_result_name(CERT_AUTHZ_OK), "CERT_AUTHZ_OK") == 0);
+    CHECK(strcmp(cert_authz_result_name(CERT_AUTHZ_ERR_PANIC),
+                 "CERT_AUTHZ_ERR_PANIC") == 0);
+    for (code = 0; code <= 8; code++) {
+        CHECK(strncmp(cert_authz_result_name((cert_authz_result) code),
+                      "CERT_AUTHZ_", 11) == 0);
+    }
+    CHECK(strcmp(cert_authz_result_name((cert_authz_result) 999),
+                 "CERT_AUTHZ_ERR_UNKNOWN") == 0);
+    CHECK(strcmp(cert_authz_reason_text(CERT_AUTHZ_REASON_DENY_RULE),
+                 "deny rule matched") == 0);
+    for (code = 0; code <= 10; code++) {
+        CHECK(strcmp(cert_authz_reason_text((cert_authz_reason) code),
+                     "unknown reason") != 0);
+    }
+    CHECK(strcmp(cert_authz_reason_text((cert_authz_reason) 77),
+                 "unknown reason") == 0);
+}
+
+
+static cert_authz_policy *
+test_policies(const char *policy_path)
+{
+    cert_authz_policy_builder *builder = NULL;
+    cert_authz_policy *policy = NULL, *sentinel = (cert_authz_policy *) &passed;
+    char errors[256], tiny[8];
+    const char *stmt = "allow POST /inline/** any";
+    size_t count = 0;
+
+    /* A good policy: a file plus one inline statement (not NUL-terminated
+     * where it ends: the length is what counts). */
+    CHECK_RESULT(cert_authz_policy_builder_new(&builder), CERT_AUTHZ_OK);
+    CHECK(builder != NULL);
+    CHECK_RESULT(cert_authz_policy_builder_add_file(builder, policy_path,
+                 strlen(policy_path)), CERT_AUTHZ_OK);
+    CHECK_RESULT(cert_authz_policy_builder_add_statement(builder, stmt,
+                 strlen(stmt), "/etc/httpd.conf", 15, 42), CERT_AUTHZ_OK);
+    CHECK_RESULT(cert_authz_policy_builder_build(builder, errors,
+                 sizeof(errors), &policy), CERT_AUTHZ_OK);
+    CHECK(policy != NULL);
+    CHECK_RESULT(cert_authz_policy_rule_count(policy, &count), CERT_AUTHZ_OK);
+    CHECK(count == 3);
+
+    /* A broken policy: errors located, no policy written. */
+    builder = NULL;
+    CHECK_RESULT(cert_authz_policy_builder_new(&builder), CERT_AUTHZ_OK);
+    CHECK_RESULT(cert_authz_policy_builder_add_statement(builder,
+                 "allow GET /x nosuch=1", 21, "/etc/nginx.conf", 15, 7),
+                 CERT_AUTHZ_ERR_POLICY);
+    CHECK_RESULT(cert_authz_policy_builder_build(builder, errors,
+                 sizeof(errors), &sentinel), CERT_AUTHZ_ERR_POLICY);
+    CHECK(sentinel == (cert_authz_policy *) &passed);
+    CHECK(strncmp(errors, "/etc/nginx.conf:7:14: unknown attribute", 39) == 0);
+
+    /* Error text is truncated to the buffer and NUL-terminated. */
+    CHECK_RESULT(cert_authz_policy_builder_new(&builder), CERT_AUTHZ_OK);
+    CHECK_RESULT(cert_authz_policy_builder_add_statement(builder,
+                 "frob", 4, "f", 1, 1), CERT_AUTHZ_ERR_POLICY);
+    CHECK_RESULT(cert_authz_policy_builder_build(builder, tiny,
+                 sizeof(tiny), &sentinel), CERT_AUTHZ_ERR_POLICY);
+    CHECK(strlen(tiny) == sizeof(tiny) - 1);
+
+    /* An unreadable file is an I/O error, at add and at build. */
+    CHECK_RESULT(cert_authz_policy_builder_new(&builder), CERT_AUTHZ_OK);
+    CHECK_RESULT(cert_authz_policy_builder_add_file(builder,
+                 "/nonexistent/p", 14), CERT_AUTHZ_ERR_IO);
+    CHECK_RESULT(cert_authz_policy_builder_build(builder, NULL, 0,
+                 &sentinel), CERT_AUTHZ_ERR_IO);
+
+    /* An empty builder is not a policy. */
+    CHECK_RESULT(cert_authz_policy_builder_new(&builder), CERT_AUTHZ_OK);
+    CHECK_RESULT(cert_authz_policy_builder_build(builder, errors,
+                 sizeof(errors), &sentinel), CERT_AUTHZ_ERR_POLICY);
+
+    /* Misuse. */
+    CHECK_RESULT(cert_authz_policy_builder_new(NULL),
+                 CERT_AUTHZ_ERR_NULL_POINTER);
+    CHECK_RESULT(cert_authz_policy_builder_add_file(NULL, "x", 1),
+                 CERT_AUTHZ_ERR_NULL_POINTER);
+    CHECK_RESULT(cert_authz_policy_builder_build(NULL, NULL, 0, &policy),
+                 CERT_AUTHZ_ERR_NULL_POINTER);
+    CHECK_RESULT(cert_authz_policy_rule_count(NULL, &count),
+                 CERT_AUTHZ_ERR_NULL_POINTER);
+    CHECK_RESULT(cert_authz_policy_builder_new(&builder), CERT_AUTHZ_OK);
+    cert_authz_policy_builder_free(builder);
+    cert_authz_policy_builder_free(NULL);
+    cert_authz_policy_free(NULL);
+
+    return policy;
+}
+
+
+static void
+test_identities_and_decisions(cert_authz_policy *policy, const char *pem_path,
+    const char *der_path, const char *cn)
+{
+    cert_authz_identity *id = NULL, *from_der = NULL;
+    cert_authz_identity *sentinel = (cert_authz_identity *) &failed;
+    cert_authz_decision d;
+    const char *value;
+    size_t pem_len, der_len, value_len;
+    char *pem = read_file(pem_path, &pem_len);
+    char *der = read_file(der_path, &der_len);
+    char path[256];
+
+    CHECK_RESULT(cert_authz_identity_from_pem(pem, pem_len, &id),
+                 CERT_AUTHZ_OK);
+    CHECK_RESULT(cert_authz_identity_from_der((const uint8_t *) der, der_len,
+                 &from_der), CERT_AUTHZ_OK);
+
+    /* A refused certificate writes no identity; the reason is logged. */
+    log_records = 0;
+    CHECK_RESULT(cert_authz_set_log_callback(count_log, &log_records,
+                 CERT_AUTHZ_LOG_DEBUG), CERT_AUTHZ_OK);
+    CHECK_RESULT(cert_authz_identity_from_der((const uint8_t *) der,
+                 der_len - 1, &sentinel), CERT_AUTHZ_ERR_BAD_CERTIFICATE);
+    CHECK(sentinel == (cert_authz_identity *) &failed);
+    CHECK(log_records == 1);
+    CHECK(strstr(last_log, "certificate refused") != NULL);
+    CHECK_RESULT(cert_authz_set_log_callback(NULL, NULL, CERT_AUTHZ_LOG_ERROR),
+                 CERT_AUTHZ_OK);
+    CHECK_RESULT(cert_authz_identity_from_pem("junk", 4, &sentinel),
+                 CERT_AUTHZ_ERR_BAD_CERTIFICATE);
+    CHECK(log_records == 1);
+    CHECK_RESULT(cert_authz_set_log_callback(count_log, NULL,
+                 (cert_authz_log_level) 9), CERT_AUTHZ_ERR_INVALID_ARGUMENT);
+
+    /* Attributes. */
+    CHECK_RESULT(cert_authz_identity_subject(id, &value, &value_len),
+                 CERT_AUTHZ_OK);
+    CHECK(value_len >= 3 + strlen(cn) && strncmp(value, "CN=", 3) == 0
+          && memcmp(value + 3, cn, strlen(cn)) == 0);
+    CHECK_RESULT(cert_authz_identity_attr(id, "subject.CN", 10, 0, &value,
+                 &value_len), CERT_AUTHZ_OK);
+    CHECK(value_len == strlen(cn) && memcmp(value, cn, value_len) == 0);
+    CHECK_RESULT(cert_authz_identity_attr(id, "subject.CN", 10, 1, &value,
+                 &value_len), CERT_AUTHZ_ERR_NOT_FOUND);
+    CHECK_RESULT(cert_authz_identity_attr(id, "subject.XX", 10, 0, &value,
+                 &value_len), CERT_AUTHZ_ERR_INVALID_ARGUMENT);
+    CHECK_RESULT(cert_authz_identity_attr(from_der, "fingerprint", 11, 0,
+                 &value, &value_len), CERT_AUTHZ_OK);
+    CHECK(value_len == 64);
+    CHECK_RESULT(cert_authz_attr_check("san.uri", 7), CERT_AUTHZ_OK);
+    CHECK_RESULT(cert_authz_attr_check("san.urix", 7), CERT_AUTHZ_OK);
+    CHECK_RESULT(cert_authz_attr_check("san.urix", 8),
+                 CERT_AUTHZ_ERR_INVALID_ARGUMENT);
+
+    /* Decisions. */
+    snprintf(path, sizeof(path), "/users/%s/profile", cn);
+    CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
+                 "GETX", 3, path, strlen(path), &d), CERT_AUTHZ_OK);
+    CHECK(d.allowed == 1 && d.reason == CERT_AUTHZ_REASON_ALLOW_RULE);
+    CHECK(d.rule_line == 1 && d.rule_file_len > 0);
+
+    snprintf(path, sizeof(path), "/users/%s/secret", cn);
+    CHECK_RESULT(cert_authz_decide(policy, from_der, CERT_AUTHZ_PEER_VERIFIED,
+                 "GET", 3, path, strlen(path), &d), CERT_AUTHZ_OK);
+    CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_DENY_RULE);
+    CHECK(d.rule_line == 2);
+
+    CHECK_RESULT(cert_authz_decide(policy, NULL, CERT_AUTHZ_PEER_VERIFIED,
+                 "POST", 4, "/inline/x", 9, &d), CERT_AUTHZ_ERR_NULL_POINTER);
+    CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
+                 "POST", 4, "/inline/x", 9, &d), CERT_AUTHZ_OK);
+    CHECK(d.allowed == 1 && d.rule_line == 42);
+    CHECK(d.rule_file_len == 15 && memcmp(d.rule_file, "/etc/httpd.conf",
+                                          15) == 0);
+
+    CHECK_RESULT(cert_authz_decide(policy, NULL, CERT_AUTHZ_PEER_NONE,
+                 "POST", 4, "/inline/x", 9, &d), CERT_AUTHZ_OK);
+    CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_NO_CERTIFICATE);
+    CHECK(d.rule_file_len == 0 && d.rule_line == 0);
+    CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_UNVERIFIED,
+                 "POST", 4, "/inline/x", 9, &d), CERT_AUTHZ_OK);
+    CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_UNVERIFIED);
+    CHECK_RESULT(cert_authz_decide(policy, NULL, CERT_AUTHZ_PEER_UNPARSABLE,
+                 "POST", 4, "/inline/x", 9, &d), CERT_AUTHZ_OK);
+    CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_BAD_CERTIFICATE);
+    CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
+                 "POST", 4, "/inline/../x", 12, &d), CERT_AUTHZ_OK);
+    CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_BAD_PATH);
+    CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
+                 "POST", 4, "/inline/\0x", 10, &d), CERT_AUTHZ_OK);
+    CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_BAD_PATH);
+    CHECK_RESULT(cert_authz_decide(policy, id, (cert_authz_peer) 17,
+                 "POST", 4, "/inline/x", 9, &d),
+                 CERT_AUTHZ_ERR_INVALID_ARGUMENT);
+    CHECK_RESULT(cert_authz_decide(NULL, id, CERT_AUTHZ_PEER_VERIFIED,
+                 "POST", 4, "/inline/x", 9, &d), CERT_AUTHZ_ERR_NULL_POINTER);
+    CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
+                 "POST", 4, "/inline/x", 9, NULL),
+                 CERT_AUTHZ_ERR_NULL_POINTER);
+
+    cert_authz_identity_free(id);
+    cert_authz_identity_free(from_der);
+    cert_authz_identity_free(NULL);
+    free(pem);
+    free(der);
+}
+
+
+int
+main(int argc, char **argv)
+{
+    cert_authz_policy *policy;
+
+    if (argc != 5) {
+        fprintf(stderr, "usage: abi_test CERT.pem CERT.der POLICY CN\n");
+        return 2;
+    }
+    test_names();
+    policy = test_policies(argv[3]);
+    if (policy != NULL) {
+        test_identities_and_decisions(policy, argv[1], argv[2], argv[4]);
+        cert_authz_policy_free(policy);
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
