@@ -426,7 +426,7 @@ fn scopes_provider_report_mode_and_backend_environment() {
 #[test]
 fn http2_streams_share_the_connection_identity() {
     let mut apache = Apache::new("h2");
-    apache.write_conf(
+    apache.write_conf_with(
         r#"SSLVerifyClient require
 CertAuthzPolicy shared.policy
 <Location "/">
@@ -434,6 +434,8 @@ CertAuthzPolicy shared.policy
     CertAuthzUser subject.CN
 </Location>
 "#,
+        "h2 http/1.1",
+        "LogLevel warn cert_authz:trace1",
     );
     apache.start();
 
@@ -474,6 +476,12 @@ CertAuthzPolicy shared.policy
     }
     let connects: u32 = text.lines().map(|l| l.split(' ').nth(3).unwrap().parse::<u32>().unwrap()).sum();
     assert!(connects <= 8, "streams were not multiplexed: {connects} connections\n{text}");
+    // Parsed once per connection, from the TLS session (mod_ssl's
+    // ssl_pre_handshake hook), not once per request.
+    let log = apache.error_log();
+    let parses: Vec<&str> = log.lines().filter(|l| l.contains("CA00014")).collect();
+    assert!(!parses.is_empty() && parses.len() as u32 <= connects, "{connects} connections:\n{log}");
+    assert!(parses.iter().all(|l| l.contains("from the TLS session")), "{log}");
 
     // Over h2 the backend sees the identity too.
     let r = apache.request_with(Some("alice"), "GET", "/users/alice/env", &["--http2"]);

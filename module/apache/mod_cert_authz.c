@@ -54,7 +54,12 @@
  *    post-handshake authentication), through ap_ssl_var_lookup():
  *    r->subprocess_env holds no SSL_* variables before the fixups phase.
  *  - The parsed identity is kept per TLS connection (the master connection
- *    for HTTP/2 streams) and re-parsed only when SSL_CLIENT_CERT changes.
+ *    for HTTP/2 streams) and parsed again only when the peer certificate
+ *    changes: mod_ssl's ssl_pre_handshake hook gives us the connection's
+ *    SSL, and the peer certificate's identity (pointer, with a reference
+ *    held so the address cannot be reused) tells a new certificate from the
+ *    old one without mod_ssl rendering a PEM per request.  Without the hook
+ *    the PEM of SSL_CLIENT_CERT is compared instead.
  */
 
 #include "apr_strings.h"
@@ -73,9 +78,13 @@
 #include "http_request.h"
 #include "http_ssl.h"
 #include "mod_auth.h"
+#include "apr_optional_hooks.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "cert_authz.h"
 
@@ -101,6 +110,11 @@
 #define ENV_USER     "CERT_AUTHZ_USER"
 
 module AP_MODULE_DECLARE_DATA cert_authz_module;
+
+/* mod_ssl's optional hook, as its mod_ssl_openssl.h declares it; Debian's
+ * apache2-dev does not install that header.  It runs once per connection,
+ * on the connection's thread, when mod_ssl has made the SSL object. */
+typedef int ssl_HOOK_pre_handshake_t(conn_rec *c, SSL *ssl, int is_proxy);
 
 APLOG_USE_MODULE(cert_authz);
 
@@ -150,7 +164,14 @@ typedef struct {
 #if APR_HAS_THREADS
     apr_thread_mutex_t *lock;
 #endif
-    char *pem;                       /* the SSL_CLIENT_CERT it came from */
+    /* Set once, before the handshake; used only after mod_ssl said
+     * SSL_CLIENT_VERIFY=SUCCESS for the request, when mod_ssl itself uses
+     * the same SSL on this connection. */
+    SSL *ssl;
+    /* What `current` was made from: the peer certificate (one reference
+     * held), or, without the ssl_pre_handshake hook, the PEM. */
+    X509 *x509;
+    char *pem;
     size_t pem_len;
     shared_identity *current;
 } conn_cache;
@@ -667,18 +688,21 @@ static apr_status_t conn_cache_cleanup(void *data)
     cache->current = NULL;
     free(cache->pem);
     cache->pem = NULL;
+    X509_free(cache->x509);
+    cache->x509 = NULL;
+    cache->ssl = NULL;
     return APR_SUCCESS;
 }
 
-/* The cache is made for each master connection before any request runs,
- * on the connection's own thread: HTTP/2 streams only ever find it. */
-static int cert_authz_pre_connection(conn_rec *c, void *csd)
+/* The cache of a master connection, made on the connection's own thread
+ * before any request runs: HTTP/2 streams only ever find it. */
+static conn_cache *conn_cache_create(conn_rec *c)
 {
-    conn_cache *cache;
+    conn_cache *cache = ap_get_module_config(c->conn_config,
+                                             &cert_authz_module);
 
-    (void)csd;
-    if (c->master) {
-        return DECLINED;
+    if (cache) {
+        return cache;
     }
     cache = apr_pcalloc(c->pool, sizeof(*cache));
 #if APR_HAS_THREADS
@@ -687,27 +711,166 @@ static int cert_authz_pre_connection(conn_rec *c, void *csd)
         ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c, CERT_AUTHZ_LOGNO(00006)
                       "cannot create the identity cache lock; certificates "
                       "on this connection are parsed per request");
-        return DECLINED;
+        return NULL;
     }
 #endif
     apr_pool_cleanup_register(c->pool, cache, conn_cache_cleanup,
                               apr_pool_cleanup_null);
     ap_set_module_config(c->conn_config, &cert_authz_module, cache);
+    return cache;
+}
+
+static int cert_authz_pre_connection(conn_rec *c, void *csd)
+{
+    (void)csd;
+    if (!c->master) {
+        conn_cache_create(c);
+    }
     return DECLINED;
 }
 
-static shared_identity *parse_identity(const char *pem, size_t pem_len)
+/* mod_ssl's pre_connection may run before or after ours: make the cache
+ * here too if needed. */
+static int cert_authz_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy)
+{
+    conn_cache *cache;
+
+    if (is_proxy || c->master) {
+        return DECLINED;
+    }
+    cache = conn_cache_create(c);
+    if (cache) {
+        cache->ssl = ssl;
+    }
+    return DECLINED;
+}
+
+/* A new shared identity (one reference) from a PEM or, when pem is NULL,
+ * from the DER of x509. */
+static shared_identity *parse_identity(const char *pem, size_t pem_len,
+                                       X509 *x509)
 {
     shared_identity *si = malloc(sizeof(*si));
+    cert_authz_result rc = CERT_AUTHZ_ERR_BAD_CERTIFICATE;
 
     if (!si) {
         return NULL;
     }
     si->identity = NULL;
     si->refs = 1;
-    if (cert_authz_identity_from_pem(pem, pem_len, &si->identity)
-        != CERT_AUTHZ_OK) {
+    if (pem) {
+        rc = cert_authz_identity_from_pem(pem, pem_len, &si->identity);
+    }
+    else {
+        unsigned char *der = NULL;
+        int der_len = i2d_X509(x509, &der);
+
+        if (der_len > 0) {
+            rc = cert_authz_identity_from_der(der, (size_t)der_len,
+                                              &si->identity);
+        }
+        OPENSSL_free(der);
+    }
+    if (rc != CERT_AUTHZ_OK) {
         si->identity = NULL;
+    }
+    return si;
+}
+
+static conn_cache *conn_cache_of(conn_rec *c)
+{
+    while (c->master) {
+        c = c->master;
+    }
+    return ap_get_module_config(c->conn_config, &cert_authz_module);
+}
+
+static void cache_lock(conn_cache *cache)
+{
+#if APR_HAS_THREADS
+    apr_thread_mutex_lock(cache->lock);
+#else
+    (void)cache;
+#endif
+}
+
+static void cache_unlock(conn_cache *cache)
+{
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(cache->lock);
+#else
+    (void)cache;
+#endif
+}
+
+/* Makes si (with a new reference for the cache) the cached identity, made
+ * from x509 (a reference is taken) or from a copy of pem. */
+static void cache_store(conn_cache *cache, shared_identity *si,
+                        X509 *x509, const char *pem, size_t pem_len)
+{
+    shared_identity *old;
+    X509 *old_x509;
+    char *copy = NULL, *old_pem;
+
+    if (pem) {
+        copy = malloc(pem_len ? pem_len : 1);
+        if (!copy) {
+            return;
+        }
+        memcpy(copy, pem, pem_len);
+    }
+    else if (X509_up_ref(x509) != 1) {
+        return;
+    }
+    apr_atomic_inc32(&si->refs);
+
+    cache_lock(cache);
+    old = cache->current;
+    old_x509 = cache->x509;
+    old_pem = cache->pem;
+    cache->current = si;
+    cache->x509 = pem ? NULL : x509;
+    cache->pem = copy;
+    cache->pem_len = copy ? pem_len : 0;
+    cache_unlock(cache);
+
+    identity_release(old);
+    X509_free(old_x509);
+    free(old_pem);
+}
+
+/*
+ * The identity of the connection's verified peer certificate, by the SSL
+ * that mod_ssl handed us, with one reference for the caller; NULL when
+ * that way is not available.
+ */
+static shared_identity *identity_by_ssl(conn_cache *cache, int *parsed)
+{
+    shared_identity *si;
+    X509 *peer;
+
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    peer = SSL_get0_peer_certificate(cache->ssl);
+#else
+    peer = SSL_get_peer_certificate(cache->ssl);
+    X509_free(peer);      /* the session keeps its own reference */
+#endif
+    if (!peer) {
+        return NULL;
+    }
+    cache_lock(cache);
+    si = cache->current;
+    if (si && cache->x509 == peer) {
+        apr_atomic_inc32(&si->refs);
+        cache_unlock(cache);
+        return si;
+    }
+    cache_unlock(cache);
+
+    si = parse_identity(NULL, 0, peer);
+    *parsed = 1;
+    if (si) {
+        cache_store(cache, si, peer, NULL, 0);
     }
     return si;
 }
@@ -718,59 +881,60 @@ static shared_identity *parse_identity(const char *pem, size_t pem_len)
  * cached identity (or the cached refusal); a different one, after
  * renegotiation or post-handshake authentication, replaces it.
  */
-static shared_identity *identity_for(conn_rec *c, const char *pem,
-                                     size_t pem_len)
+static shared_identity *identity_by_pem(conn_cache *cache, const char *pem,
+                                        size_t pem_len, int *parsed)
 {
-    conn_rec *master = c;
-    conn_cache *cache;
-    shared_identity *si, *old;
-    char *copy, *old_pem;
+    shared_identity *si;
 
-    while (master->master) {
-        master = master->master;
-    }
-    cache = ap_get_module_config(master->conn_config, &cert_authz_module);
     if (!cache) {
-        return parse_identity(pem, pem_len);
+        *parsed = 1;
+        return parse_identity(pem, pem_len, NULL);
     }
-
-#if APR_HAS_THREADS
-    apr_thread_mutex_lock(cache->lock);
-#endif
+    cache_lock(cache);
     si = cache->current;
-    if (si && cache->pem_len == pem_len && !memcmp(cache->pem, pem, pem_len)) {
+    if (si && cache->pem && cache->pem_len == pem_len
+        && !memcmp(cache->pem, pem, pem_len)) {
         apr_atomic_inc32(&si->refs);
-#if APR_HAS_THREADS
-        apr_thread_mutex_unlock(cache->lock);
-#endif
+        cache_unlock(cache);
         return si;
     }
-#if APR_HAS_THREADS
-    apr_thread_mutex_unlock(cache->lock);
-#endif
+    cache_unlock(cache);
 
-    si = parse_identity(pem, pem_len);
-    copy = malloc(pem_len ? pem_len : 1);
-    if (!si || !copy) {
-        free(copy);
-        return si;
+    si = parse_identity(pem, pem_len, NULL);
+    *parsed = 1;
+    if (si) {
+        cache_store(cache, si, NULL, pem, pem_len);
     }
-    memcpy(copy, pem, pem_len);
-    apr_atomic_inc32(&si->refs);        /* the cache's reference */
+    return si;
+}
 
-#if APR_HAS_THREADS
-    apr_thread_mutex_lock(cache->lock);
-#endif
-    old = cache->current;
-    old_pem = cache->pem;
-    cache->current = si;
-    cache->pem = copy;
-    cache->pem_len = pem_len;
-#if APR_HAS_THREADS
-    apr_thread_mutex_unlock(cache->lock);
-#endif
-    identity_release(old);
-    free(old_pem);
+/*
+ * The identity of the certificate of request r, which mod_ssl verified,
+ * with one reference for the caller, or NULL when there is none to be had.
+ */
+static shared_identity *identity_for(request_rec *r)
+{
+    conn_cache *cache = conn_cache_of(r->connection);
+    shared_identity *si = NULL;
+    const char *pem, *how = "the TLS session";
+    int parsed = 0;
+
+    if (cache && cache->ssl) {
+        si = identity_by_ssl(cache, &parsed);
+    }
+    if (!si) {
+        how = "SSL_CLIENT_CERT";
+        pem = ap_ssl_var_lookup(r->pool, r->server, r->connection, r,
+                                "SSL_CLIENT_CERT");
+        if (pem && *pem) {
+            si = identity_by_pem(cache, pem, strlen(pem), &parsed);
+        }
+    }
+    if (parsed) {
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, CERT_AUTHZ_LOGNO(00014)
+                      "parsed the client certificate from %s%s", how,
+                      (si && si->identity) ? "" : ": refused");
+    }
     return si;
 }
 
@@ -792,7 +956,7 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
                                              &cert_authz_module);
     const cert_authz_identity *identity = NULL;
     cert_authz_peer peer = CERT_AUTHZ_PEER_NONE;
-    const char *verify, *pem;
+    const char *verify;
     shared_identity *si = NULL;
     const char *value;
     size_t len;
@@ -807,19 +971,14 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
     verify = ap_ssl_var_lookup(r->pool, r->server, r->connection, r,
                                "SSL_CLIENT_VERIFY");
     if (verify && !strcmp(verify, "SUCCESS")) {
-        pem = ap_ssl_var_lookup(r->pool, r->server, r->connection, r,
-                                "SSL_CLIENT_CERT");
         peer = CERT_AUTHZ_PEER_UNPARSABLE;
-        if (pem && *pem) {
-            si = identity_for(r->connection, pem, strlen(pem));
-            if (si) {
-                apr_pool_cleanup_register(r->pool, si,
-                                          identity_release_cleanup,
-                                          apr_pool_cleanup_null);
-                if (si->identity) {
-                    identity = si->identity;
-                    peer = CERT_AUTHZ_PEER_VERIFIED;
-                }
+        si = identity_for(r);
+        if (si) {
+            apr_pool_cleanup_register(r->pool, si, identity_release_cleanup,
+                                      apr_pool_cleanup_null);
+            if (si->identity) {
+                identity = si->identity;
+                peer = CERT_AUTHZ_PEER_VERIFIED;
             }
         }
     }
@@ -1063,6 +1222,8 @@ static void cert_authz_register_hooks(apr_pool_t *p)
     ap_hook_post_config(cert_authz_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_connection(cert_authz_pre_connection, NULL, NULL,
                            APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ssl, pre_handshake, cert_authz_pre_handshake, NULL, NULL,
+                      APR_HOOK_MIDDLE);
     /* Per URI: the decision depends on the path, not only on the merged
      * configuration. */
     ap_hook_check_access(cert_authz_check_access, after_ssl, NULL,
