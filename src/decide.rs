@@ -7,7 +7,7 @@
 //! scanned.  The order of statements never changes a decision: deny beats
 //! allow, and among several matches the first written is reported.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::attr::{Attr, ATTR_COUNT};
 use crate::identity::{Identity, KeyKind};
@@ -179,7 +179,8 @@ impl Decision<'_> {
     }
 }
 
-/// Entries keyed by the exact identity values they ask for.
+/// Entries keyed by the exact identity values they ask for.  FxHash: keys
+/// come from the administrator's policy; certificates only look up.
 #[derive(Default)]
 struct ValueIndex {
     exact: Vec<HashMap<Box<str>, Vec<u32>>>,
@@ -191,8 +192,8 @@ struct ValueIndex {
 impl ValueIndex {
     fn new(groups: usize) -> ValueIndex {
         ValueIndex {
-            exact: (0..ATTR_COUNT).map(|_| HashMap::new()).collect(),
-            dns_label: HashMap::new(),
+            exact: (0..ATTR_COUNT).map(|_| HashMap::default()).collect(),
+            dns_label: HashMap::default(),
             by_group: vec![Vec::new(); groups],
             scan: Vec::new(),
         }

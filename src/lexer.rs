@@ -47,17 +47,22 @@ pub type LexError = (u32, u32, String);
 /// line (1 for a file, the directive's line for an inline statement).
 pub fn lex(text: &str, first_line: u32) -> (Vec<Statement>, Vec<LexError>) {
     let mut statements = Vec::new();
+    let errors = lex_each(text, first_line, |s| statements.push(s));
+    (statements, errors)
+}
+
+/// As [`lex`], but hands each statement to `on_statement` as soon as it
+/// ends, so a large file is never held as tokens all at once.
+pub fn lex_each(text: &str, first_line: u32, mut on_statement: impl FnMut(Statement)) -> Vec<LexError> {
     let mut errors = Vec::new();
     let mut tokens: Vec<Token> = Vec::new();
     let mut current: Option<Token> = None;
     let mut in_quote: Option<(u32, u32)> = None;
     let mut in_comment = false;
 
-    let chars: Vec<char> = text.chars().collect();
     let (mut line, mut col) = (first_line, 0u32);
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
+    let mut chars = text.char_indices().peekable();
+    while let Some((offset, c)) = chars.next() {
         col += 1;
         let here = (line, col);
         if c == '\n' {
@@ -66,46 +71,36 @@ pub fn lex(text: &str, first_line: u32) -> (Vec<Statement>, Vec<LexError>) {
             }
             finish_token(&mut current, &mut tokens);
             if !tokens.is_empty() {
-                statements.push(Statement { tokens: std::mem::take(&mut tokens) });
+                on_statement(Statement { tokens: std::mem::take(&mut tokens) });
             }
             in_comment = false;
             line += 1;
             col = 0;
-            i += 1;
             continue;
         }
         if in_comment {
-            i += 1;
             continue;
         }
         if c == '\\' {
-            let next = chars.get(i + 1).copied();
             // A `\` before the end of the line continues the statement.
-            let rest_blank = chars[i + 1..]
-                .iter()
-                .take_while(|&&n| n != '\n')
-                .all(|n| *n == ' ' || *n == '\t' || *n == '\r');
-            if in_quote.is_none() && rest_blank {
+            let rest = &text[offset + 1..];
+            let rest_of_line = &rest[..rest.find('\n').unwrap_or(rest.len())];
+            if in_quote.is_none() && rest_of_line.chars().all(|n| n == ' ' || n == '\t' || n == '\r') {
                 finish_token(&mut current, &mut tokens);
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
+                while chars.next_if(|&(_, n)| n != '\n').is_some() {}
+                chars.next();
                 line += 1;
                 col = 0;
-                i += 1;
                 continue;
             }
             let token = current.get_or_insert_with(|| Token { chars: Vec::new(), line, col });
-            match next {
+            match chars.peek().map(|&(_, n)| n) {
                 Some(n @ ('"' | '\\' | '*')) => {
                     token.chars.push(LChar { c: n, quoted: in_quote.is_some(), escaped: true, line, col });
                     col += 1;
-                    i += 2;
+                    chars.next();
                 }
-                _ => {
-                    token.chars.push(LChar { c, quoted: in_quote.is_some(), escaped: false, line, col });
-                    i += 1;
-                }
+                _ => token.chars.push(LChar { c, quoted: in_quote.is_some(), escaped: false, line, col }),
             }
             continue;
         }
@@ -115,36 +110,31 @@ pub fn lex(text: &str, first_line: u32) -> (Vec<Statement>, Vec<LexError>) {
                 Some(_) => None,
                 None => Some(here),
             };
-            i += 1;
             continue;
         }
         if in_quote.is_none() && (c == ' ' || c == '\t' || c == '\r') {
             finish_token(&mut current, &mut tokens);
-            i += 1;
             continue;
         }
         if in_quote.is_none() && c == '#' && current.is_none() {
             in_comment = true;
-            i += 1;
             continue;
         }
         if c.is_control() && c != '\t' {
             errors.push((line, col, format!("control character U+{:04X}", c as u32)));
-            i += 1;
             continue;
         }
-        let token = current.get_or_insert_with(|| Token { chars: Vec::new(), line, col });
+        let token = current.get_or_insert_with(|| Token { chars: Vec::with_capacity(16), line, col });
         token.chars.push(LChar { c, quoted: in_quote.is_some(), escaped: false, line, col });
-        i += 1;
     }
     if let Some((ql, qc)) = in_quote {
         errors.push((ql, qc, "unterminated quote".to_string()));
     }
     finish_token(&mut current, &mut tokens);
     if !tokens.is_empty() {
-        statements.push(Statement { tokens });
+        on_statement(Statement { tokens });
     }
-    (statements, errors)
+    errors
 }
 
 fn finish_token(current: &mut Option<Token>, tokens: &mut Vec<Token>) {

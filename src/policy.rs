@@ -14,7 +14,7 @@ use crate::attr::{known_names, Attr};
 use crate::decide::{KeySpec, Matcher, Methods, PathPattern, Policy, Rule, Seg, ValueMatch};
 use crate::dn::Dn;
 use crate::identity::hex;
-use crate::lexer::{lex, LChar, Statement, Token};
+use crate::lexer::{lex_each, LChar, Statement, Token};
 
 /// How deep `include` may nest before we call it a loop.
 const MAX_INCLUDE_DEPTH: usize = 16;
@@ -155,12 +155,9 @@ impl PolicyBuilder {
     }
 
     fn add_text(&mut self, text: &str, file: u32, first_line: u32, base: &Path) {
-        let (statements, lex_errors) = lex(text, first_line);
+        let lex_errors = lex_each(text, first_line, |statement| self.add_parsed(&statement, file, base));
         for (line, col, message) in lex_errors {
             self.error(Pos { file, line, col }, message);
-        }
-        for statement in statements {
-            self.add_parsed(&statement, file, base);
         }
     }
 
@@ -251,7 +248,11 @@ impl PolicyBuilder {
             });
         }
         if !self.errors.is_empty() {
-            return Err(self.errors);
+            // Lexing errors are found after the statements before them.
+            let order = |e: &PolicyError| (self.file_ids.get(&e.file).copied().unwrap_or(0), e.line, e.col);
+            let mut errors = std::mem::take(&mut self.errors);
+            errors.sort_by_key(order);
+            return Err(errors);
         }
         let files: Vec<Box<str>> = self.files.iter().map(|f| Box::from(&**f)).collect();
         Ok(Policy::new(
