@@ -781,3 +781,94 @@ fn the_backend_gets_the_real_identity_and_never_a_forged_one() {
     assert_eq!(lines[1], "-|-|-|-|/open/x");
     assert!(lines[2].starts_with("deny|-|-|CN=reporter|/app/x"), "{log}");
 }
+
+#[test]
+fn an_internal_redirect_is_a_new_decision() {
+    let app = free_port();
+    let mut nginx = Nginx::new(
+        "redirect",
+        &format!(
+            "{}{}",
+            tls_server(
+                "on",
+                "",
+                &format!(
+                    "location /pub/ {{\n\
+                     cert_authz on;\n\
+                     cert_authz_rule \"allow GET /pub/** any\";\n\
+                     try_files /nonexistent /priv/from-pub;\n\
+                     }}\n\
+                     location /priv/ {{\n\
+                     cert_authz on;\n\
+                     cert_authz_rule \"allow GET /priv/** subject.CN=opsbot\";\n\
+                     cert_authz_user subject.CN;\n\
+                     proxy_set_header X-Client-Identity $cert_authz_user;\n\
+                     proxy_pass http://127.0.0.1:{app};\n\
+                     }}"
+                ),
+            ),
+            app_server(app)
+        ),
+    );
+    nginx.start();
+
+    // allowed into /pub/, then try_files redirects to /priv/: decided again
+    assert_eq!(nginx.status(Some("alice"), "GET", "/pub/a"), 403);
+    let reply = common::curl(pki(), Some("opsbot"), "GET", &nginx.url("/pub/a"), &[]);
+    assert_eq!((reply.status, reply.body.as_str()), (200, "user=opsbot"));
+    let log = nginx.error_log();
+    let lines = deny_lines(&log);
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains("GET /priv/from-pub,"), "{log}");
+}
+
+/// A loopback server that records the raw bytes of the first read of each
+/// connection and closes it: enough to see FastCGI parameters.
+fn raw_backend() -> (u16, Arc<Mutex<Vec<u8>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding the raw backend");
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let out = seen.clone();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(300)));
+            let mut buf = [0u8; 65536];
+            if let Ok(n) = stream.read(&mut buf) {
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        }
+    });
+    (port, out)
+}
+
+#[test]
+fn fastcgi_params_carry_the_identity() {
+    let (port, seen) = raw_backend();
+    let mut nginx = Nginx::new(
+        "fastcgi",
+        &tls_server(
+            "on",
+            "",
+            &format!(
+                "location / {{\n\
+                 cert_authz on;\n\
+                 cert_authz_rule \"allow GET /** subject.CN=alice\";\n\
+                 cert_authz_user subject.CN;\n\
+                 fastcgi_param CERT_AUTHZ_USER $cert_authz_user;\n\
+                 fastcgi_param CERT_AUTHZ_DECISION $cert_authz_decision;\n\
+                 fastcgi_pass 127.0.0.1:{port};\n\
+                 }}"
+            ),
+        ),
+    );
+    nginx.start();
+    // the backend speaks no FastCGI: nginx answers 502, after sending
+    let status = nginx.status(Some("alice"), "GET", "/index.php");
+    assert_eq!(status, 502);
+    let bytes = seen.lock().unwrap().clone();
+    let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    // FastCGI name-value pairs: lengths, then name and value back to back
+    assert!(has(b"CERT_AUTHZ_USERalice"), "{}", String::from_utf8_lossy(&bytes));
+    assert!(has(b"CERT_AUTHZ_DECISIONallow"), "{}", String::from_utf8_lossy(&bytes));
+}
