@@ -65,7 +65,6 @@ test: build
 
 bench: build
 	$(CARGO) bench --locked --bench core
-	tests/bench/servers.sh
 
 demo: build
 	demo/run.sh
