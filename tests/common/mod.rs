@@ -18,9 +18,12 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A fresh scratch directory under target/, named after the test.
+/// A fresh scratch directory, named after the test.  It lives under the
+/// system's temporary directory, not the checkout: the servers' workers run
+/// as www-data and must reach their files whatever the checkout's parents
+/// allow (a clone under /root would not do).
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = root().join("target").join("test-scratch").join(name);
+    let dir = std::env::temp_dir().join("cert-authz-tests").join(name);
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).expect("creating a scratch directory");
     dir
