@@ -135,8 +135,13 @@ typedef struct {
     /* The sources set in this scope itself; NULL when it sets none and so
      * inherits its parent's policy. */
     apr_array_header_t *sources;
-    /* The policy in effect: compiled from `sources`, or inherited. */
+    /* The policy compiled from this scope's own sources. */
     cert_authz_policy *policy;
+    /* The policy in effect: &policy of the scope that defines it.  Merges
+     * copy this pointer, not the policy, because httpd merges the main
+     * server into virtual hosts before check_config may compile a scope
+     * whose last source sat in an inactive conditional section. */
+    cert_authz_policy **policy_ref;
 
     /* Bookkeeping for the configuration-time checks; unused per request. */
     int registered;
@@ -217,11 +222,11 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
      * a whole; merging rule sets would make a child unable to narrow. */
     if (add->sources) {
         conf->sources = add->sources;
-        conf->policy = add->policy;
+        conf->policy_ref = add->policy_ref;
     }
     else {
         conf->sources = base->sources;
-        conf->policy = base->policy;
+        conf->policy_ref = base->policy_ref;
     }
 
     conf->server = add->server ? add->server : base->server;
@@ -396,6 +401,7 @@ static const char *add_source(cmd_parms *cmd, cert_authz_dir_conf *conf,
     if (!conf->sources) {
         conf->sources = apr_array_make(cmd->pool, 4, sizeof(*src));
         conf->sources_where = directive_where(cmd);
+        conf->policy_ref = &conf->policy;
     }
     src = apr_array_push(conf->sources);
     src->is_file = is_file;
@@ -803,14 +809,13 @@ static void cache_unlock(conn_cache *cache)
 #endif
 }
 
-/* Makes si (with a new reference for the cache) the cached identity, made
- * from x509 (a reference is taken) or from a copy of pem. */
-static void cache_store(conn_cache *cache, shared_identity *si,
-                        X509 *x509, const char *pem, size_t pem_len)
+/* With the lock held: makes si (with a new reference for the cache) the
+ * cached identity, made from x509 (a reference is taken) or from a copy of
+ * pem, and drops the previous one. */
+static void cache_store_locked(conn_cache *cache, shared_identity *si,
+                               X509 *x509, const char *pem, size_t pem_len)
 {
-    shared_identity *old;
-    X509 *old_x509;
-    char *copy = NULL, *old_pem;
+    char *copy = NULL;
 
     if (pem) {
         copy = malloc(pem_len ? pem_len : 1);
@@ -824,25 +829,20 @@ static void cache_store(conn_cache *cache, shared_identity *si,
     }
     apr_atomic_inc32(&si->refs);
 
-    cache_lock(cache);
-    old = cache->current;
-    old_x509 = cache->x509;
-    old_pem = cache->pem;
+    identity_release(cache->current);
+    X509_free(cache->x509);
+    free(cache->pem);
     cache->current = si;
     cache->x509 = pem ? NULL : x509;
     cache->pem = copy;
     cache->pem_len = copy ? pem_len : 0;
-    cache_unlock(cache);
-
-    identity_release(old);
-    X509_free(old_x509);
-    free(old_pem);
 }
 
 /*
  * The identity of the connection's verified peer certificate, by the SSL
  * that mod_ssl handed us, with one reference for the caller; NULL when
- * that way is not available.
+ * that way is not available.  A miss parses under the lock: the streams of
+ * one connection wait a few microseconds instead of parsing alike.
  */
 static shared_identity *identity_by_ssl(conn_cache *cache, int *parsed)
 {
@@ -862,24 +862,23 @@ static shared_identity *identity_by_ssl(conn_cache *cache, int *parsed)
     si = cache->current;
     if (si && cache->x509 == peer) {
         apr_atomic_inc32(&si->refs);
-        cache_unlock(cache);
-        return si;
+    }
+    else {
+        si = parse_identity(NULL, 0, peer);
+        *parsed = 1;
+        if (si) {
+            cache_store_locked(cache, si, peer, NULL, 0);
+        }
     }
     cache_unlock(cache);
-
-    si = parse_identity(NULL, 0, peer);
-    *parsed = 1;
-    if (si) {
-        cache_store(cache, si, peer, NULL, 0);
-    }
     return si;
 }
 
 /*
- * The identity of the certificate `pem` for connection c, with one
- * reference for the caller.  A PEM equal to the cached one reuses the
- * cached identity (or the cached refusal); a different one, after
- * renegotiation or post-handshake authentication, replaces it.
+ * The identity of the certificate `pem`, with one reference for the
+ * caller.  A PEM equal to the cached one reuses the cached identity (or
+ * the cached refusal); a different one, after renegotiation or
+ * post-handshake authentication, replaces it.
  */
 static shared_identity *identity_by_pem(conn_cache *cache, const char *pem,
                                         size_t pem_len, int *parsed)
@@ -895,16 +894,15 @@ static shared_identity *identity_by_pem(conn_cache *cache, const char *pem,
     if (si && cache->pem && cache->pem_len == pem_len
         && !memcmp(cache->pem, pem, pem_len)) {
         apr_atomic_inc32(&si->refs);
-        cache_unlock(cache);
-        return si;
+    }
+    else {
+        si = parse_identity(pem, pem_len, NULL);
+        *parsed = 1;
+        if (si) {
+            cache_store_locked(cache, si, NULL, pem, pem_len);
+        }
     }
     cache_unlock(cache);
-
-    si = parse_identity(pem, pem_len, NULL);
-    *parsed = 1;
-    if (si) {
-        cache_store(cache, si, NULL, pem, pem_len);
-    }
     return si;
 }
 
@@ -941,6 +939,11 @@ static shared_identity *identity_for(request_rec *r)
 
 /* ---- decisions ---------------------------------------------------------- */
 
+static const cert_authz_policy *policy_of(const cert_authz_dir_conf *conf)
+{
+    return conf->policy_ref ? *conf->policy_ref : NULL;
+}
+
 /* httpd escapes control characters and backslashes of every error log
  * message itself (ap_escape_errorlog_item), so values go in as they are;
  * escaping them here too would double the backslashes of RFC 4514. */
@@ -961,11 +964,12 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
     const char *value;
     size_t len;
 
-    if (st && st->policy == conf->policy && st->user_attr == conf->user_attr) {
+    if (st && st->policy == policy_of(conf)
+        && st->user_attr == conf->user_attr) {
         return st;
     }
     st = apr_pcalloc(r->pool, sizeof(*st));
-    st->policy = conf->policy;
+    st->policy = policy_of(conf);
     st->user_attr = conf->user_attr;
 
     verify = ap_ssl_var_lookup(r->pool, r->server, r->connection, r,
@@ -987,7 +991,7 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
         peer = CERT_AUTHZ_PEER_UNVERIFIED;
     }
 
-    if (cert_authz_decide(conf->policy, identity, peer,
+    if (cert_authz_decide(st->policy, identity, peer,
                           r->method, strlen(r->method),
                           r->uri, strlen(r->uri), &st->decision)
         != CERT_AUTHZ_OK) {
@@ -1113,7 +1117,7 @@ static int enforce(request_rec *r, const cert_authz_dir_conf *conf)
     request_state *st;
     int report = (conf->mode == CERT_AUTHZ_MODE_REPORT);
 
-    if (!conf->policy) {
+    if (!policy_of(conf)) {
         return no_policy(r, "CertAuthz On");
     }
     st = decide(r, conf);
@@ -1179,7 +1183,7 @@ static authz_status cert_authz_check_authorization(request_rec *r,
 
     (void)require_line;
     (void)parsed;
-    if (!conf->policy) {
+    if (!policy_of(conf)) {
         no_policy(r, "Require cert-authz");
         return AUTHZ_GENERAL_ERROR;
     }
