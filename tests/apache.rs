@@ -1,7 +1,7 @@
 //! End-to-end tests of mod_cert_authz in a real Apache httpd with mod_ssl.
 //!
-//! Each test starts its own server (own ServerRoot under
-//! target/test-scratch/, own loopback port, event MPM, `User www-data`) and
+//! Each test starts its own server (own ServerRoot from
+//! common::scratch(), own loopback port, event MPM, `User www-data`) and
 //! stops it by the pid in its PidFile when the test ends, also when it
 //! panics.  A missing Apache or module is a failure, never a skip: run
 //! `make build` first (`make test` does).
