@@ -519,3 +519,36 @@ fn a_large_policy_is_indexed_and_still_exact() {
     assert!(!allows(&p, &id, "GET", "/svc/13/private"));
     assert_eq!(p.decide(Peer::Verified(&id), "GET", "/svc/13/x").origin, Some(("test.policy", 15)));
 }
+
+#[test]
+fn damaged_certificates_and_policies_are_errors_never_panics() {
+    // Every byte of a real certificate, flipped three ways: each result is
+    // a parsed identity or a refusal.
+    let der = full_identity_der();
+    for i in 0..der.len() {
+        for mask in [0x01u8, 0x80, 0xff] {
+            let mut bad = der.clone();
+            bad[i] ^= mask;
+            let _ = Identity::from_der(&bad);
+        }
+        let _ = Identity::from_der(&der[..i]);
+    }
+    // Every prefix of a policy line that exercises most of the grammar.
+    let line = "allow GET,POST /a/*/{subject.CN}/** subject=\"CN=a\\,b+O=x,C=DE\" san.dns=*.ex.org serial=4F:2A group=g # c \\\n";
+    for end in 0..=line.len() {
+        if line.is_char_boundary(end) {
+            let _ = compile_str(&format!("group g any\n{}", &line[..end]), "p");
+        }
+    }
+}
+
+fn full_identity_der() -> Vec<u8> {
+    let mut spec = Spec::cn("alice");
+    spec.subject.push((DnType::OrganizationName, DnValue::BmpString("Exämple".try_into().unwrap())));
+    spec.sans = vec![
+        SanType::DnsName("api.example.org".try_into().unwrap()),
+        SanType::URI("spiffe://example.org/x".try_into().unwrap()),
+        SanType::IpAddress("::1".parse().unwrap()),
+    ];
+    spec.der()
+}
