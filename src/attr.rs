@@ -181,7 +181,7 @@ mod tests {
     fn names_round_trip_and_indexes_are_dense() {
         let all = Attr::all();
         assert_eq!(all.len(), ATTR_COUNT);
-        let mut seen = vec![false; ATTR_COUNT];
+        let mut seen = [false; ATTR_COUNT];
         for attr in all {
             assert_eq!(Attr::parse(&attr.to_string()), Some(attr));
             assert!(!seen[attr.index()], "{attr} shares an index");

@@ -152,7 +152,7 @@ impl Identity {
                 return refuse("two subjectAltName extensions");
             }
             match SubjectAlternativeName::from_der(ext.value) {
-                Ok((rest, san)) if rest.is_empty() => {
+                Ok((&[], san)) => {
                     for name in &san.general_names {
                         read_general_name(name, &mut values)?;
                     }
@@ -284,7 +284,7 @@ fn read_name(name: &X509Name<'_>, which: &str) -> Result<Dn, CertError> {
 /// Decodes every ASN.1 string type a name may use into Unicode.  Any other
 /// type, an invalid encoding or a control character is an error.
 fn decode_string(any: &Any<'_>) -> Result<String, String> {
-    let data: &[u8] = any.data.as_ref();
+    let data: &[u8] = any.data;
     let text = match any.tag() {
         Tag::Utf8String => String::from_utf8(data.to_vec()).map_err(|_| "invalid UTF8String")?,
         Tag::PrintableString | Tag::Ia5String | Tag::NumericString | Tag::VisibleString => {

@@ -43,8 +43,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--name value` pairs, and the other arguments.
+type Options = (Vec<(String, String)>, Vec<String>);
+
 /// Parses `--name value` options; every name must be in `known`.
-fn options(args: &[String], known: &[&str]) -> Result<(Vec<(String, String)>, Vec<String>), Fail> {
+fn options(args: &[String], known: &[&str]) -> Result<Options, Fail> {
     let mut opts = Vec::new();
     let mut rest = Vec::new();
     let mut i = 0;

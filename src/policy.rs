@@ -401,7 +401,7 @@ fn parse_path(token: &Token, file: u32) -> ParseResult<PathPattern> {
             rest = true;
         } else if text == "*" && seg.iter().all(plain) {
             segs.push(Seg::Star);
-        } else if text.starts_with('{') && text.ends_with('}') && seg[0].escaped == false {
+        } else if text.starts_with('{') && text.ends_with('}') && !seg[0].escaped {
             let name = &text[1..text.len() - 1];
             let attr = Attr::parse(name).ok_or_else(|| {
                 (pos, format!("unknown attribute `{name}` in path template (known: {})", known_names()))
