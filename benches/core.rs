@@ -98,7 +98,11 @@ fn decision_figure(n: usize) -> (Duration, Duration) {
         black_box(policy.decide(Peer::Verified(black_box(&identity)), "GET", black_box(&path)));
     });
     let miss = median_per_call(200, 2000, || {
-        black_box(policy.decide(Peer::Verified(black_box(&identity)), "DELETE", black_box("/nowhere/at/all")));
+        black_box(policy.decide(
+            Peer::Verified(black_box(&identity)),
+            "DELETE",
+            black_box("/nowhere/at/all"),
+        ));
     });
     (hit, miss)
 }
@@ -127,7 +131,11 @@ fn main() {
     let parse = median_per_call(200, 500, || {
         black_box(Identity::from_pem(black_box(pem.as_bytes())).unwrap());
     });
-    println!("| PEM → identity, {} byte certificate | {:.2} µs | ≤ 5 µs |", pem.len(), parse.as_nanos() as f64 / 1000.0);
+    println!(
+        "| PEM → identity, {} byte certificate | {:.2} µs | ≤ 5 µs |",
+        pem.len(),
+        parse.as_nanos() as f64 / 1000.0
+    );
 
     let text = policy_text(100_000);
     let mut compile_times = Vec::new();

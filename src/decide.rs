@@ -343,7 +343,9 @@ impl Policy {
             Peer::Unverified => return Decision::deny(Reason::Unverified),
             Peer::Unparsable => return Decision::deny(Reason::BadCertificate),
         };
-        if method.is_empty() || !method.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)) {
+        if method.is_empty()
+            || !method.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+        {
             return Decision::deny(Reason::BadMethod);
         }
         let mut segments: Vec<&str> = Vec::with_capacity(8);
@@ -352,7 +354,11 @@ impl Policy {
         }
         for (specs, pos) in &self.key_requirements {
             if !specs.iter().any(|s| s.accepts(identity.key)) {
-                return Decision { allowed: false, reason: Reason::KeyRejected, origin: self.origin(pos.file, pos.line) };
+                return Decision {
+                    allowed: false,
+                    reason: Reason::KeyRejected,
+                    origin: self.origin(pos.file, pos.line),
+                };
             }
         }
         for (max, pos) in &self.lifetime_requirements {

@@ -24,21 +24,9 @@ const TYPES: &[(&str, &str, &[u8])] = &[
     ("dnQualifier", "2.5.4.46", &[0x55, 0x04, 0x2e]),
     ("pseudonym", "2.5.4.65", &[0x55, 0x04, 0x41]),
     ("organizationIdentifier", "2.5.4.97", &[0x55, 0x04, 0x61]),
-    (
-        "emailAddress",
-        "1.2.840.113549.1.9.1",
-        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01],
-    ),
-    (
-        "UID",
-        "0.9.2342.19200300.100.1.1",
-        &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x01],
-    ),
-    (
-        "DC",
-        "0.9.2342.19200300.100.1.25",
-        &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19],
-    ),
+    ("emailAddress", "1.2.840.113549.1.9.1", &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01]),
+    ("UID", "0.9.2342.19200300.100.1.1", &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x01]),
+    ("DC", "0.9.2342.19200300.100.1.25", &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19]),
 ];
 
 /// The short name for an OID given by its DER content bytes, if it has one.
@@ -50,9 +38,8 @@ pub fn short_name_for_oid_bytes(oid: &[u8]) -> Option<&'static str> {
 /// short name (any case) or dotted OID becomes the short name; any other
 /// dotted OID stays as it is.
 fn canonical_type(written: &str) -> Option<String> {
-    if let Some((name, _, _)) = TYPES
-        .iter()
-        .find(|(name, oid, _)| name.eq_ignore_ascii_case(written) || *oid == written)
+    if let Some((name, _, _)) =
+        TYPES.iter().find(|(name, oid, _)| name.eq_ignore_ascii_case(written) || *oid == written)
     {
         return Some((*name).to_string());
     }
@@ -182,8 +169,8 @@ impl Dn {
                 }
             }
             value.truncate(keep);
-            let value = String::from_utf8(value)
-                .map_err(|_| (value_start, "the value is not UTF-8".to_string()))?;
+            let value =
+                String::from_utf8(value).map_err(|_| (value_start, "the value is not UTF-8".to_string()))?;
             if value.chars().any(char::is_control) {
                 return Err((value_start, "control characters never match".into()));
             }

@@ -29,8 +29,8 @@ mod sys {
 }
 
 pub use sys::{
-    cert_authz_decision, cert_authz_identity, cert_authz_log_callback, cert_authz_log_level,
-    cert_authz_peer, cert_authz_policy, cert_authz_policy_builder, cert_authz_reason, cert_authz_result,
+    cert_authz_decision, cert_authz_identity, cert_authz_log_callback, cert_authz_log_level, cert_authz_peer,
+    cert_authz_policy, cert_authz_policy_builder, cert_authz_reason, cert_authz_result,
 };
 
 type R = cert_authz_result;
@@ -129,8 +129,17 @@ pub extern "C" fn cert_authz_reason_text(reason: cert_authz_reason) -> *const c_
         };
     }
     c_texts!(
-        AllowRule, NoMatchingRule, DenyRule, KeyRejected, LifetimeTooLong, NoCertificate,
-        Unverified, BadCertificate, BadPath, BadMethod, InternalError
+        AllowRule,
+        NoMatchingRule,
+        DenyRule,
+        KeyRejected,
+        LifetimeTooLong,
+        NoCertificate,
+        Unverified,
+        BadCertificate,
+        BadPath,
+        BadMethod,
+        InternalError
     )
 }
 
@@ -146,7 +155,9 @@ fn deliver_to_c(sink: &Sink, level: Level, message: &str) {
     // cert_authz_set_log_callback, and function pointers fit in usize.
     let callback: unsafe extern "C" fn(*mut c_void, cert_authz_log_level, *const c_char, usize) =
         unsafe { std::mem::transmute(sink.target) };
-    unsafe { callback(sink.userdata as *mut c_void, level, message.as_ptr() as *const c_char, message.len()) };
+    unsafe {
+        callback(sink.userdata as *mut c_void, level, message.as_ptr() as *const c_char, message.len())
+    };
 }
 
 #[no_mangle]
@@ -165,14 +176,17 @@ pub extern "C" fn cert_authz_set_log_callback(
             L::CERT_AUTHZ_LOG_TRACE => LevelFilter::Trace,
             _ => return R::CERT_AUTHZ_ERR_INVALID_ARGUMENT,
         };
-        let sink = cb.map(|f| Sink { deliver: deliver_to_c, target: f as usize, userdata: userdata as usize });
+        let sink =
+            cb.map(|f| Sink { deliver: deliver_to_c, target: f as usize, userdata: userdata as usize });
         logging::install(sink, max);
         R::CERT_AUTHZ_OK
     })
 }
 
 #[no_mangle]
-pub extern "C" fn cert_authz_policy_builder_new(builder_out: *mut *mut cert_authz_policy_builder) -> cert_authz_result {
+pub extern "C" fn cert_authz_policy_builder_new(
+    builder_out: *mut *mut cert_authz_policy_builder,
+) -> cert_authz_result {
     guard(|| {
         if builder_out.is_null() {
             return R::CERT_AUTHZ_ERR_NULL_POINTER;
@@ -282,7 +296,8 @@ pub extern "C" fn cert_authz_policy_builder_build(
 #[no_mangle]
 pub extern "C" fn cert_authz_policy_builder_free(builder: *mut cert_authz_policy_builder) {
     if !builder.is_null() {
-        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(builder as *mut PolicyBuilder) })));
+        let _ =
+            catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(builder as *mut PolicyBuilder) })));
     }
 }
 
@@ -295,7 +310,10 @@ unsafe fn identity_ref<'a>(identity: *const cert_authz_identity) -> Result<&'a I
 }
 
 #[no_mangle]
-pub extern "C" fn cert_authz_policy_rule_count(policy: *const cert_authz_policy, count_out: *mut usize) -> cert_authz_result {
+pub extern "C" fn cert_authz_policy_rule_count(
+    policy: *const cert_authz_policy,
+    count_out: *mut usize,
+) -> cert_authz_result {
     guard(|| {
         let policy = try_r!(unsafe { policy_ref(policy) });
         if count_out.is_null() {
@@ -313,7 +331,10 @@ pub extern "C" fn cert_authz_policy_free(policy: *mut cert_authz_policy) {
     }
 }
 
-fn identity_out(parsed: Result<Identity, crate::identity::CertError>, out: *mut *mut cert_authz_identity) -> R {
+fn identity_out(
+    parsed: Result<Identity, crate::identity::CertError>,
+    out: *mut *mut cert_authz_identity,
+) -> R {
     match parsed {
         Ok(identity) => {
             unsafe { *out = into_handle(identity) };
@@ -436,19 +457,25 @@ pub extern "C" fn cert_authz_decide(
         if decision_out.is_null() {
             return R::CERT_AUTHZ_ERR_NULL_POINTER;
         }
-        let method = try_r!(unsafe { bytes(method as *const u8, method_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
-        let path = try_r!(unsafe { bytes(path as *const u8, path_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
+        let method =
+            try_r!(unsafe { bytes(method as *const u8, method_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
+        let path =
+            try_r!(unsafe { bytes(path as *const u8, path_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
         let peer = match peer {
             cert_authz_peer::CERT_AUTHZ_PEER_NONE => Peer::None,
             cert_authz_peer::CERT_AUTHZ_PEER_UNVERIFIED => Peer::Unverified,
             cert_authz_peer::CERT_AUTHZ_PEER_UNPARSABLE => Peer::Unparsable,
-            cert_authz_peer::CERT_AUTHZ_PEER_VERIFIED => Peer::Verified(try_r!(unsafe { identity_ref(identity) })),
+            cert_authz_peer::CERT_AUTHZ_PEER_VERIFIED => {
+                Peer::Verified(try_r!(unsafe { identity_ref(identity) }))
+            }
             _ => return R::CERT_AUTHZ_ERR_INVALID_ARGUMENT,
         };
         // A method or path that is not UTF-8 cannot match any rule: refuse
         // it with its own reason rather than fail the call.
         let decision = match (std::str::from_utf8(method), std::str::from_utf8(path)) {
-            (Err(_), _) => crate::decide::Decision { allowed: false, reason: Reason::BadMethod, origin: None },
+            (Err(_), _) => {
+                crate::decide::Decision { allowed: false, reason: Reason::BadMethod, origin: None }
+            }
             (_, Err(_)) => crate::decide::Decision { allowed: false, reason: Reason::BadPath, origin: None },
             (Ok(method), Ok(path)) => policy.decide(peer, method, path),
         };

@@ -11,8 +11,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use once_cell::sync::OnceCell;
 use sha2::{Digest, Sha256};
-use x509_parser::der_parser::asn1_rs::{Any, Tag};
 use x509_parser::certificate::X509CertificateParser;
+use x509_parser::der_parser::asn1_rs::{Any, Tag};
 use x509_parser::extensions::{GeneralName, SubjectAlternativeName};
 use x509_parser::nom::Parser;
 use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
@@ -255,9 +255,7 @@ fn pem_to_der(pem: &[u8]) -> Result<Vec<u8>, CertError> {
     }
     // BASE64_MIME skips the line breaks; other whitespace is an error.
     let body = pem[start..start + body_len].trim_ascii();
-    data_encoding::BASE64_MIME
-        .decode(body)
-        .or_else(|_| refuse("the PEM body is not base64"))
+    data_encoding::BASE64_MIME.decode(body).or_else(|_| refuse("the PEM body is not base64"))
 }
 
 /// Reads a Name into a Dn (most specific RDN first), decoding every string.
@@ -271,8 +269,8 @@ fn read_name(name: &X509Name<'_>, which: &str) -> Result<Dn, CertError> {
                 Some(short) => short.to_string(),
                 None => oid.to_id_string(),
             };
-            let value = decode_string(atv.attr_value())
-                .map_err(|why| CertError(format!("{which} {ty}: {why}")))?;
+            let value =
+                decode_string(atv.attr_value()).map_err(|why| CertError(format!("{which} {ty}: {why}")))?;
             pairs.push((ty, value));
         }
         rdns.push(pairs);
@@ -300,9 +298,7 @@ fn decode_string(any: &Any<'_>) -> Result<String, String> {
                 return Err("BMPString of odd length".into());
             }
             let units = data.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]));
-            char::decode_utf16(units)
-                .collect::<Result<String, _>>()
-                .map_err(|_| "invalid BMPString")?
+            char::decode_utf16(units).collect::<Result<String, _>>().map_err(|_| "invalid BMPString")?
         }
         Tag::UniversalString => {
             if data.len() % 4 != 0 {
@@ -388,12 +384,11 @@ fn key_kind(cert: &X509Certificate<'_>) -> KeyKind {
     let spki = cert.public_key();
     let alg = spki.algorithm.algorithm.as_bytes();
     if alg == OID_RSA || alg == OID_RSA_PSS {
-        let modulus: &[u8] = match x509_parser::public_key::RSAPublicKey::from_der(
-            spki.subject_public_key.data.as_ref(),
-        ) {
-            Ok((_, rsa)) => rsa.modulus,
-            Err(_) => return KeyKind::Other,
-        };
+        let modulus: &[u8] =
+            match x509_parser::public_key::RSAPublicKey::from_der(spki.subject_public_key.data.as_ref()) {
+                Ok((_, rsa)) => rsa.modulus,
+                Err(_) => return KeyKind::Other,
+            };
         let start = modulus.iter().position(|&b| b != 0).unwrap_or(modulus.len());
         let significant = &modulus[start..];
         let bits = match significant.first() {

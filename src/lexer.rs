@@ -157,13 +157,13 @@ mod tests {
     fn quotes_escapes_comments_and_continuations() {
         assert_eq!(
             words("allow GET /a subject.O=\"Example Corp\" # comment\n\n# only\ndeny * \\\n  /b any\n"),
-            vec![
-                vec!["allow", "GET", "/a", "subject.O=Example Corp"],
-                vec!["deny", "*", "/b", "any"],
-            ]
+            vec![vec!["allow", "GET", "/a", "subject.O=Example Corp"], vec!["deny", "*", "/b", "any"],]
         );
         assert_eq!(words(r#"a x=\"q\" y=\\ z=\*"#), vec![vec!["a", "x=\"q\"", "y=\\", "z=*"]]);
-        assert_eq!(words(r"a CN=x\,y serial=4F#not-a-comment"), vec![vec!["a", "CN=x\\,y", "serial=4F#not-a-comment"]]);
+        assert_eq!(
+            words(r"a CN=x\,y serial=4F#not-a-comment"),
+            vec![vec!["a", "CN=x\\,y", "serial=4F#not-a-comment"]]
+        );
     }
 
     #[test]

@@ -174,7 +174,8 @@ fn test(args: &[String]) -> Result<ExitCode, Fail> {
         return Err(Fail(USAGE.to_string()));
     };
     let policy = load_policy(required(&opts, "policy")?)?;
-    let cases = std::fs::read_to_string(cases_path).map_err(|e| Fail(format!("cannot read {cases_path}: {e}")))?;
+    let cases =
+        std::fs::read_to_string(cases_path).map_err(|e| Fail(format!("cannot read {cases_path}: {e}")))?;
     let base = Path::new(cases_path).parent().map(Path::to_path_buf).unwrap_or_default();
     let (mut passed, mut failed) = (0, 0);
     for (n, line) in cases.lines().enumerate() {
@@ -189,7 +190,9 @@ fn test(args: &[String]) -> Result<ExitCode, Fail> {
         let want_allow = match *expected {
             "ALLOW" => true,
             "DENY" => false,
-            other => return Err(Fail(format!("{cases_path}:{}: `{other}` is neither ALLOW nor DENY", n + 1))),
+            other => {
+                return Err(Fail(format!("{cases_path}:{}: `{other}` is neither ALLOW nor DENY", n + 1)))
+            }
         };
         let cert_path: PathBuf = base.join(cert);
         let identity = load_cert(&cert_path)?;

@@ -255,14 +255,7 @@ impl PolicyBuilder {
             return Err(errors);
         }
         let files: Vec<Box<str>> = self.files.iter().map(|f| Box::from(&**f)).collect();
-        Ok(Policy::new(
-            files,
-            rules,
-            group_lines,
-            group_ids.len(),
-            key_requirements,
-            lifetime_requirements,
-        ))
+        Ok(Policy::new(files, rules, group_lines, group_ids.len(), key_requirements, lifetime_requirements))
     }
 
     fn resolve(&mut self, matchers: Vec<RawMatcher>, groups: &HashMap<String, u32>) -> Option<Vec<Matcher>> {
@@ -274,7 +267,10 @@ impl PolicyBuilder {
                 RawMatcher::Group(name, pos) => match groups.get(&name) {
                     Some(id) => out.push(Matcher::Group(*id)),
                     None => {
-                        self.error(pos, format!("unknown group `{name}` (define it with `group {name} ...`)"));
+                        self.error(
+                            pos,
+                            format!("unknown group `{name}` (define it with `group {name} ...`)"),
+                        );
                         ok = false;
                     }
                 },
@@ -422,10 +418,9 @@ fn parse_matcher(token: &Token, file: u32) -> ParseResult<RawMatcher> {
     if text == "any" && chars.iter().all(|c| !c.quoted && !c.escaped) {
         return Ok(RawMatcher::Ready(Matcher::Any));
     }
-    let eq = chars
-        .iter()
-        .position(|c| c.c == '=' && !c.quoted && !c.escaped)
-        .ok_or_else(|| (at(file, token), format!("expected `any`, `group=NAME` or `ATTR=VALUE`, not `{text}`")))?;
+    let eq = chars.iter().position(|c| c.c == '=' && !c.quoted && !c.escaped).ok_or_else(|| {
+        (at(file, token), format!("expected `any`, `group=NAME` or `ATTR=VALUE`, not `{text}`"))
+    })?;
     let name: String = chars[..eq].iter().map(|c| c.c).collect();
     let value = &chars[eq + 1..];
     let value_pos = value.first().map(|c| at_char(file, c)).unwrap_or(at(file, token));
@@ -480,9 +475,8 @@ fn parse_value(attr: Attr, chars: &[LChar], pos: Pos, file: u32) -> ParseResult<
         return Ok(if prefix { ValueMatch::Prefix(lower.into()) } else { ValueMatch::Exact(lower.into()) });
     }
     if attr == Attr::SanIp && !prefix {
-        let ip: IpAddr = text
-            .parse()
-            .map_err(|_| (pos, format!("`{text}` is not an IPv4 or IPv6 address")))?;
+        let ip: IpAddr =
+            text.parse().map_err(|_| (pos, format!("`{text}` is not an IPv4 or IPv6 address")))?;
         return Ok(ValueMatch::Exact(ip.to_string().into()));
     }
     Ok(if prefix { ValueMatch::Prefix(text.into()) } else { ValueMatch::Exact(text.into()) })
@@ -519,9 +513,14 @@ fn parse_require(tokens: &[Token], file: u32) -> ParseResult<Parsed> {
         }
         let specs = tokens[2..]
             .iter()
-            .map(|t| parse_key_spec(&t.text()).ok_or_else(|| {
-                (at(file, t), format!("bad key type `{}` (ec>=BITS, rsa>=BITS, ed25519, ed448)", t.text()))
-            }))
+            .map(|t| {
+                parse_key_spec(&t.text()).ok_or_else(|| {
+                    (
+                        at(file, t),
+                        format!("bad key type `{}` (ec>=BITS, rsa>=BITS, ed25519, ed448)", t.text()),
+                    )
+                })
+            })
             .collect::<ParseResult<Vec<_>>>()?;
         return Ok(Parsed::RequireKey { specs, pos: at(file, &tokens[0]) });
     }

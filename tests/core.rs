@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 
 use cert_authz::{compile_str, Attr, Identity, KeyKind, Peer, Policy, Reason};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, IsCa, Issuer, KeyPair,
-    SanType, SerialNumber, SignatureAlgorithm, PKCS_ECDSA_P256_SHA256,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, IsCa, Issuer, KeyPair, SanType,
+    SerialNumber, SignatureAlgorithm, PKCS_ECDSA_P256_SHA256,
 };
 
 /// The CA all test certificates are issued by.
@@ -123,8 +123,14 @@ fn full_identity() -> Identity {
         (DnType::OrganizationalUnitName, "dev".into()),
         (DnType::CustomDnType(vec![2, 5, 4, 5]), "4711".into()),
         (DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 1]), "alice01".into()),
-        (DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 25]), DnValue::Ia5String("example".try_into().unwrap())),
-        (DnType::CustomDnType(vec![1, 2, 840, 113549, 1, 9, 1]), DnValue::Ia5String("alice@example.org".try_into().unwrap())),
+        (
+            DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 25]),
+            DnValue::Ia5String("example".try_into().unwrap()),
+        ),
+        (
+            DnType::CustomDnType(vec![1, 2, 840, 113549, 1, 9, 1]),
+            DnValue::Ia5String("alice@example.org".try_into().unwrap()),
+        ),
         (DnType::CommonName, "alice".into()),
     ];
     spec.sans = vec![
@@ -175,7 +181,12 @@ fn every_attribute_matches_in_a_policy() {
     let id = full_identity();
     let fp = id.values(Attr::Fingerprint)[0].to_string();
     let spki = id.values(Attr::Spki)[0].to_string();
-    let colon_fp: String = fp.as_bytes().chunks(2).map(|c| std::str::from_utf8(c).unwrap().to_lowercase()).collect::<Vec<_>>().join(":");
+    let colon_fp: String = fp
+        .as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap().to_lowercase())
+        .collect::<Vec<_>>()
+        .join(":");
     let subject = id.values(Attr::Subject)[0].to_string();
     let matching = [
         "subject.CN=alice".to_string(),
@@ -309,9 +320,15 @@ fn groups_are_or_of_lines_and_and_within_a_line() {
          allow * /admin/** group=ops\n",
     );
     let mut both = Spec::cn("a");
-    both.subject = vec![(DnType::OrganizationName, "Example Corp".into()), (DnType::OrganizationalUnitName, "ops".into())];
+    both.subject = vec![
+        (DnType::OrganizationName, "Example Corp".into()),
+        (DnType::OrganizationalUnitName, "ops".into()),
+    ];
     let mut only_o = Spec::cn("b");
-    only_o.subject = vec![(DnType::OrganizationName, "Example Corp".into()), (DnType::OrganizationalUnitName, "dev".into())];
+    only_o.subject = vec![
+        (DnType::OrganizationName, "Example Corp".into()),
+        (DnType::OrganizationalUnitName, "dev".into()),
+    ];
     let mut uri = Spec::cn("c");
     uri.sans = vec![SanType::URI("spiffe://example.org/ns/ops/bot".try_into().unwrap())];
     assert!(allows(&p, &both.identity(), "GET", "/admin/x"));
@@ -371,7 +388,8 @@ fn hostile_identities_cannot_fake_a_value() {
     assert!(allows(&exact, &comma, "GET", "/x"));
 
     // A multi-valued RDN is one RDN of two values, not two RDNs.
-    let multi = Identity::from_der(&openssl_der("/CN=alice+O=Example Corp/C=DE", &["-multivalue-rdn"])).unwrap();
+    let multi =
+        Identity::from_der(&openssl_der("/CN=alice+O=Example Corp/C=DE", &["-multivalue-rdn"])).unwrap();
     assert!(allows(&p, &multi, "GET", "/corp/x"), "O is still an O inside a multi-valued RDN");
     assert_eq!(multi.subject_text(), "C=DE,CN=alice+O=Example Corp");
     let two_rdns = policy("allow * /** subject=\"C=DE,CN=alice,O=Example Corp\"\n");
@@ -405,7 +423,8 @@ fn odd_string_types_are_decoded() {
         (DnType::CommonName, DnValue::BmpString("alice".try_into().unwrap())),
     ];
     let id = spec.identity();
-    let p = policy("allow * /** subject.O=\"Exämple Corp\" subject.OU=Öps subject.CN=alice subject.L=Berlin\n");
+    let p =
+        policy("allow * /** subject.O=\"Exämple Corp\" subject.OU=Öps subject.CN=alice subject.L=Berlin\n");
     assert!(allows(&p, &id, "GET", "/"));
 }
 
@@ -442,7 +461,13 @@ fn pem_and_der_give_the_same_identity() {
     let der = Spec::cn("alice").der();
     let pem = format!(
         "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-        data_encoding::BASE64.encode(&der).as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join("\n")
+        data_encoding::BASE64
+            .encode(&der)
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     let a = Identity::from_der(&der).unwrap();
     let b = Identity::from_pem(pem.as_bytes()).unwrap();
@@ -474,7 +499,10 @@ fn errors_name_file_line_and_column() {
         ("frob * /x any", "bad.policy:1:1: unknown statement `frob`"),
         ("group g group=h\nallow * / group=g", "bad.policy:1:9: a group cannot contain another group"),
         ("# only a comment\n", "bad.policy:1:1: the policy has no allow or deny statement"),
-        ("include /nonexistent/x.policy\nallow * / any", "bad.policy:1:9: cannot read policy file /nonexistent/x.policy"),
+        (
+            "include /nonexistent/x.policy\nallow * / any",
+            "bad.policy:1:9: cannot read policy file /nonexistent/x.policy",
+        ),
         ("allow * /x \\\n   bogus", "bad.policy:2:4: expected `any`, `group=NAME` or `ATTR=VALUE`"),
     ];
     for (text, want) in cases {
@@ -489,7 +517,8 @@ fn errors_name_file_line_and_column() {
 fn includes_are_relative_to_the_including_file_and_loops_are_errors() {
     let dir = std::env::temp_dir().join(format!("cert-authz-include-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("sub")).unwrap();
-    std::fs::write(dir.join("main.policy"), "include sub/groups.policy\nallow * /admin/** group=ops\n").unwrap();
+    std::fs::write(dir.join("main.policy"), "include sub/groups.policy\nallow * /admin/** group=ops\n")
+        .unwrap();
     std::fs::write(dir.join("sub/groups.policy"), "group ops subject.OU=ops\ninclude more.policy\n").unwrap();
     std::fs::write(dir.join("sub/more.policy"), "deny * /admin/secret any\n").unwrap();
     let p = cert_authz::compile_file(&dir.join("main.policy")).unwrap();
