@@ -13,8 +13,4 @@ export CERT_AUTHZ_DEMO_DIR=${CERT_AUTHZ_DEMO_DIR:-${TMPDIR:-/tmp}/cert-authz-dem
 
 "$here/apache.sh"
 echo
-if [ -x "$here/nginx.sh" ]; then
-    "$here/nginx.sh"
-else
-    echo "== demo/nginx.sh is not there yet: skipping the nginx demo"
-fi
+"$here/nginx.sh"
