@@ -312,6 +312,12 @@ ngx_http_cert_authz_handler(ngx_http_request_t *r)
     }
 
     if (ctx->decision.allowed == 1) {
+        ngx_log_debug5(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "cert_authz: allowed: %V %V, subject \"%V\", "
+                       "rule %*s",
+                       &r->method_name, &r->uri, &ctx->subject,
+                       ctx->decision.rule_file_len, ctx->decision.rule_file);
+
         return alcf->mode == NGX_HTTP_CERT_AUTHZ_REPORT ? NGX_DECLINED
                                                         : NGX_OK;
     }
@@ -607,14 +613,14 @@ ngx_http_cert_authz_log_deny(ngx_http_request_t *r,
     }
 
     if (ctx->decision.rule_file_len > 0) {
-        p = ngx_pnalloc(r->pool, ctx->decision.rule_file_len + NGX_INT_T_LEN
-                                 + sizeof(" at :") - 1);
+        p = ngx_pnalloc(r->pool, ctx->decision.rule_file_len + 1
+                                 + NGX_INT_T_LEN);
         if (p == NULL) {
-            ngx_str_set(&rule, "");
+            ngx_str_set(&rule, "?");
 
         } else {
             rule.data = p;
-            rule.len = ngx_sprintf(p, " at %*s:%uD",
+            rule.len = ngx_sprintf(p, "%*s:%uD",
                                    ctx->decision.rule_file_len,
                                    ctx->decision.rule_file,
                                    ctx->decision.rule_line)
@@ -622,7 +628,7 @@ ngx_http_cert_authz_log_deny(ngx_http_request_t *r,
         }
 
     } else {
-        ngx_str_set(&rule, "");
+        ngx_str_set(&rule, "-");
     }
 
     if (ctx->subject.len) {
@@ -632,8 +638,11 @@ ngx_http_cert_authz_log_deny(ngx_http_request_t *r,
         ngx_str_set(&subject, "-");
     }
 
+    /* the same fields, in the same order, as the Apache module's line */
+
     ngx_log_error(level, r->connection->log, 0,
-                  "cert_authz: %s: %V %V, subject \"%V\": %s%V",
+                  "cert_authz: %s: %V %V, subject \"%V\", reason: %s, "
+                  "rule %V",
                   what, &r->method_name, &path, &subject,
                   cert_authz_reason_text(ctx->decision.reason), &rule);
 }
