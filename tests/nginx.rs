@@ -883,3 +883,80 @@ fn fastcgi_params_carry_the_identity() {
     assert!(has(b"CERT_AUTHZ_USERalice"), "{}", String::from_utf8_lossy(&bytes));
     assert!(has(b"CERT_AUTHZ_DECISIONallow"), "{}", String::from_utf8_lossy(&bytes));
 }
+
+/// A CA of its own and a client certificate from it whose CN holds a
+/// control character: the TLS layer verifies it, the core must refuse it.
+/// Returns (CA PEM, certificate file, key file).
+fn hostile_client(dir: &Path) -> (String, PathBuf, PathBuf) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+        IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name = DistinguishedName::new();
+    ca.distinguished_name.push(DnType::CommonName, "Hostile Test CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    ca.not_before = now - time::Duration::days(1);
+    ca.not_after = now + time::Duration::days(30);
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::from_params(&ca, &ca_key);
+
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::OrganizationName, "Example Corp");
+    params.distinguished_name.push(DnType::CommonName, "alice\u{1}admin");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(30);
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let (cert_path, key_path) = (dir.join("hostile.pem"), dir.join("hostile.key"));
+    fs::write(&cert_path, cert.pem()).unwrap();
+    fs::write(&key_path, key.serialize_pem()).unwrap();
+    (ca_pem, cert_path, key_path)
+}
+
+#[test]
+fn a_verified_certificate_that_the_core_refuses_is_denied() {
+    let app = free_port();
+    let mut nginx = Nginx::new(
+        "hostile",
+        &format!(
+            "{}{}",
+            tls_server(
+                "on",
+                "",
+                &format!(
+                    "location / {{ cert_authz on;\n\
+                     cert_authz_rule \"allow GET /** subject.O=\\\"Example Corp\\\"\";\n\
+                     proxy_pass http://127.0.0.1:{app}; }}"
+                ),
+            )
+            // trust the test CA and the hostile one
+            .replace("PKI/ca.pem", "PREFIX/conf/clients.pem"),
+            app_server(app)
+        ),
+    );
+
+    let (ca_pem, cert, key) = hostile_client(&nginx.dir.join("conf"));
+    let bundle = fs::read_to_string(pki().path("ca.pem")).unwrap() + &ca_pem;
+    nginx.conf_file("clients.pem", &bundle);
+    nginx.start();
+
+    assert_eq!(nginx.status(Some("alice"), "GET", "/x"), 200);
+    let reply = common::curl(
+        pki(),
+        None,
+        "GET",
+        &nginx.url("/x"),
+        &["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()],
+    );
+    assert_eq!(reply.status, 403, "a CN with a control character");
+    let log = nginx.error_log();
+    let lines = deny_lines(&log);
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains("subject \"-\""), "{log}");
+}
