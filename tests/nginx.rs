@@ -204,12 +204,7 @@ fn app_server(port: u16) -> String {
 
 /// Statuses of several requests over one connection (keep-alive or HTTP/2
 /// streams), as curl reports them: (status, HTTP version).
-fn curl_many(
-    nginx: &Nginx,
-    client: Option<&str>,
-    extra: &[&str],
-    paths: &[&str],
-) -> Vec<(u16, String)> {
+fn curl_many(nginx: &Nginx, client: Option<&str>, extra: &[&str], paths: &[&str]) -> Vec<(u16, String)> {
     let pki = pki();
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--max-time", "20"])
@@ -310,10 +305,7 @@ fn shared_cases_decide_as_the_table_says() {
         secrets.contains(&format!(", reason: deny rule matched, rule {}:8,", policy.display())),
         "{secrets}"
     );
-    let nowhere = lines
-        .iter()
-        .find(|l| l.contains("GET /nowhere"))
-        .expect("a deny line for /nowhere");
+    let nowhere = lines.iter().find(|l| l.contains("GET /nowhere")).expect("a deny line for /nowhere");
     assert!(nowhere.contains("subject \"CN=reporter\", reason: "), "{nowhere}");
     assert!(nowhere.contains(", rule -,"), "{nowhere}");
 }
@@ -519,10 +511,8 @@ fn configuration_errors_fail_nginx_t_with_their_location() {
     let server = |body: &str| tls_server("on", "", body);
 
     // a policy file with an error on its 3rd line
-    let nginx = Nginx::new(
-        "bad-policy",
-        &server("location / { cert_authz on; cert_authz_policy bad.policy; }"),
-    );
+    let nginx =
+        Nginx::new("bad-policy", &server("location / { cert_authz on; cert_authz_policy bad.policy; }"));
     let bad = nginx.conf_file("bad.policy", "# fine\nallow GET /a any\nallow GET /b no.such.attr=1\n");
     let (ok, out) = nginx.config_test();
     assert!(!ok, "nginx -t accepted a broken policy:\n{out}");
@@ -600,8 +590,7 @@ fn reload_changes_the_policy_and_a_broken_reload_keeps_the_old_one() {
     // old workers accept connections until the new ones are up: wait for
     // the new policy on both counts
     wait_for("the new policy", || {
-        nginx.status(Some("alice"), "GET", "/b/1") == 200
-            && nginx.status(Some("alice"), "GET", "/a/1") == 403
+        nginx.status(Some("alice"), "GET", "/b/1") == 200 && nginx.status(Some("alice"), "GET", "/a/1") == 403
     });
 
     let bad = nginx.conf_file("live.policy", "allow GET /c/** subject.CN=alice\nallow GET /d bogus\n");
@@ -703,9 +692,8 @@ impl Backend {
                     lines.push(line);
                 }
                 seen.lock().unwrap().push(lines);
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-                );
+                let _ =
+                    stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
                 let mut rest = Vec::new();
                 let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
                 let _ = reader.read_to_end(&mut rest);
@@ -762,10 +750,7 @@ fn the_backend_gets_the_real_identity_and_never_a_forged_one() {
     assert_eq!(reply.status, 200);
     assert_eq!(backend.header(0, "X-Client-Identity"), vec!["alice"]);
     assert_eq!(backend.header(0, "X-Cert-Authz-Decision"), vec!["allow"]);
-    assert_eq!(
-        backend.header(0, "X-Cert-Authz-Subject"),
-        vec!["CN=alice,OU=users,O=Example Corp"]
-    );
+    assert_eq!(backend.header(0, "X-Cert-Authz-Subject"), vec!["CN=alice,OU=users,O=Example Corp"]);
 
     // where the module is off nothing is exported, and the forged header
     // still does not pass: proxy_set_header replaces the client's
@@ -889,8 +874,8 @@ fn fastcgi_params_carry_the_identity() {
 /// Returns (CA PEM, certificate file, key file).
 fn hostile_client(dir: &Path) -> (String, PathBuf, PathBuf) {
     use rcgen::{
-        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-        IsCa, Issuer, KeyPair, KeyUsagePurpose,
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+        Issuer, KeyPair, KeyUsagePurpose,
     };
     let now = time::OffsetDateTime::now_utc();
     let ca_key = KeyPair::generate().unwrap();
