@@ -54,7 +54,8 @@ $(APACHE_SO): module/apache/mod_cert_authz.c include/cert_authz.h $(CORE_LIB) mo
 
 # The nginx module: built by nginx's own build system from Debian's
 # configure flags, so its signature matches /usr/sbin/nginx.
-$(NGINX_SO): module/nginx/ngx_http_cert_authz_module.c module/nginx/config include/cert_authz.h $(CORE_LIB)
+$(NGINX_SO): module/nginx/ngx_http_cert_authz_module.c module/nginx/config module/nginx/build.sh \
+              include/cert_authz.h $(CORE_LIB)
 	CERT_AUTHZ_ROOT=$(CURDIR) module/nginx/build.sh $(CURDIR)/$(BUILD)/nginx $@
 
 # Every test: the core, the C ABI program (tests/abi.rs compiles
@@ -63,8 +64,11 @@ $(NGINX_SO): module/nginx/ngx_http_cert_authz_module.c module/nginx/config inclu
 test: build
 	$(CARGO) test --release --locked -- --test-threads=2
 
+# The core figures, then the servers' (real Apache and nginx on loopback,
+# loaded by ab; about two minutes).
 bench: build
 	$(CARGO) bench --locked --bench core
+	$(CARGO) bench --locked --bench servers
 
 demo: build
 	demo/run.sh
