@@ -9,6 +9,8 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use once_cell::sync::OnceCell;
 use sha2::{Digest, Sha256};
 use x509_parser::certificate::X509CertificateParser;
@@ -245,17 +247,34 @@ impl Identity {
 fn pem_to_der(pem: &[u8]) -> Result<Vec<u8>, CertError> {
     const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
     const END: &[u8] = b"-----END CERTIFICATE-----";
-    let Some(start) = pem.windows(BEGIN.len()).position(|w| w == BEGIN).map(|p| p + BEGIN.len()) else {
+    // Servers hand over exactly one block, so look at the start first.
+    let begin =
+        if pem.starts_with(BEGIN) { Some(0) } else { pem.windows(BEGIN.len()).position(|w| w == BEGIN) };
+    let Some(start) = begin.map(|p| p + BEGIN.len()) else {
         return refuse("no -----BEGIN CERTIFICATE----- line");
     };
     // Base64 has no `-`: the first one after the body starts the END line.
-    let body_len = pem[start..].iter().position(|&b| b == b'-').unwrap_or(pem.len() - start);
+    let body_len = memchr::memchr(b'-', &pem[start..]).unwrap_or(pem.len() - start);
     if !pem[start + body_len..].starts_with(END) {
         return refuse("no -----END CERTIFICATE----- line after the body");
     }
-    // BASE64_MIME skips the line breaks; other whitespace is an error.
-    let body = pem[start..start + body_len].trim_ascii();
-    data_encoding::BASE64_MIME.decode(body).or_else(|_| refuse("the PEM body is not base64"))
+    // Decoded line by line into one buffer, which costs a fraction of a
+    // decoder that skips line breaks as it goes, or of a copy without them.
+    let body = &pem[start..start + body_len];
+    let mut der = vec![0u8; body.len() / 4 * 3 + 3];
+    let mut len = 0;
+    for line in body.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        match BASE64.decode_slice(line, &mut der[len..]) {
+            Ok(n) => len += n,
+            Err(_) => return refuse("the PEM body is not base64"),
+        }
+    }
+    der.truncate(len);
+    Ok(der)
 }
 
 /// Reads a Name into a Dn (most specific RDN first), decoding every string.
