@@ -17,6 +17,11 @@
 //! is checked to allow alice and (where a check is on) to refuse opsbot, so
 //! that a check that is silently off cannot pass as a fast one.
 //!
+//! Each run also counts the CPU time the server's processes used (from
+//! /proc), per request: on two cores shared with ab and whatever else runs,
+//! throughput moves by tens of percent from run to run, CPU per request by
+//! far less, so it is printed next to each throughput ratio.
+//!
 //! The bench prints figures; it asserts correctness, never timings.
 
 #[path = "../tests/common/mod.rs"]
@@ -375,6 +380,8 @@ http {{
 /// One ab run, as ab reported it.
 struct Run {
     rps: f64,
+    /// CPU time the server's processes used per request, in µs.
+    cpu_us: f64,
     complete: u64,
     failed: u64,
     non_2xx: u64,
@@ -402,13 +409,49 @@ impl Run {
     }
 }
 
+/// CPU time, in clock ticks, used so far by the server whose master is
+/// `pid`: the master, its live children (with all their threads), and the
+/// children it has reaped.
+fn server_ticks(pid: i32) -> u64 {
+    let mut ticks = 0;
+    let Ok(entries) = fs::read_dir("/proc") else { return 0 };
+    for entry in entries.flatten() {
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
+        // "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses
+        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+        let this: i32 = head.split(" (").next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |i: usize| -> u64 { fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0) };
+        // fields from STATE on: 1 ppid, 11 utime, 12 stime, 13 cutime, 14 cstime
+        if this == pid {
+            ticks += field(11) + field(12) + field(13) + field(14);
+        } else if field(1) == pid as u64 {
+            ticks += field(11) + field(12);
+        }
+    }
+    ticks
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
 fn ab(pki: &Pki, server: &Server, requests: u32) -> Run {
+    let pid = server.pid.expect("a started server has a pid");
+    let ticks_before = server_ticks(pid);
     let out = Command::new(AB)
         .args(["-q", "-k", "-n", &requests.to_string(), "-c", &CONCURRENCY.to_string(), "-E"])
         .arg(pki.path("alice.both.pem"))
         .arg(server.url())
         .output()
         .expect("running ab");
+    let ticks = server_ticks(pid).saturating_sub(ticks_before);
+    let cpu_us = ticks as f64 / clock_ticks_per_second() * 1e6 / f64::from(requests);
     let text = String::from_utf8_lossy(&out.stdout);
     let field = |name: &str| -> Option<String> {
         text.lines()
@@ -429,6 +472,7 @@ fn ab(pki: &Pki, server: &Server, requests: u32) -> Run {
     });
     Run {
         rps,
+        cpu_us,
         complete: number("Complete requests"),
         failed: number("Failed requests"),
         // ab prints this line only when there are some
@@ -445,6 +489,10 @@ struct Figure {
     median: Option<f64>,
     /// req/s of each round, in round order.
     rounds: Vec<f64>,
+    /// Median CPU time of the server per request, µs.
+    cpu_us: f64,
+    /// CPU time per request of each round, in round order.
+    cpu_rounds: Vec<f64>,
     note: String,
 }
 
@@ -468,9 +516,10 @@ fn measure(pki: &Pki, servers: &[Server], requests: u32) -> Vec<Figure> {
         for (server, runs) in servers.iter().zip(runs.iter_mut()) {
             let run = ab(pki, server, requests);
             eprintln!(
-                "  round {round}/{ROUNDS} {:<40} {:>9.0} req/s{}",
+                "  round {round}/{ROUNDS} {:<40} {:>9.0} req/s {:>6.1} µs CPU/request{}",
                 server.label,
                 run.rps,
+                run.cpu_us,
                 if run.clean(requests) { String::new() } else { format!("  ERRORS: {}", run.problem()) }
             );
             runs.push(run);
@@ -482,6 +531,8 @@ fn measure(pki: &Pki, servers: &[Server], requests: u32) -> Vec<Figure> {
         .map(|(server, runs)| {
             let bad: Vec<&Run> = runs.iter().filter(|r| !r.clean(requests)).collect();
             let rounds: Vec<f64> = runs.iter().map(|r| r.rps).collect();
+            let cpu_rounds: Vec<f64> = runs.iter().map(|r| r.cpu_us).collect();
+            let cpu_us = median(cpu_rounds.clone());
             let mut note = String::new();
             if let Some(first) = bad.first() {
                 note = format!("{} of {ROUNDS} runs had errors ({})", bad.len(), first.problem());
@@ -491,14 +542,14 @@ fn measure(pki: &Pki, servers: &[Server], requests: u32) -> Vec<Figure> {
             }
             // A figure only when every run was clean.
             let median = (bad.is_empty() && !rounds.is_empty()).then(|| median(rounds.clone()));
-            Figure { label: server.label, median, rounds, note }
+            Figure { label: server.label, median, rounds, cpu_us, cpu_rounds, note }
         })
         .collect()
 }
 
 fn rps_cell(f: &Figure) -> String {
     match f.median {
-        Some(m) => format!("{} req/s", thousands(m)),
+        Some(m) => format!("{} req/s, server CPU {:.1} µs/request", thousands(m), f.cpu_us),
         None => format!("ERROR: {}", f.note.trim()),
     }
 }
@@ -518,7 +569,9 @@ fn thousands(x: f64) -> String {
 
 /// The median of the per-round ratios: the two runs of one round ran back
 /// to back, so what else the machine did cancels out better than in a
-/// ratio of two medians.  Also the range of those ratios, as the noise.
+/// ratio of two medians.  Also the range of those ratios, as the noise,
+/// and the ratio the servers' CPU time per request predicts, which other
+/// load on the machine hardly moves.
 fn ratio_cell(num: &Figure, den: &Figure, bar: f64) -> String {
     if num.median.is_none() || den.median.is_none() {
         return "n/a (a run had errors)".to_string();
@@ -527,8 +580,9 @@ fn ratio_cell(num: &Figure, den: &Figure, bar: f64) -> String {
     let lo = ratios.iter().cloned().fold(f64::INFINITY, f64::min);
     let hi = ratios.iter().cloned().fold(0.0, f64::max);
     let r = median(ratios);
+    let by_cpu = median(num.cpu_rounds.iter().zip(&den.cpu_rounds).map(|(a, b)| b / a).collect());
     format!(
-        "{r:.2}{} (rounds {lo:.2}–{hi:.2})",
+        "{r:.2}{} (rounds {lo:.2}–{hi:.2}); by server CPU/request {by_cpu:.2}",
         if r >= bar { "" } else { ", below the bar" }
     )
 }
@@ -629,7 +683,9 @@ fn main() {
          about one of them, so the fastest configurations (nginx) are partly limited by ab, \
          which pulls their ratios toward 1.  Other load skews the figures too: the load \
          average was {load_before} before and {} after.  A ratio is the median of the \
-         per-round ratios (the runs of one round ran back to back), with their range.\n",
+         per-round ratios (the runs of one round ran back to back), with their range; \
+         \"by server CPU/request\" is the ratio the servers' own CPU time per request predicts \
+         for a server that is the bottleneck.\n",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         loadavg()
     );
