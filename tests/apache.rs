@@ -693,6 +693,58 @@ SSLProtocol -all +TLSv1.3
     );
 }
 
+#[test]
+fn per_location_verify_client_renegotiates_on_tls_1_2() {
+    // TLS 1.2: mod_ssl renegotiates for the location's SSLVerifyClient, and
+    // the certificate that appears on the connection is the one decided.
+    let mut apache = Apache::new("reneg");
+    apache.write_conf_with(
+        r#"SSLVerifyClient none
+SSLProtocol -all +TLSv1.2
+<Location "/reneg">
+    SSLVerifyClient require
+    CertAuthz On
+    CertAuthzUser subject.CN
+    CertAuthzRule "allow GET /reneg/** subject.CN=alice"
+</Location>
+<Location "/strict">
+    CertAuthz On
+    CertAuthzRule "allow GET /strict/** any"
+</Location>
+"#,
+        "http/1.1",
+        "LogLevel warn cert_authz:debug",
+    );
+    apache.start();
+
+    let r = apache.request(Some("alice"), "GET", "/reneg/x");
+    assert_eq!(r.status, 200, "{r:?}\n{}", apache.error_log());
+    assert_eq!(env_of(&r, "CERT_AUTHZ_USER"), "alice");
+    assert_eq!(apache.status(Some("reporter"), "GET", "/reneg/x"), 403);
+
+    // One connection: no certificate first, then a renegotiation brings
+    // alice's; the change on the connection is noticed.
+    let out = Command::new("curl")
+        .args(["-sS", "--http1.1", "--tls-max", "1.2"])
+        .arg("--cacert")
+        .arg(apache.pki.path("ca.pem"))
+        .arg("--cert")
+        .arg(apache.pki.cert("alice"))
+        .arg("--key")
+        .arg(apache.pki.key("alice"))
+        .args(["--resolve", &apache.resolve()])
+        .args(["-w", "%{http_code} %{num_connects}\\n"])
+        .args(["-o", "/dev/null"])
+        .arg(apache.url("/strict/a"))
+        .args(["-o", "/dev/null"])
+        .arg(apache.url("/reneg/b"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines, ["403 1", "200 0"], "{text}\n{}", apache.error_log());
+}
+
 // ---- graceful restarts -----------------------------------------------------------
 
 #[test]
