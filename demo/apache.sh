@@ -5,14 +5,16 @@
 #
 #   demo/apache.sh            (after `make build`)
 #
-# The demo PKI lives in $CERT_AUTHZ_DEMO_DIR/pki (default build/demo/pki) and
+# The demo PKI lives in $CERT_AUTHZ_DEMO_DIR/pki 
+# (default /tmp/cert-authz-demo/pki, which the servers' www-data workers
+# can reach) and
 # is made with the openssl CLI unless it is there already (demo/nginx.sh
 # shares it).  The server root is $CERT_AUTHZ_DEMO_DIR/apache.  Nothing
 # touches the system's Apache configuration.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-demo=${CERT_AUTHZ_DEMO_DIR:-$root/build/demo}
+demo=${CERT_AUTHZ_DEMO_DIR:-${TMPDIR:-/tmp}/cert-authz-demo}
 pki=$demo/pki
 prefix=$demo/apache
 module=${CERT_AUTHZ_APACHE_MODULE:-$root/target/release/mod_cert_authz.so}
@@ -28,80 +30,13 @@ if [ ! -x "$apache" ]; then
     exit 1
 fi
 
-# ---- a demo PKI --------------------------------------------------------------
+# ---- the demo PKI (demo/common.sh) ----------------------------------------
 
-# NAME|SUBJECT|SAN
-clients=(
-    "alice|/O=Example Corp/OU=users/CN=alice|"
-    "opsbot|/O=Example Corp/OU=ops/CN=opsbot|"
-    "billing|/O=Example Corp/CN=billing|URI:spiffe://example.org/ns/prod/sa/billing"
-    "mallory|/CN=alice,O=Example Corp|"
-)
-
-make_ca() {    # make_ca NAME CN
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -keyout "$pki/$1.key" -subj "/O=Example Corp/CN=$2" -days 365 \
-        -addext "basicConstraints=critical,CA:TRUE" \
-        -addext "keyUsage=critical,keyCertSign,cRLSign" \
-        -out "$pki/$1.pem" 2>/dev/null
-}
-
-issue() {    # issue NAME SUBJECT SAN CA EXTENDED_KEY_USAGE
-    local name=$1 subject=$2 san=$3 ca=$4 eku=$5
-    {
-        echo "basicConstraints=CA:FALSE"
-        echo "extendedKeyUsage=$eku"
-        if [ -n "$san" ]; then echo "subjectAltName=$san"; fi
-    } > "$pki/$name.ext"
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -keyout "$pki/$name.key" -subj "$subject" -out "$pki/$name.csr" \
-        2>/dev/null
-    openssl x509 -req -in "$pki/$name.csr" -CA "$pki/$ca.pem" \
-        -CAkey "$pki/$ca.key" -CAcreateserial -days 30 -sha256 \
-        -extfile "$pki/$name.ext" -out "$pki/$name.pem" 2>/dev/null
-    rm -f "$pki/$name.csr" "$pki/$name.ext"
-}
-
-have_pki=yes
-for f in ca.pem rogue-ca.pem server.pem server.key; do
-    [ -f "$pki/$f" ] || have_pki=no
-done
-for c in "${clients[@]}" "rogue||"; do
-    name=${c%%|*}
-    { [ -f "$pki/$name.pem" ] && [ -f "$pki/$name.key" ]; } || have_pki=no
-done
-
-if [ $have_pki = yes ]; then
-    echo "== reusing the demo PKI in $pki"
-else
-    echo "== making a demo PKI in $pki"
-    mkdir -p "$pki"
-    make_ca ca "Example Demo CA"
-    make_ca rogue-ca "Rogue CA"
-    issue server "/CN=localhost" "DNS:localhost,IP:127.0.0.1" ca serverAuth
-    for c in "${clients[@]}"; do
-        IFS='|' read -r name subject san <<< "$c"
-        issue "$name" "$subject" "$san" ca clientAuth
-    done
-    # alice's very name, from a CA that the server does not trust
-    issue rogue "/O=Example Corp/OU=users/CN=alice" "" rogue-ca clientAuth
-fi
-chmod -R a+rX "$pki"      # Apache's children run as www-data
+. "$root/demo/common.sh"
+ensure_pki
 
 # ---- server root, policy, backend, configuration -------------------------------
 
-free_port() {
-    local p
-    for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 40000))
-        if ! ss -Htln "sport = :$p" | grep -q .; then
-            echo "$p"
-            return 0
-        fi
-    done
-    echo "demo/apache.sh: no free loopback port found" >&2
-    return 1
-}
 port=$(free_port)
 
 rm -rf "$prefix"

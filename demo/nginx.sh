@@ -5,14 +5,16 @@
 #
 #   demo/nginx.sh            (after `make build`)
 #
-# The demo PKI lives in $CERT_AUTHZ_DEMO_DIR/pki (default build/demo/pki);
+# The demo PKI lives in $CERT_AUTHZ_DEMO_DIR/pki 
+# (default /tmp/cert-authz-demo/pki, which the servers' www-data workers
+# can reach);
 # when the Apache demo already made one there, it is reused.  Everything
 # else is under $CERT_AUTHZ_DEMO_DIR/nginx.  Nothing touches the system's
 # nginx configuration.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-demo=${CERT_AUTHZ_DEMO_DIR:-$root/build/demo}
+demo=${CERT_AUTHZ_DEMO_DIR:-${TMPDIR:-/tmp}/cert-authz-demo}
 pki=$demo/pki
 prefix=$demo/nginx
 module=${CERT_AUTHZ_NGINX_MODULE:-$root/target/release/ngx_http_cert_authz_module.so}
@@ -23,102 +25,19 @@ if [ ! -f "$module" ]; then
     exit 1
 fi
 
-# ---- a demo PKI, made with the openssl CLI unless one is there already ----
+# ---- the demo PKI (demo/common.sh) ----------------------------------------
 
-# The client names of the demo: NAME "SUBJECT" [SAN].
-clients=(
-    "alice|/O=Example Corp/OU=users/CN=alice|"
-    "opsbot|/O=Example Corp/OU=ops/CN=opsbot|"
-    "billing|/O=Example Corp/CN=billing|URI:spiffe://example.org/ns/prod/sa/billing"
-    "mallory|/CN=alice,O=Example Corp|"
-)
-
-issue() {    # issue NAME SUBJECT SAN CA EXT
-    local name=$1 subject=$2 san=$3 ca=$4 ext=$5 extfile
-    extfile=$pki/$name.ext
-    {
-        echo "basicConstraints=CA:FALSE"
-        echo "extendedKeyUsage=$ext"
-        if [ -n "$san" ]; then echo "subjectAltName=$san"; fi
-    } > "$extfile"
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -keyout "$pki/$name.key" -subj "$subject" -out "$pki/$name.csr" \
-        2>/dev/null
-    openssl x509 -req -in "$pki/$name.csr" -CA "$pki/$ca.pem" \
-        -CAkey "$pki/$ca.key" -CAcreateserial -days 30 -sha256 \
-        -extfile "$extfile" -out "$pki/$name.pem" 2>/dev/null
-    rm -f "$pki/$name.csr" "$extfile"
-}
-
-make_ca() {    # make_ca NAME CN
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -keyout "$pki/$1.key" -subj "/O=Example Corp/CN=$2" -days 365 \
-        -addext "basicConstraints=critical,CA:TRUE" \
-        -addext "keyUsage=critical,keyCertSign,cRLSign" \
-        -out "$pki/$1.pem" 2>/dev/null
-}
-
-have_pki=yes
-for f in ca.pem rogue-ca.pem server.pem server.key; do
-    [ -f "$pki/$f" ] || have_pki=no
-done
-for c in "${clients[@]}" "rogue||"; do
-    name=${c%%|*}
-    [ -f "$pki/$name.pem" ] && [ -f "$pki/$name.key" ] || have_pki=no
-done
-
-if [ $have_pki = yes ]; then
-    echo "== reusing the demo PKI in $pki"
-else
-    echo "== making a demo PKI in $pki"
-    mkdir -p "$pki"
-    make_ca ca "Example Demo CA"
-    make_ca rogue-ca "Rogue CA"
-    issue server "/CN=localhost" "DNS:localhost,IP:127.0.0.1" ca serverAuth
-    for c in "${clients[@]}"; do
-        IFS='|' read -r name subject san <<< "$c"
-        issue "$name" "$subject" "$san" ca clientAuth
-    done
-    # alice's name, from a CA that nginx does not trust
-    issue rogue "/O=Example Corp/OU=users/CN=alice" "" rogue-ca clientAuth
-fi
-# nginx's workers run as www-data
-chmod -R a+rX "$pki"
+. "$root/demo/common.sh"
+ensure_pki
 
 # ---- the policy and the nginx configuration --------------------------------
 
 rm -rf "$prefix"
 mkdir -p "$prefix"/{conf,logs,temp}
 
-# The example policy that the Apache demo uses too, when it is there.
-if [ -f "$root/demo/cert-authz.policy" ]; then
-    cp "$root/demo/cert-authz.policy" "$prefix/conf/demo.policy"
-else
-    cat > "$prefix/conf/demo.policy" <<'EOF'
-# cert-authz demo policy (nginx)
-group ops      subject.O="Example Corp" subject.OU=ops
+# The example policy that the Apache demo uses too.
+cp "$root/demo/cert-authz.policy" "$prefix/conf/demo.policy"
 
-allow GET      /status                  any
-allow *        /admin/**                group=ops
-allow GET,POST /invoices/**             san.uri=spiffe://example.org/ns/prod/sa/billing
-allow GET      /users/{subject.CN}/**   subject.O="Example Corp"
-deny  *        /admin/secrets/**        any
-EOF
-fi
-
-# Free loopback ports: random ones that nothing listens on.
-free_port() {
-    local p
-    for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 40000))
-        if ! ss -Htln "sport = :$p" | grep -q .; then
-            echo "$p"
-            return 0
-        fi
-    done
-    echo "demo/nginx.sh: no free loopback port found" >&2
-    return 1
-}
 port=$(free_port)
 backend_port=$(free_port)
 
