@@ -5,12 +5,10 @@
 #
 #   demo/apache.sh            (after `make build`)
 #
-# The demo PKI lives in $CERT_AUTHZ_DEMO_DIR/pki 
-# (default /tmp/cert-authz-demo/pki, which the servers' www-data workers
-# can reach) and
-# is made with the openssl CLI unless it is there already (demo/nginx.sh
-# shares it).  The server root is $CERT_AUTHZ_DEMO_DIR/apache.  Nothing
-# touches the system's Apache configuration.
+# The demo PKI (demo/common.sh) lives in $CERT_AUTHZ_DEMO_DIR/pki, by default
+# /tmp/cert-authz-demo/pki, where the servers' www-data workers can reach
+# it; demo/nginx.sh shares it.  The server root is $CERT_AUTHZ_DEMO_DIR/apache.
+# Nothing touches the system's Apache configuration.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -5,12 +5,11 @@
 #
 #   demo/nginx.sh            (after `make build`)
 #
-# The demo PKI lives in $CERT_AUTHZ_DEMO_DIR/pki 
-# (default /tmp/cert-authz-demo/pki, which the servers' www-data workers
-# can reach);
-# when the Apache demo already made one there, it is reused.  Everything
-# else is under $CERT_AUTHZ_DEMO_DIR/nginx.  Nothing touches the system's
-# nginx configuration.
+# The demo PKI (demo/common.sh) lives in $CERT_AUTHZ_DEMO_DIR/pki, by default
+# /tmp/cert-authz-demo/pki, where the servers' www-data workers can reach
+# it; the Apache demo shares it.  Everything else is under
+# $CERT_AUTHZ_DEMO_DIR/nginx.  Nothing touches the system's nginx
+# configuration.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
