@@ -659,32 +659,8 @@ SSLProtocol -all +TLSv1.3
 
     // One connection: first no certificate, then post-handshake auth; the
     // certificate change on the connection is noticed.
-    let out = Command::new("curl")
-        .args(["-sS", "--http1.1"])
-        .arg("--cacert")
-        .arg(apache.pki.path("ca.pem"))
-        .arg("--cert")
-        .arg(apache.pki.cert("alice"))
-        .arg("--key")
-        .arg(apache.pki.key("alice"))
-        .args(["--resolve", &apache.resolve()])
-        .args(["-w", "%{http_code} %{num_connects}\\n"])
-        .args(["-o", "/dev/null"])
-        .arg(apache.url("/strict/a"))
-        .args(["-o", "/dev/null"])
-        .arg(apache.url("/pha/b"))
-        .args(["-o", "/dev/null"])
-        .arg(apache.url("/pha/c"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(
-        lines,
-        ["403 1", "200 0", "200 0"],
-        "{text}\n{}",
-        apache.error_log()
-    );
+    let statuses = one_connection(&apache, &[], &["/strict/a", "/pha/b", "/pha/c"]);
+    assert_eq!(statuses, ["403 1", "200 0", "200 0"], "{}", apache.error_log());
 
     let log = apache.error_log();
     assert!(
@@ -724,8 +700,16 @@ SSLProtocol -all +TLSv1.2
 
     // One connection: no certificate first, then a renegotiation brings
     // alice's; the change on the connection is noticed.
-    let out = Command::new("curl")
-        .args(["-sS", "--http1.1", "--tls-max", "1.2"])
+    let statuses = one_connection(&apache, &["--tls-max", "1.2"], &["/strict/a", "/reneg/b"]);
+    assert_eq!(statuses, ["403 1", "200 0"], "{}", apache.error_log());
+}
+
+/// Requests `paths` in order on one curl invocation as alice (curl reuses
+/// the connection); one "STATUS NEW_CONNECTIONS" line per path.
+fn one_connection(apache: &Apache, tls: &[&str], paths: &[&str]) -> Vec<String> {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--http1.1"])
+        .args(tls)
         .arg("--cacert")
         .arg(apache.pki.path("ca.pem"))
         .arg("--cert")
@@ -733,16 +717,12 @@ SSLProtocol -all +TLSv1.2
         .arg("--key")
         .arg(apache.pki.key("alice"))
         .args(["--resolve", &apache.resolve()])
-        .args(["-w", "%{http_code} %{num_connects}\\n"])
-        .args(["-o", "/dev/null"])
-        .arg(apache.url("/strict/a"))
-        .args(["-o", "/dev/null"])
-        .arg(apache.url("/reneg/b"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines, ["403 1", "200 0"], "{text}\n{}", apache.error_log());
+        .args(["-w", "%{http_code} %{num_connects}\\n"]);
+    for path in paths {
+        cmd.args(["-o", "/dev/null"]).arg(apache.url(path));
+    }
+    let out = cmd.output().expect("running curl");
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
 }
 
 // ---- graceful restarts -----------------------------------------------------------
