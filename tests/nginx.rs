@@ -11,7 +11,7 @@ mod common;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -202,6 +202,13 @@ fn app_server(port: u16) -> String {
     )
 }
 
+/// A TLS server block (see tls_server) followed by the app_server it proxies
+/// to: `body` gets the app's port and returns the TLS server's body.
+fn tls_server_with_app(verify: &str, listen_extra: &str, body: impl FnOnce(u16) -> String) -> String {
+    let app = free_port();
+    format!("{}{}", tls_server(verify, listen_extra, &body(app)), app_server(app))
+}
+
 /// Statuses of several requests over one connection (keep-alive or HTTP/2
 /// streams), as curl reports them: (status, HTTP version).
 fn curl_many(nginx: &Nginx, client: Option<&str>, extra: &[&str], paths: &[&str]) -> Vec<(u16, String)> {
@@ -245,24 +252,20 @@ fn deny_lines(log: &str) -> Vec<&str> {
 
 #[test]
 fn shared_cases_decide_as_the_table_says() {
-    let app = free_port();
     let mut nginx = Nginx::new(
         "shared",
         &format!(
-            "cert_authz_policy shared.policy;\n{}{}",
-            tls_server(
-                "on",
-                "",
-                &format!(
+            "cert_authz_policy shared.policy;\n{}",
+            tls_server_with_app("on", "", |app| {
+                format!(
                     "location / {{\n\
                      cert_authz on;\n\
                      cert_authz_user subject.CN;\n\
                      proxy_set_header X-Client-Identity $cert_authz_user;\n\
                      proxy_pass http://127.0.0.1:{app};\n\
                      }}"
-                ),
-            ),
-            app_server(app)
+                )
+            })
         ),
     );
     // relative: taken from the conf directory, as nginx's include takes it
@@ -312,17 +315,17 @@ fn shared_cases_decide_as_the_table_says() {
 
 #[test]
 fn unverified_and_missing_certificates_are_refused() {
-    let app = free_port();
-    let location = format!(
-        "location / {{\n\
-         cert_authz on;\n\
-         cert_authz_rule \"allow * /x any\";\n\
-         proxy_pass http://127.0.0.1:{app};\n\
-         }}"
-    );
     let mut nginx = Nginx::new(
         "unverified",
-        &format!("{}{}", tls_server("optional_no_ca", "", &location), app_server(app)),
+        &tls_server_with_app("optional_no_ca", "", |app| {
+            format!(
+                "location / {{\n\
+                 cert_authz on;\n\
+                 cert_authz_rule \"allow * /x any\";\n\
+                 proxy_pass http://127.0.0.1:{app};\n\
+                 }}"
+            )
+        }),
     );
     nginx.start();
 
@@ -342,29 +345,22 @@ fn unverified_and_missing_certificates_are_refused() {
 
 #[test]
 fn report_mode_decides_logs_and_exports_but_never_refuses() {
-    let app = free_port();
     let mut nginx = Nginx::new(
         "report",
-        &format!(
-            "{}{}",
-            tls_server(
-                "optional",
-                "",
-                &format!(
-                    "cert_authz_rule \"allow GET /open/** any\";\n\
-                     cert_authz on;\n\
-                     cert_authz_mode report;\n\
-                     cert_authz_user subject.CN;\n\
-                     location / {{\n\
-                     add_header X-Decision \"$cert_authz_decision\" always;\n\
-                     add_header X-User \"$cert_authz_user\" always;\n\
-                     add_header X-Rule \"$cert_authz_rule\" always;\n\
-                     proxy_pass http://127.0.0.1:{app};\n\
-                     }}"
-                ),
-            ),
-            app_server(app)
-        ),
+        &tls_server_with_app("optional", "", |app| {
+            format!(
+                "cert_authz_rule \"allow GET /open/** any\";\n\
+                 cert_authz on;\n\
+                 cert_authz_mode report;\n\
+                 cert_authz_user subject.CN;\n\
+                 location / {{\n\
+                 add_header X-Decision \"$cert_authz_decision\" always;\n\
+                 add_header X-User \"$cert_authz_user\" always;\n\
+                 add_header X-Rule \"$cert_authz_rule\" always;\n\
+                 proxy_pass http://127.0.0.1:{app};\n\
+                 }}"
+            )
+        }),
     );
     nginx.start();
 
@@ -396,38 +392,31 @@ fn report_mode_decides_logs_and_exports_but_never_refuses() {
 
 #[test]
 fn satisfy_any_combines_with_the_access_module() {
-    let app = free_port();
     let mut nginx = Nginx::new(
         "satisfy",
-        &format!(
-            "{}{}",
-            tls_server(
-                "optional",
-                "",
-                &format!(
-                    "cert_authz_rule \"allow GET /** subject.CN=alice\";\n\
-                     cert_authz on;\n\
-                     location /local/ {{\n\
-                     satisfy any;\n\
-                     allow 127.0.0.1;\n\
-                     deny all;\n\
-                     proxy_pass http://127.0.0.1:{app};\n\
-                     }}\n\
-                     location /remote/ {{\n\
-                     satisfy any;\n\
-                     allow 192.0.2.1;\n\
-                     deny all;\n\
-                     proxy_pass http://127.0.0.1:{app};\n\
-                     }}\n\
-                     location /both/ {{\n\
-                     allow 127.0.0.1;\n\
-                     deny all;\n\
-                     proxy_pass http://127.0.0.1:{app};\n\
-                     }}"
-                ),
-            ),
-            app_server(app)
-        ),
+        &tls_server_with_app("optional", "", |app| {
+            format!(
+                "cert_authz_rule \"allow GET /** subject.CN=alice\";\n\
+                 cert_authz on;\n\
+                 location /local/ {{\n\
+                 satisfy any;\n\
+                 allow 127.0.0.1;\n\
+                 deny all;\n\
+                 proxy_pass http://127.0.0.1:{app};\n\
+                 }}\n\
+                 location /remote/ {{\n\
+                 satisfy any;\n\
+                 allow 192.0.2.1;\n\
+                 deny all;\n\
+                 proxy_pass http://127.0.0.1:{app};\n\
+                 }}\n\
+                 location /both/ {{\n\
+                 allow 127.0.0.1;\n\
+                 deny all;\n\
+                 proxy_pass http://127.0.0.1:{app};\n\
+                 }}"
+            )
+        }),
     );
     nginx.start();
 
@@ -448,17 +437,14 @@ fn satisfy_any_combines_with_the_access_module() {
 
 #[test]
 fn locations_inherit_or_replace_the_policy() {
-    let app = free_port();
     let mut nginx = Nginx::new(
         "inherit",
         &format!(
             "cert_authz_policy PREFIX/conf/site.policy;\n\
              cert_authz_user subject.CN;\n\
-             {}{}",
-            tls_server(
-                "optional",
-                "",
-                &format!(
+             {}",
+            tls_server_with_app("optional", "", |app| {
+                format!(
                     "cert_authz on;\n\
                      proxy_set_header X-Client-Identity $cert_authz_user;\n\
                      location / {{ proxy_pass http://127.0.0.1:{app}; }}\n\
@@ -475,9 +461,8 @@ fn locations_inherit_or_replace_the_policy() {
                      cert_authz_user subject.OU;\n\
                      proxy_pass http://127.0.0.1:{app};\n\
                      }}"
-                ),
-            ),
-            app_server(app)
+                )
+            })
         ),
     );
     nginx.conf_file(
@@ -564,21 +549,14 @@ fn configuration_errors_fail_nginx_t_with_their_location() {
 
 #[test]
 fn reload_changes_the_policy_and_a_broken_reload_keeps_the_old_one() {
-    let app = free_port();
     let mut nginx = Nginx::new(
         "reload",
-        &format!(
-            "{}{}",
-            tls_server(
-                "on",
-                "",
-                &format!(
-                    "location / {{ cert_authz on; cert_authz_policy live.policy;\n\
-                     proxy_pass http://127.0.0.1:{app}; }}"
-                ),
-            ),
-            app_server(app)
-        ),
+        &tls_server_with_app("on", "", |app| {
+            format!(
+                "location / {{ cert_authz on; cert_authz_policy live.policy;\n\
+                 proxy_pass http://127.0.0.1:{app}; }}"
+            )
+        }),
     );
     nginx.conf_file("live.policy", "allow GET /a/** subject.CN=alice\n");
     nginx.start();
@@ -605,25 +583,18 @@ fn reload_changes_the_policy_and_a_broken_reload_keeps_the_old_one() {
 
 #[test]
 fn http2_streams_and_keepalive_requests_share_the_connection_identity() {
-    let app = free_port();
     let mut nginx = Nginx::new(
         "h2",
-        &format!(
-            "{}{}",
-            tls_server(
-                "on",
-                " http2",
-                &format!(
-                    "error_log PREFIX/logs/debug.log debug;\n\
-                     location / {{ cert_authz on;\n\
-                     cert_authz_rule \"allow GET /users/{{subject.CN}}/** any\";\n\
-                     cert_authz_user subject.CN;\n\
-                     proxy_set_header X-Client-Identity $cert_authz_user;\n\
-                     proxy_pass http://127.0.0.1:{app}; }}"
-                ),
-            ),
-            app_server(app)
-        ),
+        &tls_server_with_app("on", " http2", |app| {
+            format!(
+                "error_log PREFIX/logs/debug.log debug;\n\
+                 location / {{ cert_authz on;\n\
+                 cert_authz_rule \"allow GET /users/{{subject.CN}}/** any\";\n\
+                 cert_authz_user subject.CN;\n\
+                 proxy_set_header X-Client-Identity $cert_authz_user;\n\
+                 proxy_pass http://127.0.0.1:{app}; }}"
+            )
+        }),
     );
     nginx.start();
 
@@ -662,6 +633,20 @@ fn http2_streams_and_keepalive_requests_share_the_connection_identity() {
     assert_eq!(parses, 4, "certificate parses");
 }
 
+/// A loopback server on a free port, in a thread of its own: `handle` gets
+/// each connection in turn.  Returns the port.
+fn serve(what: &str, mut handle: impl FnMut(TcpStream) + Send + 'static) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("binding {what}: {e:?}"));
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            handle(stream);
+        }
+    });
+    port
+}
+
 /// A loopback HTTP server in a thread that records each request's header
 /// lines and answers 200 "ok".
 struct Backend {
@@ -671,33 +656,27 @@ struct Backend {
 
 impl Backend {
     fn start() -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the backend");
-        let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = requests.clone();
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut lines = Vec::new();
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        break;
-                    }
-                    let line = line.trim_end().to_string();
-                    if line.is_empty() {
-                        break;
-                    }
-                    lines.push(line);
+        let port = serve("the backend", move |mut stream| {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut lines = Vec::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
                 }
-                seen.lock().unwrap().push(lines);
-                let _ =
-                    stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-                let mut rest = Vec::new();
-                let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
-                let _ = reader.read_to_end(&mut rest);
+                let line = line.trim_end().to_string();
+                if line.is_empty() {
+                    break;
+                }
+                lines.push(line);
             }
+            seen.lock().unwrap().push(lines);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            let mut rest = Vec::new();
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+            let _ = reader.read_to_end(&mut rest);
         });
         Backend { port, requests }
     }
@@ -780,31 +759,24 @@ fn the_backend_gets_the_real_identity_and_never_a_forged_one() {
 
 #[test]
 fn an_internal_redirect_is_a_new_decision() {
-    let app = free_port();
     let mut nginx = Nginx::new(
         "redirect",
-        &format!(
-            "{}{}",
-            tls_server(
-                "on",
-                "",
-                &format!(
-                    "location /pub/ {{\n\
-                     cert_authz on;\n\
-                     cert_authz_rule \"allow GET /pub/** any\";\n\
-                     try_files /nonexistent /priv/from-pub;\n\
-                     }}\n\
-                     location /priv/ {{\n\
-                     cert_authz on;\n\
-                     cert_authz_rule \"allow GET /priv/** subject.CN=opsbot\";\n\
-                     cert_authz_user subject.CN;\n\
-                     proxy_set_header X-Client-Identity $cert_authz_user;\n\
-                     proxy_pass http://127.0.0.1:{app};\n\
-                     }}"
-                ),
-            ),
-            app_server(app)
-        ),
+        &tls_server_with_app("on", "", |app| {
+            format!(
+                "location /pub/ {{\n\
+                 cert_authz on;\n\
+                 cert_authz_rule \"allow GET /pub/** any\";\n\
+                 try_files /nonexistent /priv/from-pub;\n\
+                 }}\n\
+                 location /priv/ {{\n\
+                 cert_authz on;\n\
+                 cert_authz_rule \"allow GET /priv/** subject.CN=opsbot\";\n\
+                 cert_authz_user subject.CN;\n\
+                 proxy_set_header X-Client-Identity $cert_authz_user;\n\
+                 proxy_pass http://127.0.0.1:{app};\n\
+                 }}"
+            )
+        }),
     );
     nginx.start();
 
@@ -821,18 +793,13 @@ fn an_internal_redirect_is_a_new_decision() {
 /// A loopback server that records the raw bytes of the first read of each
 /// connection and closes it: enough to see FastCGI parameters.
 fn raw_backend() -> (u16, Arc<Mutex<Vec<u8>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding the raw backend");
-    let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let out = seen.clone();
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let _ = stream.set_read_timeout(Some(Duration::from_millis(300)));
-            let mut buf = [0u8; 65536];
-            if let Ok(n) = stream.read(&mut buf) {
-                seen.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
+    let port = serve("the raw backend", move |mut stream| {
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(300)));
+        let mut buf = [0u8; 65536];
+        if let Ok(n) = stream.read(&mut buf) {
+            seen.lock().unwrap().extend_from_slice(&buf[..n]);
         }
     });
     (port, out)
@@ -906,24 +873,17 @@ fn hostile_client(dir: &Path) -> (String, PathBuf, PathBuf) {
 
 #[test]
 fn a_verified_certificate_that_the_core_refuses_is_denied() {
-    let app = free_port();
     let mut nginx = Nginx::new(
         "hostile",
-        &format!(
-            "{}{}",
-            tls_server(
-                "on",
-                "",
-                &format!(
-                    "location / {{ cert_authz on;\n\
-                     cert_authz_rule \"allow GET /** subject.O=\\\"Example Corp\\\"\";\n\
-                     proxy_pass http://127.0.0.1:{app}; }}"
-                ),
+        &tls_server_with_app("on", "", |app| {
+            format!(
+                "location / {{ cert_authz on;\n\
+                 cert_authz_rule \"allow GET /** subject.O=\\\"Example Corp\\\"\";\n\
+                 proxy_pass http://127.0.0.1:{app}; }}"
             )
-            // trust the test CA and the hostile one
-            .replace("PKI/ca.pem", "PREFIX/conf/clients.pem"),
-            app_server(app)
-        ),
+        })
+        // trust the test CA and the hostile one
+        .replace("PKI/ca.pem", "PREFIX/conf/clients.pem"),
     );
 
     let (ca_pem, cert, key) = hostile_client(&nginx.dir.join("conf"));
