@@ -142,9 +142,13 @@ impl Dn {
             while pos < bytes.len() && bytes[pos] != b',' && bytes[pos] != b'+' {
                 if bytes[pos] == b'\\' {
                     let next = *bytes.get(pos + 1).ok_or((pos, "a `\\` ends the value".to_string()))?;
-                    let hex = bytes.get(pos + 1..pos + 3).and_then(|h| {
-                        std::str::from_utf8(h).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
-                    });
+                    // Two hex digits, strictly: from_str_radix alone would
+                    // also take `+1` as a number.
+                    let hex = bytes
+                        .get(pos + 1..pos + 3)
+                        .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                        .and_then(|h| std::str::from_utf8(h).ok())
+                        .and_then(|h| u8::from_str_radix(h, 16).ok());
                     if let Some(byte) = hex {
                         value.push(byte);
                         pos += 3;
@@ -232,6 +236,9 @@ mod tests {
         let dn = Dn::parse_rfc4514("2.5.4.3=J\\C3\\BCrgen,1.2.3.4=x").unwrap();
         assert_eq!(dn.rdns[0][0], ("CN".to_string(), "Jürgen".to_string()));
         assert_eq!(dn.rdns[1][0].0, "1.2.3.4");
+        // `\+` followed by a digit is an escaped `+`, not a hex pair.
+        let plus = Dn::parse_rfc4514("CN=a\\+1,O=x").unwrap();
+        assert_eq!(plus.rdns[0][0].1, "a+1");
     }
 
     #[test]

@@ -40,6 +40,24 @@ fn guard(body: impl FnOnce() -> R) -> R {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or(R::CERT_AUTHZ_ERR_PANIC)
 }
 
+/// The guard for exports that return a static string: a panic gives
+/// `fallback`.
+fn guard_str(fallback: &'static str, body: impl FnOnce() -> *const c_char) -> *const c_char {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback.as_ptr() as *const c_char)
+}
+
+/// An add to a builder: a panic while reading a source leaves the builder
+/// unable to build, so a half-read policy never becomes a policy.
+fn guard_add(builder: *mut cert_authz_policy_builder, what: &str, body: impl FnOnce() -> R) -> R {
+    let result = guard(body);
+    if result == R::CERT_AUTHZ_ERR_PANIC {
+        if let Ok(builder) = unsafe { builder_mut(builder) } {
+            let _ = catch_unwind(AssertUnwindSafe(|| builder.poison(what)));
+        }
+    }
+    result
+}
+
 /// A borrowed byte buffer; NULL is allowed only for length 0.
 unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Option<&'a [u8]> {
     if len == 0 {
@@ -72,12 +90,16 @@ macro_rules! try_r {
 
 #[no_mangle]
 pub extern "C" fn cert_authz_version() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+    guard_str("unknown\0", || concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char)
 }
 
 #[no_mangle]
 pub extern "C" fn cert_authz_result_name(result: cert_authz_result) -> *const c_char {
-    let name: &'static str = match result {
+    guard_str("CERT_AUTHZ_ERR_UNKNOWN\0", || result_name(result).as_ptr() as *const c_char)
+}
+
+fn result_name(result: cert_authz_result) -> &'static str {
+    match result {
         R::CERT_AUTHZ_OK => "CERT_AUTHZ_OK\0",
         R::CERT_AUTHZ_ERR_NULL_POINTER => "CERT_AUTHZ_ERR_NULL_POINTER\0",
         R::CERT_AUTHZ_ERR_INVALID_ARGUMENT => "CERT_AUTHZ_ERR_INVALID_ARGUMENT\0",
@@ -88,8 +110,7 @@ pub extern "C" fn cert_authz_result_name(result: cert_authz_result) -> *const c_
         R::CERT_AUTHZ_ERR_BUFFER_TOO_SMALL => "CERT_AUTHZ_ERR_BUFFER_TOO_SMALL\0",
         R::CERT_AUTHZ_ERR_PANIC => "CERT_AUTHZ_ERR_PANIC\0",
         _ => "CERT_AUTHZ_ERR_UNKNOWN\0",
-    };
-    name.as_ptr() as *const c_char
+    }
 }
 
 fn reason_from_c(reason: cert_authz_reason) -> Option<Reason> {
@@ -112,7 +133,11 @@ fn reason_from_c(reason: cert_authz_reason) -> Option<Reason> {
 
 #[no_mangle]
 pub extern "C" fn cert_authz_reason_text(reason: cert_authz_reason) -> *const c_char {
-    // Static NUL-terminated copies of Reason::text.
+    guard_str("unknown reason\0", || reason_c_text(reason))
+}
+
+/// Static NUL-terminated copies of Reason::text.
+fn reason_c_text(reason: cert_authz_reason) -> *const c_char {
     macro_rules! c_texts {
         ($($variant:ident),*) => {
             match reason_from_c(reason) {
@@ -215,7 +240,8 @@ pub extern "C" fn cert_authz_policy_builder_add_file(
     path: *const c_char,
     path_len: usize,
 ) -> cert_authz_result {
-    guard(|| {
+    let what = unsafe { text(path, path_len) }.unwrap_or("(policy file)");
+    guard_add(builder, what, || {
         let builder = try_r!(unsafe { builder_mut(builder) });
         let path = try_r!(unsafe { text(path, path_len) });
         if path.is_empty() {
@@ -236,7 +262,8 @@ pub extern "C" fn cert_authz_policy_builder_add_statement(
     origin_len: usize,
     origin_line: u32,
 ) -> cert_authz_result {
-    guard(|| {
+    let what = unsafe { text(origin, origin_len) }.unwrap_or("(inline statement)");
+    guard_add(builder, what, || {
         let builder = try_r!(unsafe { builder_mut(builder) });
         let statement = try_r!(unsafe { text(statement, statement_len) });
         let origin = try_r!(unsafe { text(origin, origin_len) });
@@ -251,7 +278,10 @@ fn write_error(buf: *mut c_char, len: usize, message: &str) {
     if buf.is_null() || len == 0 {
         return;
     }
-    let n = message.len().min(len - 1);
+    let mut n = message.len().min(len - 1);
+    while !message.is_char_boundary(n) {
+        n -= 1;
+    }
     unsafe {
         std::ptr::copy_nonoverlapping(message.as_ptr(), buf as *mut u8, n);
         *buf.add(n) = 0;
@@ -491,4 +521,47 @@ pub extern "C" fn cert_authz_decide(
         }
         R::CERT_AUTHZ_OK
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_while_adding_a_source_means_no_policy() {
+        let mut builder: *mut cert_authz_policy_builder = std::ptr::null_mut();
+        assert_eq!(cert_authz_policy_builder_new(&mut builder), R::CERT_AUTHZ_OK);
+        let statement = "allow * /** any";
+        let origin = "test.conf";
+        let add = |b| {
+            cert_authz_policy_builder_add_statement(
+                b,
+                statement.as_ptr() as *const c_char,
+                statement.len(),
+                origin.as_ptr() as *const c_char,
+                origin.len(),
+                1,
+            )
+        };
+        assert_eq!(add(builder), R::CERT_AUTHZ_OK);
+        let result = guard_add(builder, "half-read.policy", || panic!("contained on purpose"));
+        assert_eq!(result, R::CERT_AUTHZ_ERR_PANIC);
+        assert_eq!(add(builder), R::CERT_AUTHZ_OK);
+
+        let mut errors = [0 as c_char; 200];
+        let mut policy: *mut cert_authz_policy = std::ptr::null_mut();
+        let built = cert_authz_policy_builder_build(builder, errors.as_mut_ptr(), errors.len(), &mut policy);
+        assert_eq!(built, R::CERT_AUTHZ_ERR_POLICY);
+        assert!(policy.is_null(), "a policy was written");
+        let text = unsafe { std::ffi::CStr::from_ptr(errors.as_ptr()) }.to_string_lossy().into_owned();
+        assert!(text.starts_with("half-read.policy: internal error"), "{text}");
+    }
+
+    #[test]
+    fn error_text_is_cut_on_a_character_boundary() {
+        let mut buf = [1 as c_char; 4];
+        write_error(buf.as_mut_ptr(), buf.len(), "ab\u{e9}c");
+        let text = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+        assert_eq!(text.to_bytes(), b"ab");
+    }
 }

@@ -7,7 +7,7 @@
 //! truncated or guessed.
 
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -362,7 +362,8 @@ fn ip_text(bytes: &[u8]) -> Result<String, CertError> {
         16 => {
             let mut octets = [0u8; 16];
             octets.copy_from_slice(bytes);
-            Ok(Ipv6Addr::from(octets).to_string())
+            // An IPv4-mapped address is written, and matched, as IPv4.
+            Ok(IpAddr::V6(Ipv6Addr::from(octets)).to_canonical().to_string())
         }
         n => refuse(format!("subjectAltName IP address of {n} bytes")),
     }

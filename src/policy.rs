@@ -80,6 +80,19 @@ impl PolicyBuilder {
         PolicyBuilder::default()
     }
 
+    /// Records that reading `what` failed inside the library itself (a
+    /// contained panic): whatever was read of it may be incomplete, so the
+    /// builder must never build.
+    pub fn poison(&mut self, what: &str) {
+        self.errors.push(PolicyError {
+            file: what.into(),
+            line: 0,
+            col: 0,
+            message: "internal error while reading the policy; nothing of it is used".into(),
+            io: false,
+        });
+    }
+
     /// The errors found so far.
     pub fn errors(&self) -> &[PolicyError] {
         &self.errors
@@ -481,7 +494,8 @@ fn parse_value(attr: Attr, chars: &[LChar], pos: Pos, file: u32) -> ParseResult<
     if attr == Attr::SanIp && !prefix {
         let ip: IpAddr =
             text.parse().map_err(|_| (pos, format!("`{text}` is not an IPv4 or IPv6 address")))?;
-        return Ok(ValueMatch::Exact(ip.to_string().into()));
+        // As the identity writes it: an IPv4-mapped IPv6 address is IPv4.
+        return Ok(ValueMatch::Exact(ip.to_canonical().to_string().into()));
     }
     Ok(if prefix { ValueMatch::Prefix(text.into()) } else { ValueMatch::Exact(text.into()) })
 }
@@ -532,10 +546,9 @@ fn parse_require(tokens: &[Token], file: u32) -> ParseResult<Parsed> {
         if tokens.len() != 2 {
             return Err((at(file, &tokens[2]), "unexpected text after the lifetime".into()));
         }
-        let (number, unit) = limit.split_at(limit.len().saturating_sub(1));
-        let scale = match unit {
-            "d" => 86_400,
-            "h" => 3_600,
+        let (number, scale) = match (limit.strip_suffix('d'), limit.strip_suffix('h')) {
+            (Some(days), _) => (days, 86_400),
+            (_, Some(hours)) => (hours, 3_600),
             _ => return Err((at(file, what), format!("bad lifetime `{limit}` (e.g. 90d or 12h)"))),
         };
         let n: i64 = number

@@ -495,6 +495,7 @@ fn errors_name_file_line_and_column() {
         ("allow * /x subject=\"CN=a,\"", "bad.policy:1:"),
         ("require lifetime<=9x\nallow * / any", "bad.policy:1:9: bad lifetime"),
         ("require key dsa\nallow * / any", "bad.policy:1:13: bad key type `dsa`"),
+        ("require lifetime<=90日\nallow * / any", "bad.policy:1:9: bad lifetime"),
         ("allow * /x subject.O=\"Example", "bad.policy:1:22: unterminated quote"),
         ("frob * /x any", "bad.policy:1:1: unknown statement `frob`"),
         ("group g group=h\nallow * / group=g", "bad.policy:1:9: a group cannot contain another group"),
@@ -562,11 +563,28 @@ fn damaged_certificates_and_policies_are_errors_never_panics() {
         }
         let _ = Identity::from_der(&der[..i]);
     }
-    // Every prefix of a policy line that exercises most of the grammar.
-    let line = "allow GET,POST /a/*/{subject.CN}/** subject=\"CN=a\\,b+O=x,C=DE\" san.dns=*.ex.org serial=4F:2A group=g # c \\\n";
-    for end in 0..=line.len() {
-        if line.is_char_boundary(end) {
-            let _ = compile_str(&format!("group g any\n{}", &line[..end]), "p");
+    // Every prefix of lines that exercise the grammar, and each with every
+    // character replaced by a multi-byte one.
+    let lines = [
+        "allow GET,POST /a/*/{subject.CN}/** subject=\"CN=a\\,b+O=x,C=DE\" san.dns=*.ex.org serial=4F:2A group=g # c \\\n",
+        "require lifetime<=90d\n",
+        "require key ec>=256 rsa>=2048 ed25519\n",
+        "deny * /x san.ip=::ffff:10.0.0.1 fingerprint=AB:CD\n",
+        "include x.policy\n",
+    ];
+    for line in lines {
+        for end in 0..=line.len() {
+            if line.is_char_boundary(end) {
+                let _ = compile_str(&format!("group g any\n{}", &line[..end]), "p");
+            }
+        }
+        for (i, _) in line.char_indices() {
+            for wide in ["日", "é", "\u{1F600}"] {
+                let mut changed = line.to_string();
+                let width = line[i..].chars().next().unwrap().len_utf8();
+                changed.replace_range(i..i + width, wide);
+                let _ = compile_str(&format!("group g any\n{changed}"), "p");
+            }
         }
     }
 }
@@ -580,4 +598,16 @@ fn full_identity_der() -> Vec<u8> {
         SanType::IpAddress("::1".parse().unwrap()),
     ];
     spec.der()
+}
+
+#[test]
+fn ipv4_mapped_addresses_are_ipv4_on_both_sides() {
+    let mut spec = Spec::cn("a");
+    spec.sans = vec![SanType::IpAddress("::ffff:10.0.0.1".parse().unwrap())];
+    let id = spec.identity();
+    assert_eq!(id.values(Attr::SanIp)[0].as_ref(), "10.0.0.1");
+    for written in ["10.0.0.1", "::ffff:10.0.0.1", "::FFFF:a00:1"] {
+        let p = policy(&format!("allow * /** any\ndeny * /** san.ip={written}\n"));
+        assert!(!allows(&p, &id, "GET", "/"), "san.ip={written} should match");
+    }
 }
