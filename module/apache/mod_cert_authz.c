@@ -287,19 +287,26 @@ static const char *compile_scope(apr_pool_t *p, cert_authz_dir_conf *conf)
         return apr_psprintf(p, "cert-authz: cannot create a policy "
                             "builder: %s", cert_authz_result_name(rc));
     }
-    /* Errors of add_* are kept by the builder and reported by build(). */
+    /* Policy and I/O errors of add_* are kept by the builder and reported
+     * by build(); anything else (a contained internal error) stops here. */
     for (i = 0; i < conf->sources->nelts; i++) {
         const cert_authz_source *src =
             &APR_ARRAY_IDX(conf->sources, i, cert_authz_source);
 
         if (src->is_file) {
-            (void)cert_authz_policy_builder_add_file(builder, src->text,
-                                                     strlen(src->text));
+            rc = cert_authz_policy_builder_add_file(builder, src->text,
+                                                    strlen(src->text));
         }
         else {
-            (void)cert_authz_policy_builder_add_statement(
+            rc = cert_authz_policy_builder_add_statement(
                 builder, src->text, strlen(src->text),
                 src->origin, strlen(src->origin), src->origin_line);
+        }
+        if (rc != CERT_AUTHZ_OK && rc != CERT_AUTHZ_ERR_POLICY
+            && rc != CERT_AUTHZ_ERR_IO) {
+            cert_authz_policy_builder_free(builder);
+            return apr_psprintf(p, "cert-authz: reading %s failed: %s",
+                                src->text, cert_authz_result_name(rc));
         }
     }
 
@@ -1190,7 +1197,13 @@ static authz_status cert_authz_check_authorization(request_rec *r,
     st = decide(r, conf);
     export_decision(r, st);
     log_decision(r, st, report, " (Require cert-authz)");
-    return (st->decision.allowed || report) ? AUTHZ_GRANTED : AUTHZ_DENIED;
+    if (st->decision.allowed) {
+        return AUTHZ_GRANTED;
+    }
+    /* Report mode never refuses, and must not grant what the other Require
+     * lines refuse either: neutral leaves the outcome to them (as the nginx
+     * module returns NGX_DECLINED under satisfy any). */
+    return report ? AUTHZ_NEUTRAL : AUTHZ_DENIED;
 }
 
 static const char *cert_authz_parse_require_line(cmd_parms *cmd,

@@ -265,8 +265,13 @@ ngx_http_cert_authz_handler(ngx_http_request_t *r)
     }
 
     if (alcf->policy == NULL) {
-        /* the merge refuses this configuration: fail closed all the same */
-        return NGX_HTTP_FORBIDDEN;
+        /*
+         * the merge refuses this configuration; should it ever get here,
+         * it is the server's own fault: fail closed with a 500
+         */
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "cert_authz: on without a policy");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     /*
