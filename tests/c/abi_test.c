@@ -191,7 +191,7 @@ test_identities_and_decisions(cert_authz_policy *policy, const char *pem_path,
 {
     cert_authz_identity *id = NULL, *from_der = NULL;
     cert_authz_identity *sentinel = (cert_authz_identity *) &failed;
-    cert_authz_decision d;
+    cert_authz_decision d, untouched;
     const char *value;
     size_t pem_len, der_len, value_len;
     char *pem = read_file(pem_path, &pem_len);
@@ -253,8 +253,16 @@ test_identities_and_decisions(cert_authz_policy *policy, const char *pem_path,
     CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_DENY_RULE);
     CHECK(d.rule_line == 2);
 
+    /* A failed call writes no decision. */
+    memset(&d, 0x5a, sizeof(d));
+    memcpy(&untouched, &d, sizeof(d));
     CHECK_RESULT(cert_authz_decide(policy, NULL, CERT_AUTHZ_PEER_VERIFIED,
                  "POST", 4, "/inline/x", 9, &d), CERT_AUTHZ_ERR_NULL_POINTER);
+    CHECK(memcmp(&d, &untouched, sizeof(d)) == 0);
+    CHECK_RESULT(cert_authz_decide(policy, id, (cert_authz_peer) 17,
+                 "POST", 4, "/inline/x", 9, &d),
+                 CERT_AUTHZ_ERR_INVALID_ARGUMENT);
+    CHECK(memcmp(&d, &untouched, sizeof(d)) == 0);
     CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
                  "POST", 4, "/inline/x", 9, &d), CERT_AUTHZ_OK);
     CHECK(d.allowed == 1 && d.rule_line == 42);
