@@ -345,11 +345,14 @@ fn unverified_and_missing_certificates_are_refused() {
 
 #[test]
 fn report_mode_decides_logs_and_exports_but_never_refuses() {
+    // report lines are warnings: log them
     let mut nginx = Nginx::new(
         "report",
-        &tls_server_with_app("optional", "", |app| {
-            format!(
-                "cert_authz_rule \"allow GET /open/** any\";\n\
+        &format!(
+            "error_log PREFIX/logs/error.log warn;\n{}",
+            tls_server_with_app("optional", "", |app| {
+                format!(
+                    "cert_authz_rule \"allow GET /open/** any\";\n\
                  cert_authz on;\n\
                  cert_authz_mode report;\n\
                  cert_authz_user subject.CN;\n\
@@ -359,8 +362,9 @@ fn report_mode_decides_logs_and_exports_but_never_refuses() {
                  add_header X-Rule \"$cert_authz_rule\" always;\n\
                  proxy_pass http://127.0.0.1:{app};\n\
                  }}"
-            )
-        }),
+                )
+            })
+        ),
     );
     nginx.start();
 
@@ -414,6 +418,13 @@ fn satisfy_any_combines_with_the_access_module() {
                  allow 127.0.0.1;\n\
                  deny all;\n\
                  proxy_pass http://127.0.0.1:{app};\n\
+                 }}\n\
+                 location /remote-report/ {{\n\
+                 cert_authz_mode report;\n\
+                 satisfy any;\n\
+                 allow 192.0.2.1;\n\
+                 deny all;\n\
+                 proxy_pass http://127.0.0.1:{app};\n\
                  }}"
             )
         }),
@@ -433,6 +444,13 @@ fn satisfy_any_combines_with_the_access_module() {
     // a refusal that is not final under satisfy any is not an error line
     let log = nginx.error_log();
     assert_eq!(deny_lines(&log).len(), 1, "{log}");
+
+    // report mode under satisfy any, as Apache's Require cert-authz in a
+    // <RequireAny>: the policy's allow grants, its would-be refusal leaves
+    // the outcome to the access module
+    assert_eq!(nginx.status(Some("alice"), "GET", "/remote-report/a"), 200);
+    assert_eq!(nginx.status(Some("reporter"), "GET", "/remote-report/a"), 403);
+    assert_eq!(nginx.status(None, "GET", "/remote-report/a"), 403);
 }
 
 #[test]

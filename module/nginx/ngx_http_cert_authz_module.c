@@ -323,13 +323,16 @@ ngx_http_cert_authz_handler(ngx_http_request_t *r)
                        &r->method_name, &r->uri, &ctx->subject,
                        ctx->decision.rule_file_len, ctx->decision.rule_file);
 
-        return alcf->mode == NGX_HTTP_CERT_AUTHZ_REPORT ? NGX_DECLINED
-                                                        : NGX_OK;
+        /* in report mode too: under "satisfy any" an allow grants */
+        return NGX_OK;
     }
 
     ngx_http_cert_authz_log_deny(r, alcf, ctx);
 
-    /* report mode neither refuses nor, under "satisfy any", grants */
+    /*
+     * report mode never refuses, and under "satisfy any" leaves a would-be
+     * refusal to the other access modules, as Apache's provider is neutral
+     */
 
     if (alcf->mode == NGX_HTTP_CERT_AUTHZ_REPORT) {
         return NGX_DECLINED;
@@ -585,7 +588,8 @@ ngx_http_cert_authz_log_deny(ngx_http_request_t *r,
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
     if (alcf->mode == NGX_HTTP_CERT_AUTHZ_REPORT) {
-        level = NGX_LOG_ERR;
+        /* nothing is refused: a warning, as the Apache module gives */
+        level = NGX_LOG_WARN;
         what = "access would be forbidden (report mode)";
 
     } else if (clcf->satisfy == NGX_HTTP_SATISFY_ALL) {
