@@ -225,6 +225,8 @@ enum Mpm {
 
 /// Starts an Apache with mod_ssl, `SSLVerifyClient require` and unlimited
 /// keep-alive; `modules` are extra LoadModule lines, `body` the rest.
+// Each argument is one column of the benchmark's table of configurations.
+#[allow(clippy::too_many_arguments)]
 fn apache(
     assets: &Assets,
     name: &str,

@@ -2,6 +2,8 @@
 //! a canonical key that compares two names RDN by RDN, never as display
 //! strings (a CN of `alice,O=Example Corp` stays one CN).
 
+use std::borrow::Cow;
+
 /// Attribute types with a short name: (short name, dotted OID, OID content
 /// bytes as they appear in DER).  Other types are named by dotted OID.
 const TYPES: &[(&str, &str, &[u8])] = &[
@@ -37,20 +39,23 @@ pub fn short_name_for_oid_bytes(oid: &[u8]) -> Option<&'static str> {
 /// The canonical name of an attribute type written in a policy: a known
 /// short name (any case) or dotted OID becomes the short name; any other
 /// dotted OID stays as it is.
-fn canonical_type(written: &str) -> Option<String> {
+fn canonical_type(written: &str) -> Option<AttrType> {
     if let Some((name, _, _)) =
         TYPES.iter().find(|(name, oid, _)| name.eq_ignore_ascii_case(written) || *oid == written)
     {
-        return Some((*name).to_string());
+        return Some(Cow::Borrowed(name));
     }
     let dotted = !written.is_empty()
         && written.split('.').count() >= 2
         && written.split('.').all(|arc| !arc.is_empty() && arc.bytes().all(|b| b.is_ascii_digit()));
-    dotted.then(|| written.to_string())
+    dotted.then(|| Cow::Owned(written.to_string()))
 }
 
+/// An attribute type: a short name, or a dotted OID.
+pub type AttrType = Cow<'static, str>;
+
 /// One relative distinguished name: one or more (type, value) pairs.
-pub type Rdn = Vec<(String, String)>;
+pub type Rdn = Vec<(AttrType, String)>;
 
 /// A distinguished name, most specific RDN first (as RFC 4514 writes it).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -73,7 +78,7 @@ impl Dn {
             if i > 0 {
                 key.push(RDN_SEP);
             }
-            let mut pairs: Vec<&(String, String)> = rdn.iter().collect();
+            let mut pairs: Vec<&(AttrType, String)> = rdn.iter().collect();
             pairs.sort();
             for (j, (ty, value)) in pairs.into_iter().enumerate() {
                 if j > 0 {
@@ -216,7 +221,7 @@ mod tests {
     fn parses_and_prints_rfc4514() {
         let dn = Dn::parse_rfc4514("CN=alice\\,O=Example Corp,O=Example Corp,C=DE").unwrap();
         assert_eq!(dn.rdns.len(), 3);
-        assert_eq!(dn.rdns[0], vec![("CN".to_string(), "alice,O=Example Corp".to_string())]);
+        assert_eq!(dn.rdns[0], vec![("CN".into(), "alice,O=Example Corp".to_string())]);
         assert_eq!(dn.to_rfc4514(), "CN=alice\\,O=Example Corp,O=Example Corp,C=DE");
     }
 
@@ -234,7 +239,7 @@ mod tests {
     #[test]
     fn hex_escapes_decode_utf8_and_oids_map_to_names() {
         let dn = Dn::parse_rfc4514("2.5.4.3=J\\C3\\BCrgen,1.2.3.4=x").unwrap();
-        assert_eq!(dn.rdns[0][0], ("CN".to_string(), "Jürgen".to_string()));
+        assert_eq!(dn.rdns[0][0], ("CN".into(), "Jürgen".to_string()));
         assert_eq!(dn.rdns[1][0].0, "1.2.3.4");
         // `\+` followed by a digit is an escaped `+`, not a hex pair.
         let plus = Dn::parse_rfc4514("CN=a\\+1,O=x").unwrap();

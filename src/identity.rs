@@ -20,7 +20,7 @@ use x509_parser::nom::Parser;
 use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 
 use crate::attr::{Attr, NameField, ATTR_COUNT, NAME_FIELDS};
-use crate::dn::{short_name_for_oid_bytes, Dn};
+use crate::dn::{short_name_for_oid_bytes, AttrType, Dn};
 
 /// Why a certificate was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,9 +169,13 @@ impl Identity {
             return refuse("too many names");
         }
         values.sort_by_key(|(attr, _)| *attr);
+        // ends[i]: how many values belong to attributes 0..=i.
         let mut ends = [0u16; ATTR_COUNT];
-        for (i, end) in ends.iter_mut().enumerate() {
-            *end = values.partition_point(|(attr, _)| *attr <= i) as u16;
+        for (attr, _) in &values {
+            ends[*attr] += 1;
+        }
+        for i in 1..ATTR_COUNT {
+            ends[i] += ends[i - 1];
         }
         let values: Box<[Box<str>]> = values.into_iter().map(|(_, v)| v).collect();
 
@@ -263,7 +267,11 @@ fn pem_to_der(pem: &[u8]) -> Result<Vec<u8>, CertError> {
     let body = &pem[start..start + body_len];
     let mut der = vec![0u8; body.len() / 4 * 3 + 3];
     let mut len = 0;
-    for line in body.split(|&b| b == b'\n') {
+    let mut line_start = 0;
+    let breaks = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+    for line_end in breaks {
+        let line = &body[line_start..line_end];
+        line_start = line_end + 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             continue;
@@ -284,9 +292,9 @@ fn read_name(name: &X509Name<'_>, which: &str) -> Result<Dn, CertError> {
         let mut pairs = Vec::new();
         for atv in rdn.iter() {
             let oid = atv.attr_type();
-            let ty = match short_name_for_oid_bytes(oid.as_bytes()) {
-                Some(short) => short.to_string(),
-                None => oid.to_id_string(),
+            let ty: AttrType = match short_name_for_oid_bytes(oid.as_bytes()) {
+                Some(short) => short.into(),
+                None => oid.to_id_string().into(),
             };
             let value =
                 decode_string(atv.attr_value()).map_err(|why| CertError(format!("{which} {ty}: {why}")))?;
