@@ -203,15 +203,21 @@ pub struct Reply {
 }
 
 /// Sends one HTTPS request with curl.  `client` names a certificate of the
-/// PKI, or None for no certificate.  A failed TLS handshake is status 0.
+/// PKI, or None for no certificate.  A failed TLS handshake is status 0,
+/// and curl's reason goes to the test's output.
 pub fn curl(pki: &Pki, client: Option<&str>, method: &str, url: &str, extra: &[&str]) -> Reply {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--max-time", "20", "-o", "-", "-w", "\n%{http_code}"])
         .arg("--cacert")
-        .arg(pki.path("ca.pem"))
-        .args(["-X", method]);
+        .arg(pki.path("ca.pem"));
     if method == "HEAD" {
-        cmd.arg("-I");
+        // A real HEAD, on HTTP/1.1: mod_http2 sometimes ends a HEAD stream
+        // to a CGI with a frame curl calls a PROTOCOL_ERROR, which has
+        // nothing to do with the decision under test (HTTP/2 is tested on
+        // its own).
+        cmd.args(["-I", "--http1.1"]);
+    } else {
+        cmd.args(["-X", method]);
     }
     if let Some(name) = client {
         cmd.arg("--cert").arg(pki.cert(name)).arg("--key").arg(pki.key(name));
@@ -220,7 +226,11 @@ pub fn curl(pki: &Pki, client: Option<&str>, method: &str, url: &str, extra: &[&
     let out = cmd.output().expect("running curl");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
-    Reply { status: code.trim().parse().unwrap_or(0), body: body.to_string() }
+    let status = code.trim().parse().unwrap_or(0);
+    if status == 0 {
+        eprintln!("curl {method} {url}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Reply { status, body: body.to_string() }
 }
 
 /// The policy behind the shared case table, written into `dir/shared.policy`.
