@@ -76,3 +76,19 @@ free_port() {    # a random loopback port that nothing listens on
     echo "demo: no free loopback port found" >&2
     return 1
 }
+
+# The demo's requests, the same for both servers, each through the calling
+# script's own `request CLIENT METHOD PATH` ("-": no certificate).
+send_demo_requests() {
+    request alice   GET    /status
+    request alice   GET    /users/alice/profile
+    request alice   GET    /users/bob/profile
+    request alice   GET    /admin/
+    request opsbot  DELETE /admin/users/7
+    request opsbot  GET    /admin/secrets/key
+    request billing POST   /invoices/2026/11
+    request billing PUT    /invoices/2026/11
+    request mallory GET    /users/alice/profile
+    request rogue   GET    /status
+    request -       GET    /status
+}

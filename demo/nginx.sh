@@ -135,17 +135,7 @@ request() {    # request CLIENT METHOD PATH
 }
 
 echo "== requests (client certificate, method, path -> answer)"
-request alice   GET    /status
-request alice   GET    /users/alice/profile
-request alice   GET    /users/bob/profile
-request alice   GET    /admin/
-request opsbot  DELETE /admin/users/7
-request opsbot  GET    /admin/secrets/key
-request billing POST   /invoices/2026/11
-request billing PUT    /invoices/2026/11
-request mallory GET    /users/alice/profile
-request rogue   GET    /status
-request -       GET    /status
+send_demo_requests
 echo
 
 echo "== why: the deny lines of $prefix/logs/error.log"
