@@ -15,10 +15,7 @@ fn main() {
         .allowlist_function("cert_authz_.*")
         // C may pass any number in an enum parameter: newtypes keep that
         // defined behaviour, where a Rust enum would not.
-        .default_enum_style(bindgen::EnumVariation::NewType {
-            is_bitfield: false,
-            is_global: false,
-        })
+        .default_enum_style(bindgen::EnumVariation::NewType { is_bitfield: false, is_global: false })
         .prepend_enum_name(false)
         .layout_tests(false)
         .generate()
@@ -30,7 +27,5 @@ fn main() {
         });
 
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    bindings
-        .write_to_file(out.join("cert_authz_sys.rs"))
-        .expect("writing the generated bindings");
+    bindings.write_to_file(out.join("cert_authz_sys.rs")).expect("writing the generated bindings");
 }

@@ -394,19 +394,13 @@ struct Run {
 
 impl Run {
     fn clean(&self, requests: u32) -> bool {
-        self.error.is_none()
-            && self.complete == u64::from(requests)
-            && self.failed == 0
-            && self.non_2xx == 0
+        self.error.is_none() && self.complete == u64::from(requests) && self.failed == 0 && self.non_2xx == 0
     }
 
     fn problem(&self) -> String {
         match &self.error {
             Some(e) => e.clone(),
-            None => format!(
-                "{} complete, {} failed, {} non-2xx",
-                self.complete, self.failed, self.non_2xx
-            ),
+            None => format!("{} complete, {} failed, {} non-2xx", self.complete, self.failed, self.non_2xx),
         }
     }
 }
@@ -461,9 +455,7 @@ fn ab(pki: &Pki, server: &Server, requests: u32) -> Run {
             .map(|rest| rest.trim_start_matches(':').trim().to_string())
     };
     let number = |name: &str| -> u64 {
-        field(name)
-            .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
-            .unwrap_or(0)
+        field(name).and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok())).unwrap_or(0)
     };
     let rps = field("Requests per second")
         .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
@@ -629,9 +621,36 @@ fn main() {
     let apache_event = {
         let servers = [
             apache(&assets, "apache-off", "Apache event, module off", Mpm::Event, "", "", STATIC_PATH, false),
-            apache(&assets, "apache-1k", "Apache event, module on, 1k rules", Mpm::Event, &load_module, &module_on(&p1k), STATIC_PATH, true),
-            apache(&assets, "apache-100k", "Apache event, module on, 100k rules", Mpm::Event, &load_module, &module_on(&p100k), STATIC_PATH, true),
-            apache(&assets, "apache-native", "Apache event, native Require expr", Mpm::Event, "", native, STATIC_PATH, true),
+            apache(
+                &assets,
+                "apache-1k",
+                "Apache event, module on, 1k rules",
+                Mpm::Event,
+                &load_module,
+                &module_on(&p1k),
+                STATIC_PATH,
+                true,
+            ),
+            apache(
+                &assets,
+                "apache-100k",
+                "Apache event, module on, 100k rules",
+                Mpm::Event,
+                &load_module,
+                &module_on(&p100k),
+                STATIC_PATH,
+                true,
+            ),
+            apache(
+                &assets,
+                "apache-native",
+                "Apache event, native Require expr",
+                Mpm::Event,
+                "",
+                native,
+                STATIC_PATH,
+                true,
+            ),
         ];
         measure(pki, &servers, APACHE_REQUESTS)
     };
@@ -648,9 +667,33 @@ fn main() {
     let nginx_figures = {
         let servers = [
             nginx(&assets, "nginx-off", "nginx, module off", "", "", "", false),
-            nginx(&assets, "nginx-1k", "nginx, module on, 1k rules", &load_module, &nginx_module_on(&p1k), "cert_authz on;", true),
-            nginx(&assets, "nginx-100k", "nginx, module on, 100k rules", &load_module, &nginx_module_on(&p100k), "cert_authz on;", true),
-            nginx(&assets, "nginx-native", "nginx, native map + if", "", nginx_native_map, nginx_native_if, true),
+            nginx(
+                &assets,
+                "nginx-1k",
+                "nginx, module on, 1k rules",
+                &load_module,
+                &nginx_module_on(&p1k),
+                "cert_authz on;",
+                true,
+            ),
+            nginx(
+                &assets,
+                "nginx-100k",
+                "nginx, module on, 100k rules",
+                &load_module,
+                &nginx_module_on(&p100k),
+                "cert_authz on;",
+                true,
+            ),
+            nginx(
+                &assets,
+                "nginx-native",
+                "nginx, native map + if",
+                "",
+                nginx_native_map,
+                nginx_native_if,
+                true,
+            ),
         ];
         measure(pki, &servers, NGINX_REQUESTS)
     };
@@ -664,9 +707,36 @@ fn main() {
     let php = "<FilesMatch \"\\.php$\">\n    SetHandler application/x-httpd-php\n    SSLOptions +StdEnvVars\n</FilesMatch>";
     let prefork = {
         let servers = [
-            apache(&assets, "prefork-off", "Apache prefork, module off, static", Mpm::Prefork, "", "", STATIC_PATH, false),
-            apache(&assets, "prefork-module", "Apache prefork, module on (1k), static", Mpm::Prefork, &load_cert_authz, &module_on(&p1k), STATIC_PATH, true),
-            apache(&assets, "prefork-php", "Apache prefork, PHP check (mod_php)", Mpm::Prefork, &load_php, php, PHP_PATH, true),
+            apache(
+                &assets,
+                "prefork-off",
+                "Apache prefork, module off, static",
+                Mpm::Prefork,
+                "",
+                "",
+                STATIC_PATH,
+                false,
+            ),
+            apache(
+                &assets,
+                "prefork-module",
+                "Apache prefork, module on (1k), static",
+                Mpm::Prefork,
+                &load_cert_authz,
+                &module_on(&p1k),
+                STATIC_PATH,
+                true,
+            ),
+            apache(
+                &assets,
+                "prefork-php",
+                "Apache prefork, PHP check (mod_php)",
+                Mpm::Prefork,
+                &load_php,
+                php,
+                PHP_PATH,
+                true,
+            ),
         ];
         measure(pki, &servers, APACHE_REQUESTS)
     };
@@ -720,7 +790,12 @@ fn main() {
     println!("\nEvery run, req/s, in round order:");
     for f in apache_event.iter().chain(&nginx_figures).chain(&prefork) {
         let runs: Vec<String> = f.rounds.iter().map(|r| format!("{r:.0}")).collect();
-        println!("  {:<42} {}{}", f.label, runs.join(" "), if f.note.is_empty() { String::new() } else { format!("  [{}]", f.note.trim()) });
+        println!(
+            "  {:<42} {}{}",
+            f.label,
+            runs.join(" "),
+            if f.note.is_empty() { String::new() } else { format!("  [{}]", f.note.trim()) }
+        );
     }
     println!("\n(server benchmarks took {:.0} s)", started.elapsed().as_secs_f64());
 }

@@ -16,7 +16,12 @@ fn c_program_uses_every_export_and_all_checks_pass() {
     for entry in std::fs::read_dir(root.join("src")).unwrap() {
         let source = entry.unwrap().path();
         let changed = std::fs::metadata(&source).unwrap().modified().unwrap();
-        assert!(changed <= lib_time, "{} is newer than {}: run `make build`", source.display(), lib.display());
+        assert!(
+            changed <= lib_time,
+            "{} is newer than {}: run `make build`",
+            source.display(),
+            lib.display()
+        );
     }
 
     let dir = common::scratch("abi");
@@ -39,7 +44,8 @@ fn c_program_uses_every_export_and_all_checks_pass() {
     let der = data_encoding::BASE64.decode(body.as_bytes()).unwrap();
     std::fs::write(dir.join("alice.der"), der).unwrap();
     let policy = dir.join("abi.policy");
-    std::fs::write(&policy, "allow GET /users/{subject.CN}/** any\ndeny * /users/alice/secret any\n").unwrap();
+    std::fs::write(&policy, "allow GET /users/{subject.CN}/** any\ndeny * /users/alice/secret any\n")
+        .unwrap();
 
     let run = Command::new(&exe)
         .arg(pki.cert("alice"))

@@ -38,11 +38,7 @@ echo "HTTP_CERT_AUTHZ_USER=$HTTP_CERT_AUTHZ_USER"
 
 fn module_path() -> PathBuf {
     let so = root().join("target/release/mod_cert_authz.so");
-    assert!(
-        so.is_file(),
-        "{} is missing: run `make build` before the Apache tests",
-        so.display()
-    );
+    assert!(so.is_file(), "{} is missing: run `make build` before the Apache tests", so.display());
     so
 }
 
@@ -57,10 +53,7 @@ struct Apache {
 impl Apache {
     /// A new server root with a PKI, a CGI backend and no configuration yet.
     fn new(name: &str) -> Apache {
-        assert!(
-            Path::new(APACHE).is_file(),
-            "{APACHE} is missing: install apache2"
-        );
+        assert!(Path::new(APACHE).is_file(), "{APACHE} is missing: install apache2");
         let dir = scratch(&format!("apache-{name}"));
         for sub in ["conf", "logs", "run", "cgi-bin", "htdocs"] {
             fs::create_dir_all(dir.join(sub)).unwrap();
@@ -70,12 +63,7 @@ impl Apache {
         fs::write(&cgi, ENV_CGI).unwrap();
         fs::set_permissions(&cgi, fs::Permissions::from_mode(0o755)).unwrap();
         fs::write(dir.join("shared.policy"), SHARED_POLICY).unwrap();
-        Apache {
-            dir,
-            port: free_port(),
-            pki,
-            started: false,
-        }
+        Apache { dir, port: free_port(), pki, started: false }
     }
 
     fn path(&self, file: &str) -> PathBuf {
@@ -148,8 +136,7 @@ SSLVerifyDepth 2
     /// `apache2 -t`: (success, stdout + stderr).
     fn configtest(&self) -> (bool, String) {
         let out = self.apache2(&["-t"]);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
         (out.status.success(), text)
     }
 
@@ -170,19 +157,11 @@ SSLVerifyDepth 2
             }
             sleep(Duration::from_millis(50));
         }
-        panic!(
-            "Apache did not come up on port {}:\n{}",
-            self.port,
-            self.error_log()
-        );
+        panic!("Apache did not come up on port {}:\n{}", self.port, self.error_log());
     }
 
     fn pid(&self) -> Option<i32> {
-        fs::read_to_string(self.path("logs/httpd.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        fs::read_to_string(self.path("logs/httpd.pid")).ok()?.trim().parse().ok()
     }
 
     fn error_log(&self) -> String {
@@ -194,22 +173,10 @@ SSLVerifyDepth 2
     }
 
     fn request(&self, client: Option<&str>, method: &str, path: &str) -> Reply {
-        curl(
-            &self.pki,
-            client,
-            method,
-            &self.url(path),
-            &["--resolve", &self.resolve()],
-        )
+        curl(&self.pki, client, method, &self.url(path), &["--resolve", &self.resolve()])
     }
 
-    fn request_with(
-        &self,
-        client: Option<&str>,
-        method: &str,
-        path: &str,
-        extra: &[&str],
-    ) -> Reply {
+    fn request_with(&self, client: Option<&str>, method: &str, path: &str, extra: &[&str]) -> Reply {
         let resolve = self.resolve();
         let mut args = vec!["--resolve", resolve.as_str()];
         args.extend_from_slice(extra);
@@ -243,10 +210,7 @@ impl Drop for Apache {
             return;
         }
         let Some(pid) = self.pid() else { return };
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
         let proc_dir = PathBuf::from(format!("/proc/{pid}"));
         let deadline = Instant::now() + Duration::from_secs(15);
         while proc_dir.exists() && Instant::now() < deadline {
@@ -294,12 +258,7 @@ CertAuthzPolicy shared.policy
             failures.push(format!("{expected} {client} {method} {path}: got {got}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "cases failed:\n{}\n{}",
-        failures.join("\n"),
-        apache.error_log()
-    );
+    assert!(failures.is_empty(), "cases failed:\n{}\n{}", failures.join("\n"), apache.error_log());
 
     // No certificate, and a certificate from an untrusted CA with alice's
     // very name (optional_no_ca lets it through the handshake): both denied
@@ -307,20 +266,12 @@ CertAuthzPolicy shared.policy
     assert_eq!(apache.status(Some("alice"), "GET", "/status"), 200);
     assert_eq!(apache.status(None, "GET", "/status"), 403);
     assert_eq!(apache.status(Some("rogue"), "GET", "/status"), 403);
-    assert_eq!(
-        apache.status(Some("rogue"), "GET", "/users/alice/profile"),
-        403
-    );
+    assert_eq!(apache.status(Some("rogue"), "GET", "/users/alice/profile"), 403);
 
     // The query string is never matched, and the server's normalized path
     // is the one decided on.
     assert_eq!(apache.status(Some("alice"), "GET", "/status?/admin/x"), 200);
-    let r = apache.request_with(
-        Some("alice"),
-        "GET",
-        "/status/../admin/x",
-        &["--path-as-is"],
-    );
+    let r = apache.request_with(Some("alice"), "GET", "/status/../admin/x", &["--path-as-is"]);
     assert_eq!(r.status, 403, "{r:?}");
     let r = apache.request_with(Some("opsbot"), "GET", "/corp/../admin/x", &["--path-as-is"]);
     assert_eq!(r.status, 200, "{r:?}");
@@ -328,15 +279,11 @@ CertAuthzPolicy shared.policy
     let log = apache.error_log();
     assert!(log.contains("reason: "), "{log}");
     assert!(
-        deny_lines(&log)
-            .iter()
-            .any(|l| l.contains("subject \"-\"") && l.contains("GET /status")),
+        deny_lines(&log).iter().any(|l| l.contains("subject \"-\"") && l.contains("GET /status")),
         "no deny line for the request without a certificate:\n{log}"
     );
     assert!(
-        deny_lines(&log)
-            .iter()
-            .any(|l| l.contains("(unverified)") && l.contains("GET /status")),
+        deny_lines(&log).iter().any(|l| l.contains("(unverified)") && l.contains("GET /status")),
         "no deny line for the untrusted certificate:\n{log}"
     );
 }
@@ -404,44 +351,22 @@ fn scopes_provider_report_mode_and_backend_environment() {
     // Nested <Location>: /nested replaces the server policy, /nested/inner
     // inherits /nested's, /nested/narrow replaces it again.
     assert_eq!(apache.status(Some("alice"), "GET", "/nested/a"), 200);
-    assert_eq!(
-        apache.status(Some("reporter"), "GET", "/nested/inner/a"),
-        200
-    );
+    assert_eq!(apache.status(Some("reporter"), "GET", "/nested/inner/a"), 200);
     assert_eq!(apache.status(Some("opsbot"), "GET", "/nested/inner/a"), 403);
     assert_eq!(apache.status(Some("alice"), "POST", "/nested/a"), 403);
-    assert_eq!(
-        apache.status(Some("alice"), "GET", "/status"),
-        200,
-        "the server policy applies at /"
-    );
+    assert_eq!(apache.status(Some("alice"), "GET", "/status"), 200, "the server policy applies at /");
     assert_eq!(apache.status(Some("alice"), "GET", "/nested/status"), 200);
     assert_eq!(apache.status(Some("alice"), "GET", "/nested/narrow/x"), 403);
-    assert_eq!(
-        apache.status(Some("reporter"), "GET", "/nested/narrow/x"),
-        200
-    );
-    assert_eq!(
-        apache.status(None, "GET", "/nested/narrow/off/x"),
-        200,
-        "CertAuthz Off"
-    );
+    assert_eq!(apache.status(Some("reporter"), "GET", "/nested/narrow/x"), 200);
+    assert_eq!(apache.status(None, "GET", "/nested/narrow/off/x"), 200, "CertAuthz Off");
 
     // Require cert-authz inside <RequireAny>.
     assert_eq!(apache.status(Some("alice"), "GET", "/mixed/x"), 200);
     assert_eq!(apache.status(Some("reporter"), "GET", "/mixed/x"), 403);
     assert_eq!(apache.status(None, "GET", "/mixed/x"), 403);
     assert_eq!(apache.status(Some("rogue"), "GET", "/mixed/x"), 403);
-    assert_eq!(
-        apache.status(Some("reporter"), "GET", "/local/x"),
-        200,
-        "Require ip grants"
-    );
-    assert_eq!(
-        apache.status(None, "GET", "/local/x"),
-        200,
-        "Require ip grants"
-    );
+    assert_eq!(apache.status(Some("reporter"), "GET", "/local/x"), 200, "Require ip grants");
+    assert_eq!(apache.status(None, "GET", "/local/x"), 200, "Require ip grants");
 
     // Report mode in a <RequireAny>: cert-authz grants what it allows, and
     // what it would refuse is left to the other lines, never granted.
@@ -459,39 +384,25 @@ fn scopes_provider_report_mode_and_backend_environment() {
     assert_eq!(r.status, 200, "{r:?}");
     let log = apache.error_log();
     assert!(
-        log.lines().any(|l| l.contains("CA00013")
-            && l.contains("GET /report/x")
-            && l.contains("CN=reporter")),
+        log.lines()
+            .any(|l| l.contains("CA00013") && l.contains("GET /report/x") && l.contains("CN=reporter")),
         "no report-mode line:\n{log}"
     );
-    assert!(
-        !deny_lines(&log).iter().any(|l| l.contains("/report/")),
-        "report mode logged a deny:\n{log}"
-    );
+    assert!(!deny_lines(&log).iter().any(|l| l.contains("/report/")), "report mode logged a deny:\n{log}");
 
     // What the backend sees on allow, with forging attempts by header.
     let r = apache.request_with(
         Some("alice"),
         "GET",
         "/users/alice/x?CERT_AUTHZ_USER=evil",
-        &[
-            "-H",
-            "X-Forge: mallory",
-            "-H",
-            "CERT_AUTHZ_USER: mallory",
-            "-H",
-            "Cert-Authz-User: mallory",
-        ],
+        &["-H", "X-Forge: mallory", "-H", "CERT_AUTHZ_USER: mallory", "-H", "Cert-Authz-User: mallory"],
     );
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(env_of(&r, "CERT_AUTHZ_DECISION"), "allow");
     assert_eq!(env_of(&r, "CERT_AUTHZ_USER"), "alice");
     assert_eq!(env_of(&r, "REMOTE_USER"), "alice");
     let subject = env_of(&r, "CERT_AUTHZ_SUBJECT");
-    assert!(
-        subject.starts_with("CN=alice,") && subject.contains("O=Example Corp"),
-        "{subject}"
-    );
+    assert!(subject.starts_with("CN=alice,") && subject.contains("O=Example Corp"), "{subject}");
     let rule = env_of(&r, "CERT_AUTHZ_RULE");
     assert!(rule.ends_with("shared.policy:6"), "rule {rule}");
     assert!(!env_of(&r, "HTTP_CERT_AUTHZ_USER").contains("alice"));
@@ -501,12 +412,7 @@ fn scopes_provider_report_mode_and_backend_environment() {
     assert_eq!(r.status, 403, "{r:?}");
 
     // The deny line: client, method, path, subject, reason, rule.
-    let r = apache.request_with(
-        Some("opsbot"),
-        "DELETE",
-        "/admin/secrets/key",
-        &["--http1.1"],
-    );
+    let r = apache.request_with(Some("opsbot"), "DELETE", "/admin/secrets/key", &["--http1.1"]);
     assert_eq!(r.status, 403);
     let log = apache.error_log();
     let line = deny_lines(&log)
@@ -516,26 +422,14 @@ fn scopes_provider_report_mode_and_backend_environment() {
         .to_string();
     assert!(line.contains("[cert_authz:error]"), "{line}");
     assert!(line.contains("[client 127.0.0.1:"), "{line}");
-    assert!(
-        line.contains("client denied by cert-authz: DELETE /admin/secrets/key"),
-        "{line}"
-    );
+    assert!(line.contains("client denied by cert-authz: DELETE /admin/secrets/key"), "{line}");
     assert!(line.contains("subject \"CN=opsbot,"), "{line}");
     assert!(line.contains("reason: "), "{line}");
     assert!(line.contains("shared.policy:8"), "{line}");
     // One line per deny.
-    assert_eq!(
-        deny_lines(&log)
-            .iter()
-            .filter(|l| l.contains("/admin/secrets/key"))
-            .count(),
-        1
-    );
+    assert_eq!(deny_lines(&log).iter().filter(|l| l.contains("/admin/secrets/key")).count(), 1);
     // The version, once per configuration load.
-    assert!(
-        log.contains("CA00005: cert-authz "),
-        "no version line:\n{log}"
-    );
+    assert!(log.contains("CA00005: cert-authz "), "no version line:\n{log}");
 }
 
 // ---- HTTP/2 ------------------------------------------------------------------
@@ -575,10 +469,7 @@ CertAuthzPolicy shared.policy
         .arg("--key")
         .arg(apache.pki.key("alice"))
         .args(["--resolve", &apache.resolve()])
-        .args([
-            "-w",
-            "%{url_effective} %{http_code} %{http_version} %{num_connects}\\n",
-        ]);
+        .args(["-w", "%{url_effective} %{http_code} %{http_version} %{num_connects}\\n"]);
     for (path, _) in &paths {
         cmd.args(["-o", "/dev/null"]).arg(apache.url(path));
     }
@@ -591,34 +482,17 @@ CertAuthzPolicy shared.policy
             .find(|l| l.split(' ').next() == Some(url.as_str()))
             .unwrap_or_else(|| panic!("no result for {url}:\n{text}"));
         let fields: Vec<&str> = line.split(' ').collect();
-        assert_eq!(
-            fields[1],
-            want.to_string(),
-            "{line}\n{}",
-            apache.error_log()
-        );
+        assert_eq!(fields[1], want.to_string(), "{line}\n{}", apache.error_log());
         assert_eq!(fields[2], "2", "not HTTP/2: {line}");
     }
-    let connects: u32 = text
-        .lines()
-        .map(|l| l.split(' ').nth(3).unwrap().parse::<u32>().unwrap())
-        .sum();
-    assert!(
-        connects <= 8,
-        "streams were not multiplexed: {connects} connections\n{text}"
-    );
+    let connects: u32 = text.lines().map(|l| l.split(' ').nth(3).unwrap().parse::<u32>().unwrap()).sum();
+    assert!(connects <= 8, "streams were not multiplexed: {connects} connections\n{text}");
     // Parsed once per connection, from the TLS session (mod_ssl's
     // ssl_pre_handshake hook), not once per request.
     let log = apache.error_log();
     let parses: Vec<&str> = log.lines().filter(|l| l.contains("CA00014")).collect();
-    assert!(
-        !parses.is_empty() && parses.len() as u32 <= connects,
-        "{connects} connections:\n{log}"
-    );
-    assert!(
-        parses.iter().all(|l| l.contains("from the TLS session")),
-        "{log}"
-    );
+    assert!(!parses.is_empty() && parses.len() as u32 <= connects, "{connects} connections:\n{log}");
+    assert!(parses.iter().all(|l| l.contains("from the TLS session")), "{log}");
 
     // Over h2 the backend sees the identity too.
     let r = apache.request_with(Some("alice"), "GET", "/users/alice/env", &["--http2"]);
@@ -669,11 +543,7 @@ SSLProtocol -all +TLSv1.3
     // A location that is on without any policy fails closed, with a 500
     // (the server's own fault) and a line saying why.
     assert_eq!(apache.status(Some("alice"), "GET", "/nopolicy/x"), 500);
-    assert!(
-        apache.error_log().contains("CA00020"),
-        "{}",
-        apache.error_log()
-    );
+    assert!(apache.error_log().contains("CA00020"), "{}", apache.error_log());
 
     // One connection: first no certificate, then post-handshake auth; the
     // certificate change on the connection is noticed.
@@ -681,10 +551,7 @@ SSLProtocol -all +TLSv1.3
     assert_eq!(statuses, ["403 1", "200 0", "200 0"], "{}", apache.error_log());
 
     let log = apache.error_log();
-    assert!(
-        log.contains("CA00012: allowed by cert-authz: GET /pha/b"),
-        "LogLevel cert_authz:debug:\n{log}"
-    );
+    assert!(log.contains("CA00012: allowed by cert-authz: GET /pha/b"), "LogLevel cert_authz:debug:\n{log}");
 }
 
 #[test]
@@ -765,36 +632,18 @@ CertAuthzPolicy g.policy
     assert_eq!(apache.status(Some("alice"), "GET", "/g/x"), 200);
     assert_eq!(apache.status(Some("reporter"), "GET", "/g/x"), 403);
 
-    fs::write(
-        &policy,
-        "# now for reporter\nallow GET /g/** subject.CN=reporter\n",
-    )
-    .unwrap();
+    fs::write(&policy, "# now for reporter\nallow GET /g/** subject.CN=reporter\n").unwrap();
     let out = apache.apache2(&["-k", "graceful"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    apache.wait_for("the new policy", || {
-        apache.status(Some("reporter"), "GET", "/g/x") == 200
-    });
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    apache.wait_for("the new policy", || apache.status(Some("reporter"), "GET", "/g/x") == 200);
     assert_eq!(apache.status(Some("alice"), "GET", "/g/x"), 403);
 
     // A broken policy: the restart is refused with FILE:LINE, the server
     // keeps running on the policy it has.
-    fs::write(
-        &policy,
-        "allow GET /g/** subject.CN=alice\nallow GET /g/** subject.NOPE=x\n",
-    )
-    .unwrap();
+    fs::write(&policy, "allow GET /g/** subject.CN=alice\nallow GET /g/** subject.NOPE=x\n").unwrap();
     let out = apache.apache2(&["-k", "graceful"]);
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "a broken policy was accepted:\n{text}"
-    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a broken policy was accepted:\n{text}");
     assert!(text.contains("g.policy:2:"), "no FILE:LINE in:\n{text}");
     sleep(Duration::from_millis(500));
     assert_eq!(apache.pid(), pid);
@@ -802,11 +651,7 @@ CertAuthzPolicy g.policy
     assert_eq!(apache.status(Some("alice"), "GET", "/g/x"), 403);
 
     // LogLevel cert_authz:crit silences the (error-level) deny lines.
-    assert!(
-        deny_lines(&apache.error_log()).is_empty(),
-        "{}",
-        apache.error_log()
-    );
+    assert!(deny_lines(&apache.error_log()).is_empty(), "{}", apache.error_log());
 }
 
 // ---- configuration errors ----------------------------------------------------------
@@ -834,26 +679,19 @@ fn configuration_errors_stop_configtest() {
     assert!(ok, "a good configuration failed:\n{text}");
 
     // A broken policy file: its FILE:LINE in the output.
-    fs::write(
-        apache.path("broken.policy"),
-        "# fine\nallow GET /a any\nallow GET /b subject.NOPE=1\n",
-    )
-    .unwrap();
+    fs::write(apache.path("broken.policy"), "# fine\nallow GET /a any\nallow GET /b subject.NOPE=1\n")
+        .unwrap();
     apache.write_conf("CertAuthzPolicy broken.policy\n");
     let (ok, text) = apache.configtest();
     assert!(!ok, "{text}");
     assert!(text.contains("broken.policy:3:"), "{text}");
 
     // A broken inline rule: the configuration file's FILE:LINE.
-    let start = apache.write_conf(
-        "<Location \"/\">\n    CertAuthzRule \"allow GET /x frobnicate\"\n</Location>\n",
-    );
+    let start =
+        apache.write_conf("<Location \"/\">\n    CertAuthzRule \"allow GET /x frobnicate\"\n</Location>\n");
     let (ok, text) = apache.configtest();
     assert!(!ok, "{text}");
-    assert!(
-        text.contains(&format!("httpd.conf:{}:", start + 1)),
-        "{text}"
-    );
+    assert!(text.contains(&format!("httpd.conf:{}:", start + 1)), "{text}");
 
     // A missing policy file.
     apache.write_conf("CertAuthzPolicy no-such.policy\n");
@@ -862,9 +700,7 @@ fn configuration_errors_stop_configtest() {
     assert!(text.contains("no-such.policy"), "{text}");
 
     // A group that nobody defines.
-    apache.write_conf(
-        "<Location \"/\">\n    CertAuthzRule \"allow GET /x group=nobody\"\n</Location>\n",
-    );
+    apache.write_conf("<Location \"/\">\n    CertAuthzRule \"allow GET /x group=nobody\"\n</Location>\n");
     let (ok, text) = apache.configtest();
     assert!(!ok, "{text}");
 
@@ -872,10 +708,7 @@ fn configuration_errors_stop_configtest() {
     apache.write_conf("<Location \"/\">\n    CertAuthz On\n</Location>\n");
     let (ok, text) = apache.configtest();
     assert!(!ok, "{text}");
-    assert!(
-        text.contains("no CertAuthzPolicy or CertAuthzRule"),
-        "{text}"
-    );
+    assert!(text.contains("no CertAuthzPolicy or CertAuthzRule"), "{text}");
 
     // Unknown values refuse to start.
     for bad in [
@@ -896,14 +729,8 @@ fn configuration_errors_stop_configtest() {
 fn subrequests_with_the_same_configuration_are_decided_again() {
     let mut apache = Apache::new("subrequest");
     for (file, text) in [
-        (
-            "htdocs/pub/page.shtml",
-            "page:<!--#include virtual=\"/secret/s.txt\" -->:end\n",
-        ),
-        (
-            "htdocs/pub/ok.shtml",
-            "page:<!--#include virtual=\"/pub/p.txt\" -->:end\n",
-        ),
+        ("htdocs/pub/page.shtml", "page:<!--#include virtual=\"/secret/s.txt\" -->:end\n"),
+        ("htdocs/pub/ok.shtml", "page:<!--#include virtual=\"/pub/p.txt\" -->:end\n"),
         ("htdocs/pub/p.txt", "public-text"),
         ("htdocs/secret/s.txt", "secret-text"),
     ] {
@@ -911,11 +738,7 @@ fn subrequests_with_the_same_configuration_are_decided_again() {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(path, text).unwrap();
     }
-    let _ = Command::new("chmod")
-        .arg("-R")
-        .arg("a+rX")
-        .arg(apache.path("htdocs"))
-        .status();
+    let _ = Command::new("chmod").arg("-R").arg("a+rX").arg(apache.path("htdocs")).status();
     // No ScriptAliasMatch here: the files are served by mod_include.
     let body = r#"SSLVerifyClient require
 LoadModule include_module /usr/lib/apache2/modules/mod_include.so
@@ -934,30 +757,17 @@ TypesConfig /etc/mime.types
     .replace("DIR", &apache.dir.display().to_string());
     apache.write_conf(&body);
     let conf = fs::read_to_string(apache.path("conf/httpd.conf")).unwrap();
-    fs::write(
-        apache.path("conf/httpd.conf"),
-        conf.replace("ScriptAliasMatch", "#ScriptAliasMatch"),
-    )
-    .unwrap();
+    fs::write(apache.path("conf/httpd.conf"), conf.replace("ScriptAliasMatch", "#ScriptAliasMatch")).unwrap();
     apache.start();
 
     let r = apache.request(Some("alice"), "GET", "/pub/ok.shtml");
     assert_eq!(r.status, 200, "{r:?}");
-    assert!(
-        r.body.contains("public-text"),
-        "{r:?}\n{}",
-        apache.error_log()
-    );
+    assert!(r.body.contains("public-text"), "{r:?}\n{}", apache.error_log());
     assert_eq!(apache.status(Some("alice"), "GET", "/secret/s.txt"), 403);
     let r = apache.request(Some("alice"), "GET", "/pub/page.shtml");
+    assert!(!r.body.contains("secret-text"), "a subrequest bypassed the policy: {r:?}");
     assert!(
-        !r.body.contains("secret-text"),
-        "a subrequest bypassed the policy: {r:?}"
-    );
-    assert!(
-        deny_lines(&apache.error_log())
-            .iter()
-            .any(|l| l.contains("GET /secret/s.txt")),
+        deny_lines(&apache.error_log()).iter().any(|l| l.contains("GET /secret/s.txt")),
         "{}",
         apache.error_log()
     );

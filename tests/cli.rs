@@ -33,7 +33,11 @@ fn shared_case_table_through_cert_authz_test() {
     std::fs::write(&cases_path, &cases).unwrap();
     let out = cli(&["test", "--policy", s(&policy), s(&cases_path)]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains(&format!("{} passed, 0 failed", common::SHARED_CASES.len())), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("{} passed, 0 failed", common::SHARED_CASES.len())),
+        "{}",
+        text(&out)
+    );
 
     // A wrong expectation fails the run and names the case.
     std::fs::write(&cases_path, "ALLOW pki/reporter.pem GET /admin\n").unwrap();
@@ -57,7 +61,17 @@ fn check_prints_decision_reason_and_rule() {
     assert!(text(&out).starts_with("ALLOW GET /users/alice/x: allow rule matched"), "{}", text(&out));
     assert!(text(&out).contains("p.policy:6)"), "{}", text(&out));
 
-    let out = cli(&["check", "--policy", s(&policy), "--cert", s(&pki.cert("opsbot")), "--method", "GET", "--path", "/admin/secrets/x"]);
+    let out = cli(&[
+        "check",
+        "--policy",
+        s(&policy),
+        "--cert",
+        s(&pki.cert("opsbot")),
+        "--method",
+        "GET",
+        "--path",
+        "/admin/secrets/x",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("deny rule matched") && text(&out).contains("p.policy:8)"), "{}", text(&out));
 
@@ -71,13 +85,20 @@ fn check_prints_decision_reason_and_rule() {
     let mut junk = std::fs::read(&alice).unwrap();
     junk.splice(40..44, b"!!!!".iter().copied());
     std::fs::write(dir.join("junk.pem"), junk).unwrap();
-    let out = cli(&["check", "--policy", s(&policy), "--cert", s(&dir.join("junk.pem")), "--path", "/status"]);
+    let out =
+        cli(&["check", "--policy", s(&policy), "--cert", s(&dir.join("junk.pem")), "--path", "/status"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 
     // Usage, policy and I/O errors exit 2.
     assert_eq!(cli(&["check", "--policy", s(&policy)]).status.code(), Some(2));
-    assert_eq!(cli(&["check", "--policy", "/nonexistent", "--cert", s(&alice), "--path", "/"]).status.code(), Some(2));
-    assert_eq!(cli(&["check", "--policy", s(&policy), "--cert", "/nonexistent", "--path", "/"]).status.code(), Some(2));
+    assert_eq!(
+        cli(&["check", "--policy", "/nonexistent", "--cert", s(&alice), "--path", "/"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        cli(&["check", "--policy", s(&policy), "--cert", "/nonexistent", "--path", "/"]).status.code(),
+        Some(2)
+    );
     assert_eq!(cli(&["frobnicate"]).status.code(), Some(2));
 }
 
@@ -106,7 +127,15 @@ fn show_prints_matchable_attributes_quoted_for_a_policy() {
     }
     std::fs::write(dir.join("self.policy"), &policy).unwrap();
     for n in 0..policy.lines().count() {
-        let out = cli(&["check", "--policy", s(&dir.join("self.policy")), "--cert", s(&pki.cert("billing")), "--path", &format!("/{n}")]);
+        let out = cli(&[
+            "check",
+            "--policy",
+            s(&dir.join("self.policy")),
+            "--cert",
+            s(&pki.cert("billing")),
+            "--path",
+            &format!("/{n}"),
+        ]);
         assert_eq!(out.status.code(), Some(0), "line {n} of\n{policy}\n{}", text(&out));
     }
 

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose, SanType,
 };
 
 /// The repository root (where Cargo.toml is).
@@ -76,12 +76,7 @@ pub const CLIENTS: &[Client] = &[
         uris: &["spiffe://example.org/ns/prod/sa/billing"],
         rogue: false,
     },
-    Client {
-        name: "reporter",
-        subject: &[(DnType::CommonName, "reporter")],
-        uris: &[],
-        rogue: false,
-    },
+    Client { name: "reporter", subject: &[(DnType::CommonName, "reporter")], uris: &[], rogue: false },
     // A CN that tries to look like an O: must never satisfy subject.O.
     Client {
         name: "mallory",
@@ -136,11 +131,8 @@ fn ca(cn: &str) -> (CertificateParams, KeyPair, String) {
     dn.push(DnType::CommonName, cn);
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    params.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     validity(&mut params, 3650);
     let pem = params.self_signed(&key).expect("self-signing a CA").pem();
     (params, key, pem)
@@ -157,8 +149,7 @@ pub fn make_pki(dir: &Path) -> Pki {
     let rogue_issuer = Issuer::from_params(&rogue_params, &rogue_key);
 
     let server_key = KeyPair::generate().unwrap();
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
     params.distinguished_name = DistinguishedName::new();
     params.distinguished_name.push(DnType::CommonName, "localhost");
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
