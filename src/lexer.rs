@@ -45,13 +45,14 @@ pub type LexError = (u32, u32, String);
 
 /// Splits `text` into statements; `first_line` is the number of its first
 /// line (1 for a file, the directive's line for an inline statement).
+#[cfg(test)]
 pub fn lex(text: &str, first_line: u32) -> (Vec<Statement>, Vec<LexError>) {
     let mut statements = Vec::new();
     let errors = lex_each(text, first_line, |s| statements.push(s));
     (statements, errors)
 }
 
-/// As [`lex`], but hands each statement to `on_statement` as soon as it
+/// Splits `text` as [`lex`] does, but hands each statement to `on_statement` as soon as it
 /// ends, so a large file is never held as tokens all at once.
 pub fn lex_each(text: &str, first_line: u32, mut on_statement: impl FnMut(Statement)) -> Vec<LexError> {
     let mut errors = Vec::new();
