@@ -7,6 +7,8 @@
 //! Any other `\x` is kept as written, for the values (RFC 4514 names) that
 //! have escapes of their own.
 
+use std::ops::ControlFlow;
+
 /// One character of a token, with where it came from.
 #[derive(Debug, Clone, Copy)]
 pub struct LChar {
@@ -43,19 +45,38 @@ pub struct Statement {
 /// A lexing error: (line, col, message).
 pub type LexError = (u32, u32, String);
 
+/// What the lexer hands on, in the order it finds them.
+#[derive(Debug)]
+pub enum Lexed {
+    Statement(Statement),
+    Error(LexError),
+}
+
 /// Splits `text` into statements; `first_line` is the number of its first
 /// line (1 for a file, the directive's line for an inline statement).
 #[cfg(test)]
 pub fn lex(text: &str, first_line: u32) -> (Vec<Statement>, Vec<LexError>) {
     let mut statements = Vec::new();
-    let errors = lex_each(text, first_line, |s| statements.push(s));
+    let mut errors = Vec::new();
+    let _ = lex_each(text, first_line, |item| {
+        match item {
+            Lexed::Statement(s) => statements.push(s),
+            Lexed::Error(e) => errors.push(e),
+        }
+        ControlFlow::Continue(())
+    });
     (statements, errors)
 }
 
-/// Splits `text` as [`lex`] does, but hands each statement to `on_statement` as soon as it
-/// ends, so a large file is never held as tokens all at once.
-pub fn lex_each(text: &str, first_line: u32, mut on_statement: impl FnMut(Statement)) -> Vec<LexError> {
-    let mut errors = Vec::new();
+/// Splits `text` as [`lex`] does, but hands each statement to `on` as soon as it ends, so a
+/// large file is never held as tokens all at once, and each error as it is found.  `on`
+/// returns `Break` to stop lexing (the builder does once a limit is reached), and so does
+/// this function then.
+pub fn lex_each(
+    text: &str,
+    first_line: u32,
+    mut on: impl FnMut(Lexed) -> ControlFlow<()>,
+) -> ControlFlow<()> {
     let mut tokens: Vec<Token> = Vec::new();
     let mut current: Option<Token> = None;
     let mut in_quote: Option<(u32, u32)> = None;
@@ -68,11 +89,11 @@ pub fn lex_each(text: &str, first_line: u32, mut on_statement: impl FnMut(Statem
         let here = (line, col);
         if c == '\n' {
             if let Some((ql, qc)) = in_quote.take() {
-                errors.push((ql, qc, "unterminated quote".to_string()));
+                on(Lexed::Error((ql, qc, "unterminated quote".to_string())))?;
             }
             finish_token(&mut current, &mut tokens);
             if !tokens.is_empty() {
-                on_statement(Statement { tokens: std::mem::take(&mut tokens) });
+                on(Lexed::Statement(Statement { tokens: std::mem::take(&mut tokens) }))?;
             }
             in_comment = false;
             line += 1;
@@ -83,10 +104,15 @@ pub fn lex_each(text: &str, first_line: u32, mut on_statement: impl FnMut(Statem
             continue;
         }
         if c == '\\' {
-            // A `\` before the end of the line continues the statement.
-            let rest = &text[offset + 1..];
-            let rest_of_line = &rest[..rest.find('\n').unwrap_or(rest.len())];
-            if in_quote.is_none() && rest_of_line.chars().all(|n| n == ' ' || n == '\t' || n == '\r') {
+            // A `\` before the end of the line continues the statement.  Only the blanks
+            // after it are looked at, never the whole rest of the line: a line of many
+            // backslashes must stay linear, not quadratic.
+            let continues = in_quote.is_none()
+                && text[offset + 1..]
+                    .chars()
+                    .take_while(|&n| n != '\n')
+                    .all(|n| n == ' ' || n == '\t' || n == '\r');
+            if continues {
                 finish_token(&mut current, &mut tokens);
                 while chars.next_if(|&(_, n)| n != '\n').is_some() {}
                 chars.next();
@@ -122,20 +148,20 @@ pub fn lex_each(text: &str, first_line: u32, mut on_statement: impl FnMut(Statem
             continue;
         }
         if c.is_control() && c != '\t' {
-            errors.push((line, col, format!("control character U+{:04X}", c as u32)));
+            on(Lexed::Error((line, col, format!("control character U+{:04X}", c as u32))))?;
             continue;
         }
         let token = current.get_or_insert_with(|| Token { chars: Vec::with_capacity(16), line, col });
         token.chars.push(LChar { c, quoted: in_quote.is_some(), escaped: false, line, col });
     }
     if let Some((ql, qc)) = in_quote {
-        errors.push((ql, qc, "unterminated quote".to_string()));
+        on(Lexed::Error((ql, qc, "unterminated quote".to_string())))?;
     }
     finish_token(&mut current, &mut tokens);
     if !tokens.is_empty() {
-        on_statement(Statement { tokens });
+        on(Lexed::Statement(Statement { tokens }))?;
     }
-    errors
+    ControlFlow::Continue(())
 }
 
 fn finish_token(current: &mut Option<Token>, tokens: &mut Vec<Token>) {

@@ -6,7 +6,11 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::fs::{File, FileType, OpenOptions};
+use std::io::Read;
 use std::net::IpAddr;
+use std::ops::ControlFlow;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,10 +18,26 @@ use crate::attr::{known_names, Attr};
 use crate::decide::{KeySpec, Matcher, Methods, PathPattern, Policy, Rule, Seg, ValueMatch};
 use crate::dn::Dn;
 use crate::identity::hex;
-use crate::lexer::{lex_each, LChar, Statement, Token};
+use crate::lexer::{lex_each, LChar, Lexed, Statement, Token};
 
-/// How deep `include` may nest before we call it a loop.
-const MAX_INCLUDE_DEPTH: usize = 16;
+// Limits on what one builder reads (SPEC invariant 12): a policy source that is a FIFO, a
+// device, a file that never ends or includes that fan out must end in bounded time and
+// memory with an error, never hang a server's master process or eat its memory.  Each is
+// far above what a real policy needs.
+
+/// How deep `include` may nest.
+pub const MAX_INCLUDE_DEPTH: usize = 16;
+/// The largest policy file: 100,000 rules (the SPEC's benchmark size) take about 5 MiB.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+/// All files one builder reads, together.
+pub const MAX_TOTAL_BYTES: u64 = 64 << 20;
+/// How many files one builder reads, an included file counted each time it is included:
+/// ten files that each include the next eight times would otherwise be 8^9 reads.
+pub const MAX_FILES_READ: usize = 4096;
+/// Statements of one builder in total, ten times the SPEC's largest benchmarked policy.
+pub const MAX_STATEMENTS: usize = 1_000_000;
+/// Errors kept; after these the builder stops reading, as the policy is refused anyway.
+pub const MAX_ERRORS: usize = 1000;
 
 /// One error of a policy, located as `FILE:LINE:COL`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +93,12 @@ pub struct PolicyBuilder {
     errors: Vec<PolicyError>,
     /// Files being read, to refuse include loops.
     reading: Vec<PathBuf>,
+    /// Counted against the MAX_ limits above.
+    files_read: usize,
+    bytes_read: u64,
+    statements: usize,
+    /// A limit was reached: nothing more is read.  The builder has an error.
+    stopped: bool,
 }
 
 impl PolicyBuilder {
@@ -110,13 +136,44 @@ impl PolicyBuilder {
     }
 
     fn error(&mut self, pos: Pos, message: impl Into<String>) {
-        self.errors.push(PolicyError {
-            file: self.files[pos.file as usize].clone(),
+        let file = self.files[pos.file as usize].clone();
+        self.push_error(PolicyError {
+            file,
             line: pos.line,
             col: pos.col,
             message: message.into(),
             io: false,
         });
+    }
+
+    /// Keeps an error, up to MAX_ERRORS; the one after them says so and stops the builder.
+    fn push_error(&mut self, error: PolicyError) {
+        if self.errors.len() < MAX_ERRORS {
+            self.errors.push(error);
+        } else if !self.stopped {
+            self.stopped = true;
+            self.errors.push(PolicyError {
+                message: format!("more than {MAX_ERRORS} errors; the policy is not read further"),
+                io: false,
+                ..error
+            });
+        }
+    }
+
+    /// Records that a limit was reached at `pos` and stops reading.
+    fn limit_reached(&mut self, pos: Pos, message: String) {
+        self.error(pos, message);
+        self.stopped = true;
+    }
+
+    /// Records that the file `name` cannot be used as a policy source: at the include
+    /// statement that names it, or, for a file given directly, at the file itself.
+    fn file_error(&mut self, name: &str, included_at: Option<Pos>, message: String, io: bool) {
+        let (file, line, col) = match included_at {
+            Some(at) => (self.files[at.file as usize].clone(), at.line, at.col),
+            None => (Arc::from(name), 0, 0),
+        };
+        self.push_error(PolicyError { file, line, col, message, io });
     }
 
     /// Reads and parses a policy file.  Errors are kept for `build`.
@@ -125,43 +182,92 @@ impl PolicyBuilder {
     }
 
     fn add_file_from(&mut self, path: &Path, included_at: Option<Pos>) {
+        if self.stopped {
+            return;
+        }
         let name = path.to_string_lossy().into_owned();
         let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        if self.reading.contains(&canonical) || self.reading.len() >= MAX_INCLUDE_DEPTH {
-            if let Some(at) = included_at {
+        if let Some(at) = included_at {
+            if self.reading.contains(&canonical) {
                 self.error(at, format!("`include {name}` makes a loop"));
+                return;
+            }
+            if self.reading.len() >= MAX_INCLUDE_DEPTH {
+                self.error(at, format!("`include {name}` nests includes deeper than {MAX_INCLUDE_DEPTH}"));
+                return;
+            }
+        }
+        self.files_read += 1;
+        if self.files_read > MAX_FILES_READ {
+            let message = format!(
+                "more than {MAX_FILES_READ} policy files read in total (an included file counts each time)"
+            );
+            match included_at {
+                Some(at) => self.limit_reached(at, message),
+                None => {
+                    self.file_error(&name, None, message, false);
+                    self.stopped = true;
+                }
             }
             return;
         }
-        let text = match std::fs::read(path) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => text,
-                Err(_) => {
-                    let file = self.file_id(&name);
-                    self.error(Pos { file, line: 1, col: 1 }, "the policy file is not UTF-8");
-                    return;
-                }
-            },
+        let bytes = match self.read_source(path, &name) {
+            Ok(bytes) => bytes,
+            Err(message) => return self.file_error(&name, included_at, message, true),
+        };
+        let file = self.file_id(&name);
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
             Err(e) => {
-                let (file, line, col) = match included_at {
-                    Some(at) => (self.files[at.file as usize].clone(), at.line, at.col),
-                    None => (Arc::from(name.as_str()), 0, 0),
-                };
-                self.errors.push(PolicyError {
-                    file,
-                    line,
-                    col,
-                    message: format!("cannot read policy file {name}: {e}"),
-                    io: true,
-                });
+                let (line, col, byte) = first_invalid_byte(e.as_bytes(), e.utf8_error().valid_up_to());
+                self.error(
+                    Pos { file, line, col },
+                    format!("byte 0x{byte:02X} is not UTF-8 (a policy file is UTF-8 text)"),
+                );
                 return;
             }
         };
-        let file = self.file_id(&name);
         self.reading.push(canonical);
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         self.add_text(&text, file, 1, &base);
         self.reading.pop();
+    }
+
+    /// Reads one policy file whole, within the size limits.  It is opened without blocking
+    /// (a FIFO would otherwise wait for a writer forever) and without becoming the
+    /// controlling terminal, and the opened handle itself is checked, so nothing can be
+    /// swapped in between a check and the read.
+    fn read_source(&mut self, path: &Path, name: &str) -> Result<Vec<u8>, String> {
+        let cannot = |e: std::io::Error| format!("cannot read policy file {name}: {e}");
+        let file: File = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+            .map_err(cannot)?;
+        let meta = file.metadata().map_err(cannot)?;
+        if !meta.is_file() {
+            return Err(format!("policy file {name} is not a regular file ({})", kind_of(meta.file_type())));
+        }
+        // The size may change while it is read (or be 0 for files in /proc): the read
+        // itself is limited too.
+        let allowed = MAX_FILE_BYTES.min(MAX_TOTAL_BYTES.saturating_sub(self.bytes_read));
+        let mut bytes = Vec::new();
+        if meta.len() <= allowed {
+            bytes.reserve(meta.len() as usize);
+            file.take(allowed + 1).read_to_end(&mut bytes).map_err(cannot)?;
+        }
+        let size = meta.len().max(bytes.len() as u64);
+        if size > MAX_FILE_BYTES {
+            return Err(format!("policy file {name} is larger than {} MiB", MAX_FILE_BYTES >> 20));
+        }
+        if size > allowed {
+            return Err(format!(
+                "policy file {name} takes the policy files over {} MiB in total",
+                MAX_TOTAL_BYTES >> 20
+            ));
+        }
+        self.bytes_read += size;
+        Ok(bytes)
     }
 
     /// Parses one inline statement written in `origin` at `line`.
@@ -172,15 +278,30 @@ impl PolicyBuilder {
     }
 
     fn add_text(&mut self, text: &str, file: u32, first_line: u32, base: &Path) {
-        let lex_errors = lex_each(text, first_line, |statement| self.add_parsed(&statement, file, base));
-        for (line, col, message) in lex_errors {
-            self.error(Pos { file, line, col }, message);
+        if self.stopped {
+            return;
         }
+        let _ = lex_each(text, first_line, |item| {
+            match item {
+                Lexed::Statement(statement) => self.add_parsed(&statement, file, base),
+                Lexed::Error((line, col, message)) => self.error(Pos { file, line, col }, message),
+            }
+            if self.stopped {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
     }
 
     fn add_parsed(&mut self, statement: &Statement, file: u32, base: &Path) {
         let tokens = &statement.tokens;
         let pos = |t: &Token| Pos { file, line: t.line, col: t.col };
+        self.statements += 1;
+        if self.statements > MAX_STATEMENTS {
+            self.limit_reached(pos(&tokens[0]), format!("more than {MAX_STATEMENTS} statements in total"));
+            return;
+        }
         let keyword = tokens[0].text();
         let result = match keyword.as_str() {
             "group" => parse_group(tokens, file),
@@ -217,6 +338,11 @@ impl PolicyBuilder {
                 message: "no policy was given".into(),
                 io: false,
             }]);
+        }
+        if self.stopped {
+            // What was read stops somewhere in the middle: resolving it would only add
+            // errors about groups defined further on.
+            return Err(self.sorted_errors());
         }
         let mut group_ids: HashMap<String, u32> = HashMap::new();
         for parsed in &self.parsed {
@@ -265,14 +391,19 @@ impl PolicyBuilder {
             });
         }
         if !self.errors.is_empty() {
-            // Lexing errors are found after the statements before them.
-            let order = |e: &PolicyError| (self.file_ids.get(&e.file).copied().unwrap_or(0), e.line, e.col);
-            let mut errors = std::mem::take(&mut self.errors);
-            errors.sort_by_key(order);
-            return Err(errors);
+            return Err(self.sorted_errors());
         }
         let files: Vec<Box<str>> = self.files.iter().map(|f| Box::from(&**f)).collect();
         Ok(Policy::new(files, rules, group_lines, group_ids.len(), key_requirements, lifetime_requirements))
+    }
+
+    /// The errors in the order of the files and their positions (group errors are found
+    /// only after the statements after them).
+    fn sorted_errors(&mut self) -> Vec<PolicyError> {
+        let order = |e: &PolicyError| (self.file_ids.get(&e.file).copied().unwrap_or(0), e.line, e.col);
+        let mut errors = std::mem::take(&mut self.errors);
+        errors.sort_by_key(order);
+        errors
     }
 
     fn resolve(&mut self, matchers: Vec<RawMatcher>, groups: &HashMap<String, u32>) -> Option<Vec<Matcher>> {
@@ -295,6 +426,33 @@ impl PolicyBuilder {
         }
         ok.then_some(out)
     }
+}
+
+/// What a file that is not a regular file is, for the error message.
+fn kind_of(kind: FileType) -> &'static str {
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "of another kind"
+    }
+}
+
+/// The line and column (in characters, as the lexer counts them) of the byte at `at`, the
+/// first that is not UTF-8, and that byte.
+fn first_invalid_byte(bytes: &[u8], at: usize) -> (u32, u32, u8) {
+    let valid = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+    let line_start = valid.rfind('\n').map_or(0, |i| i + 1);
+    let line = 1 + memchr::memchr_iter(b'\n', valid.as_bytes()).count();
+    let col = 1 + valid[line_start..].chars().count();
+    (line as u32, col as u32, bytes[at])
 }
 
 type ParseResult<T> = Result<T, (Pos, String)>;
@@ -572,5 +730,211 @@ fn parse_key_spec(text: &str) -> Option<KeySpec> {
         "ed25519" if min_bits == 0 => Some(KeySpec::Ed25519),
         "ed448" if min_bits == 0 => Some(KeySpec::Ed448),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Hostile policy sources (SPEC invariant 12): each ends with an error at its place,
+    //! in bounded time.  The guard is a hang detector, not a timing: without the limits
+    //! these cases block forever or run for hours.
+    use super::*;
+    use std::sync::mpsc::{channel, RecvTimeoutError};
+    use std::time::Duration;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("cert-authz-sources-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn mkfifo(path: &Path) {
+        let status = std::process::Command::new("mkfifo").arg(path).status().expect("running mkfifo");
+        assert!(status.success(), "mkfifo {}", path.display());
+    }
+
+    /// Runs `f` on a thread; fails the test if it has not ended after 30 s.
+    fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(value) => value,
+            Err(RecvTimeoutError::Timeout) => panic!("{what} did not end within 30 s"),
+            Err(RecvTimeoutError::Disconnected) => panic!("{what} panicked"),
+        }
+    }
+
+    /// The errors of compiling the file `path`, as they are printed, within the guard.
+    fn file_errors(path: &Path) -> Vec<PolicyError> {
+        let path = path.to_path_buf();
+        within(&format!("reading {}", path.display()), move || {
+            let mut builder = PolicyBuilder::new();
+            builder.add_file(&path);
+            match builder.build() {
+                Ok(policy) => panic!("{} compiled to {} rules", path.display(), policy.rule_count()),
+                Err(errors) => errors,
+            }
+        })
+    }
+
+    fn texts(errors: &[PolicyError]) -> Vec<String> {
+        errors.iter().map(|e| e.to_string()).collect()
+    }
+
+    fn write(path: &Path, text: &str) -> PathBuf {
+        std::fs::write(path, text).unwrap();
+        path.to_path_buf()
+    }
+
+    #[test]
+    fn an_include_that_is_not_a_regular_file_is_an_error_at_the_include() {
+        let dir = scratch("kinds");
+        mkfifo(&dir.join("pipe"));
+        std::fs::create_dir(dir.join("subdir")).unwrap();
+        let cases = [
+            (dir.join("pipe").display().to_string(), "a FIFO"),
+            ("/dev/zero".to_string(), "a character device"),
+            (dir.join("subdir").display().to_string(), "a directory"),
+        ];
+        for (target, kind) in cases {
+            let main = write(&dir.join("main.policy"), &format!("allow * / any\ninclude {target}\n"));
+            let errors = file_errors(&main);
+            let want = format!("{}:2:9: policy file {target} is not a regular file ({kind})", main.display());
+            assert_eq!(texts(&errors), vec![want]);
+            assert!(errors[0].io, "{errors:?}");
+        }
+    }
+
+    #[test]
+    fn a_policy_file_that_is_not_a_regular_file_is_an_error_at_the_file() {
+        let dir = scratch("top");
+        let pipe = dir.join("pipe");
+        mkfifo(&pipe);
+        let want = format!("{0}: policy file {0} is not a regular file (a FIFO)", pipe.display());
+        assert_eq!(texts(&file_errors(&pipe)), vec![want]);
+        assert_eq!(
+            texts(&file_errors(Path::new("/dev/null"))),
+            vec!["/dev/null: policy file /dev/null is not a regular file (a character device)"]
+        );
+    }
+
+    #[test]
+    fn a_symlink_to_a_regular_file_is_read_as_that_file() {
+        let dir = scratch("symlink");
+        write(&dir.join("rules.policy"), "allow * /a any\n");
+        std::os::unix::fs::symlink("rules.policy", dir.join("link.policy")).unwrap();
+        let main = write(&dir.join("main.policy"), "include link.policy\nallow * /b any\n");
+        let mut builder = PolicyBuilder::new();
+        builder.add_file(&main);
+        assert_eq!(builder.build().map(|p| p.rule_count()), Ok(2));
+        let mut builder = PolicyBuilder::new();
+        builder.add_file(&dir.join("link.policy"));
+        assert_eq!(builder.build().map(|p| p.rule_count()), Ok(1));
+    }
+
+    #[test]
+    fn includes_that_fan_out_stop_at_the_file_limit() {
+        // f0 includes f1 eight times, f1 includes f2 eight times, ... f9: 8^9 reads.
+        let dir = scratch("fanout");
+        for i in 0..9 {
+            write(&dir.join(format!("f{i}.policy")), &format!("include f{}.policy\n", i + 1).repeat(8));
+        }
+        write(&dir.join("f9.policy"), "allow * / any\n");
+        let errors = file_errors(&dir.join("f0.policy"));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let text = errors[0].to_string();
+        assert!(text.contains(".policy:") && text.contains(":9: more than 4096 policy files read"), "{text}");
+        assert!(!errors[0].io);
+    }
+
+    #[test]
+    fn too_many_statements_in_total_are_an_error_at_the_first_one_too_many() {
+        let errors = within("a policy of too many statements", || {
+            let mut builder = PolicyBuilder::new();
+            builder.add_statement(&"group g any\n".repeat(MAX_STATEMENTS), "big.policy", 1);
+            builder.add_statement("allow * / any\nallow * /x group=h", "inline", 7);
+            builder.build().err().expect("too many statements are an error")
+        });
+        assert_eq!(texts(&errors), vec!["inline:7:1: more than 1000000 statements in total"]);
+    }
+
+    #[test]
+    fn files_over_the_size_limits_are_errors() {
+        let dir = scratch("size");
+        // Sparse, so the test writes nothing: the size alone refuses it.
+        let big = dir.join("big.policy");
+        std::fs::File::create(&big).unwrap().set_len(MAX_FILE_BYTES + 1).unwrap();
+        let want = format!("{0}: policy file {0} is larger than 16 MiB", big.display());
+        assert_eq!(texts(&file_errors(&big)), vec![want]);
+        let main = write(&dir.join("main.policy"), "allow * / any\n  include big.policy\n");
+        let want = format!("{}:2:11: policy file {} is larger than 16 MiB", main.display(), big.display());
+        assert_eq!(texts(&file_errors(&main)), vec![want]);
+
+        // Five includes of one 15 MiB file of comments go over 64 MiB in all.
+        let mut comments = "# a comment line of 32 bytes ..\n".repeat(15 << 15);
+        comments.push_str("allow * /x any\n");
+        write(&dir.join("comments.policy"), &comments);
+        let main = write(&dir.join("main.policy"), &"include comments.policy\n".repeat(5));
+        let want = format!(
+            "{}:5:9: policy file {} takes the policy files over 64 MiB in total",
+            main.display(),
+            dir.join("comments.policy").display()
+        );
+        assert_eq!(texts(&file_errors(&main)), vec![want]);
+    }
+
+    #[test]
+    fn a_byte_that_is_not_utf8_is_reported_at_its_line_and_column() {
+        let dir = scratch("utf8");
+        let path = dir.join("latin1.policy");
+        std::fs::write(&path, b"allow * /a any\n\nall\xc3\xa9\xff * /b any\n").unwrap();
+        let want = format!("{}:3:5: byte 0xFF is not UTF-8 (a policy file is UTF-8 text)", path.display());
+        assert_eq!(texts(&file_errors(&path)), vec![want]);
+        std::fs::write(&path, b"\xe9").unwrap();
+        assert!(texts(&file_errors(&path))[0].contains("latin1.policy:1:1: byte 0xE9"));
+    }
+
+    #[test]
+    fn deep_includes_and_loops_are_told_apart() {
+        let dir = scratch("depth");
+        for i in 0..20 {
+            write(&dir.join(format!("d{i}.policy")), &format!("include d{}.policy\nallow * / any\n", i + 1));
+        }
+        write(&dir.join("d20.policy"), "allow * / any\n");
+        let errors = texts(&file_errors(&dir.join("d0.policy")));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("d15.policy:1:9: `include") && errors[0].contains("deeper than 16"));
+        write(&dir.join("d3.policy"), "include d1.policy\n");
+        let errors = texts(&file_errors(&dir.join("d0.policy")));
+        assert!(errors[0].contains("d3.policy:1:9: `include") && errors[0].ends_with("makes a loop"));
+    }
+
+    #[test]
+    fn errors_stop_being_collected_after_the_limit() {
+        let errors = within("a policy of many errors", || {
+            let mut builder = PolicyBuilder::new();
+            builder.add_statement(&"frob\n".repeat(5000), "bad.policy", 1);
+            builder.add_statement(&"\0".repeat(1 << 20), "nul.policy", 1);
+            builder.build().err().unwrap()
+        });
+        assert_eq!(errors.len(), MAX_ERRORS + 1);
+        assert_eq!(
+            errors[MAX_ERRORS].to_string(),
+            "bad.policy:1001:1: more than 1000 errors; the policy is not read further"
+        );
+    }
+
+    #[test]
+    fn a_long_line_of_backslashes_is_lexed_in_linear_time() {
+        let errors = within("a line of backslashes", || {
+            let mut builder = PolicyBuilder::new();
+            builder.add_statement(&format!("allow * / subject.CN={}", "\\a".repeat(1 << 20)), "p", 1);
+            builder.add_statement("allow * / bogus", "p", 2);
+            builder.build().err().unwrap()
+        });
+        assert_eq!(texts(&errors), vec!["p:2:11: expected `any`, `group=NAME` or `ATTR=VALUE`, not `bogus`"]);
     }
 }
