@@ -161,3 +161,73 @@ fn lint_reports_every_error_with_its_location() {
     assert!(report.contains(&format!("{}:2:7: methods are case-sensitive", s(&bad))), "{report}");
     assert!(report.contains(&format!("{}:4:9: unknown attribute `subject.Q`", s(&bad))), "{report}");
 }
+
+/// Runs the CLI, killing it (a failure) if it has not ended after 30 s: a regression
+/// that hangs on a hostile policy source fails instead of hanging the suite.
+fn cli_within(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cert-authz"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running cert-authz");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().expect("waiting for cert-authz").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("cert-authz {args:?} did not end within 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("reading cert-authz's output")
+}
+
+#[test]
+fn lint_refuses_a_fifo_at_once_and_names_the_include() {
+    let dir = common::scratch("cli-fifo");
+    let pipe = dir.join("pipe");
+    let made = Command::new("mkfifo").arg(&pipe).status().expect("running mkfifo");
+    assert!(made.success());
+    let main = dir.join("main.policy");
+    std::fs::write(&main, "allow GET /status any\ninclude pipe\n").unwrap();
+
+    let out = cli_within(&["lint", s(&main)]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let want = format!("{}:2:9: policy file {} is not a regular file (a FIFO)", s(&main), s(&pipe));
+    assert!(text(&out).contains(&want), "{}", text(&out));
+
+    // The FIFO given directly, and to check: an error of its own, no decision.
+    let out = cli_within(&["lint", s(&pipe)]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("is not a regular file (a FIFO)"), "{}", text(&out));
+    let out = cli_within(&["check", "--policy", s(&main), "--cert", s(&main), "--path", "/status"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains(&want), "{}", text(&out));
+}
+
+#[test]
+fn lint_reports_a_non_utf8_byte_and_runaway_includes_with_their_location() {
+    let dir = common::scratch("cli-hostile");
+    let latin1 = dir.join("latin1.policy");
+    std::fs::write(&latin1, b"allow GET /status any\n# caf\xe9\n").unwrap();
+    let out = cli_within(&["lint", s(&latin1)]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains(&format!("{}:2:6: byte 0xE9 is not UTF-8", s(&latin1))), "{}", text(&out));
+
+    let zero = dir.join("zero.policy");
+    std::fs::write(&zero, "allow GET /status any\ninclude /dev/zero\n").unwrap();
+    let out = cli_within(&["lint", s(&zero)]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains(&format!("{}:2:9: policy file /dev/zero is not a regular file", s(&zero))));
+
+    // Ten files, each including the next eight times.
+    for i in 0..9 {
+        std::fs::write(dir.join(format!("f{i}.policy")), format!("include f{}.policy\n", i + 1).repeat(8))
+            .unwrap();
+    }
+    std::fs::write(dir.join("f9.policy"), "allow GET /status any\n").unwrap();
+    let out = cli_within(&["lint", s(&dir.join("f0.policy"))]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains(":9: more than 4096 policy files read in total"), "{}", text(&out));
+}
