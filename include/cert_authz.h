@@ -75,7 +75,10 @@ typedef enum cert_authz_reason {
     CERT_AUTHZ_REASON_BAD_CERTIFICATE = 7, /* the certificate was refused */
     CERT_AUTHZ_REASON_BAD_PATH = 8,       /* the path is not unambiguous */
     CERT_AUTHZ_REASON_BAD_METHOD = 9,     /* the method is not a token */
-    CERT_AUTHZ_REASON_INTERNAL_ERROR = 10 /* contained failure: refuse */
+    CERT_AUTHZ_REASON_INTERNAL_ERROR = 10, /* contained failure: refuse */
+    CERT_AUTHZ_REASON_USER_AMBIGUOUS = 11 /* the user attribute has several
+                                             values and the allow statement
+                                             did not single one out */
 } cert_authz_reason;
 
 
@@ -104,6 +107,12 @@ typedef struct cert_authz_identity cert_authz_identity;
  * NUL-terminated) and `rule_line` name the deciding statement; for reasons
  * that no statement decides (NO_MATCHING_RULE, NO_CERTIFICATE, ...),
  * rule_file_len and rule_line are 0.  rule_file points into the policy.
+ *
+ * `user` (not NUL-terminated, pointing into the identity) is, on an allow
+ * decided with a user attribute, the value of that attribute that was
+ * authorized: the one the deciding allow statement matched, or the only
+ * one.  It is NULL with user_len 0 on a refusal, without a user attribute,
+ * and when the certificate has no value of it.
  */
 typedef struct cert_authz_decision {
     int allowed;
@@ -111,6 +120,8 @@ typedef struct cert_authz_decision {
     const char *rule_file;
     size_t rule_file_len;
     uint32_t rule_line;
+    const char *user;
+    size_t user_len;
 } cert_authz_decision;
 
 
@@ -252,8 +263,19 @@ cert_authz_result cert_authz_attr_check(const char *attr, size_t attr_len);
  * CERT_AUTHZ_PEER_VERIFIED (then it must not be NULL); `method` is the
  * request method and `path` the server's normalized, decoded path without
  * the query string.  Any other peer state, a path with empty, `.` or `..`
- * segments or a NUL, or any internal failure is a refusal.  The return
- * code reports misuse (NULL pointers); the decision is in *decision_out.
+ * segments, a NUL or a still encoded slash (`%2F`, `%2f`), or any internal
+ * failure is a refusal.
+ *
+ * `user_attr` (user_attr_len 0: none) names the attribute whose value the
+ * server will hand to its backend as the user (CertAuthzUser,
+ * cert_authz_user).  With it, an allow for a certificate with several
+ * values of that attribute stands only when the deciding allow statement
+ * matched exactly one of them; otherwise the decision is a refusal with
+ * CERT_AUTHZ_REASON_USER_AMBIGUOUS.  The authorized value is in
+ * decision_out->user.
+ *
+ * The return code reports misuse (NULL pointers, a user_attr that is not
+ * an attribute); the decision is in *decision_out.
  */
 cert_authz_result cert_authz_decide(
     const cert_authz_policy *policy,
@@ -261,6 +283,7 @@ cert_authz_result cert_authz_decide(
     cert_authz_peer peer,
     const char *method, size_t method_len,
     const char *path, size_t path_len,
+    const char *user_attr, size_t user_attr_len,
     cert_authz_decision *decision_out);
 
 

@@ -135,6 +135,7 @@ pub enum Reason {
     BadPath = 8,
     BadMethod = 9,
     InternalError = 10,
+    UserAmbiguous = 11,
 }
 
 impl Reason {
@@ -151,6 +152,7 @@ impl Reason {
             Reason::BadPath => "path is not unambiguous",
             Reason::BadMethod => "method is not a valid token",
             Reason::InternalError => "internal error",
+            Reason::UserAmbiguous => "the user attribute has several values and the allow rule does not single one out",
         }
     }
 }
@@ -171,11 +173,14 @@ pub struct Decision<'p> {
     pub reason: Reason,
     /// (file, line) of the deciding statement.
     pub origin: Option<(&'p str, u32)>,
+    /// On an allow decided for a user attribute: the index, among the
+    /// identity's values of that attribute, of the one that was authorized.
+    pub user: Option<usize>,
 }
 
 impl Decision<'_> {
-    fn deny(reason: Reason) -> Decision<'static> {
-        Decision { allowed: false, reason, origin: None }
+    pub fn deny(reason: Reason) -> Decision<'static> {
+        Decision { allowed: false, reason, origin: None, user: None }
     }
 }
 
@@ -337,6 +342,15 @@ impl Policy {
     /// Decides one request.  `path` is the server's decoded, normalized
     /// path without the query string.
     pub fn decide(&self, peer: Peer<'_>, method: &str, path: &str) -> Decision<'_> {
+        self.decide_as(peer, method, path, None)
+    }
+
+    /// Decides one request for a server that hands the value of `user` to
+    /// its backend as the user's name.  The name must be the value that was
+    /// authorized: with several values (two CNs, many SANs) the deciding
+    /// allow statement must single one out by matching that attribute, or
+    /// the request is refused as ambiguous (SPEC §6, invariant 11).
+    pub fn decide_as(&self, peer: Peer<'_>, method: &str, path: &str, user: Option<Attr>) -> Decision<'_> {
         let identity = match peer {
             Peer::Verified(identity) => identity,
             Peer::None => return Decision::deny(Reason::NoCertificate),
@@ -358,6 +372,7 @@ impl Policy {
                     allowed: false,
                     reason: Reason::KeyRejected,
                     origin: self.origin(pos.file, pos.line),
+                    user: None,
                 };
             }
         }
@@ -367,6 +382,7 @@ impl Policy {
                     allowed: false,
                     reason: Reason::LifetimeTooLong,
                     origin: self.origin(pos.file, pos.line),
+                    user: None,
                 };
             }
         }
@@ -391,7 +407,60 @@ impl Policy {
             return Decision::deny(Reason::NoMatchingRule);
         };
         let rule = &self.rules[id as usize];
-        Decision { allowed, reason, origin: self.origin(rule.file, rule.line) }
+        let origin = self.origin(rule.file, rule.line);
+        let Some(attr) = user.filter(|_| allowed) else {
+            return Decision { allowed, reason, origin, user: None };
+        };
+        match authorized_value(rule, attr, identity, &segments) {
+            Ok(user) => Decision { allowed, reason, origin, user },
+            Err(()) => Decision { allowed: false, reason: Reason::UserAmbiguous, origin, user: None },
+        }
+    }
+}
+
+/// Which value of `attr` the allow statement `rule` authorized: Ok(None)
+/// when the identity has none, the only one when it has one, and with
+/// several the single one that every matcher and template segment of the
+/// rule on `attr` accepts.  Err when several remain, or when the rule does
+/// not look at `attr` at all (it matched through `any`, a group, or another
+/// attribute): then no value was authorized more than another.
+fn authorized_value(rule: &Rule, attr: Attr, identity: &Identity, segments: &[&str]) -> Result<Option<usize>, ()> {
+    let values = identity.match_values(attr);
+    match values.len() {
+        0 => return Ok(None),
+        1 => return Ok(Some(0)),
+        _ => {}
+    }
+    let mut constrained = false;
+    let mut found = None;
+    for (index, value) in values.iter().enumerate() {
+        let mut accepted = true;
+        for matcher in rule.matchers.iter() {
+            if let Matcher::Attr(a, m) = matcher {
+                if *a == attr {
+                    constrained = true;
+                    accepted &= m.matches(value);
+                }
+            }
+        }
+        for (seg, part) in rule.path.segs.iter().zip(segments) {
+            if let Seg::Template(a) = seg {
+                if *a == attr {
+                    constrained = true;
+                    accepted &= **value == **part;
+                }
+            }
+        }
+        if accepted {
+            if found.is_some() {
+                return Err(());
+            }
+            found = Some(index);
+        }
+    }
+    match found {
+        Some(index) if constrained => Ok(Some(index)),
+        _ => Err(()),
     }
 }
 
@@ -411,6 +480,12 @@ pub fn split_path<'a>(path: &'a str, out: &mut Vec<&'a str>) -> bool {
         return false;
     };
     if path.contains('\0') {
+        return false;
+    }
+    // A server that leaves `%2F` encoded (Apache's AllowEncodedSlashes
+    // NoDecode) hands on a path whose segments a backend may split
+    // differently: `/api/admin%2Fusers` is `/api/admin/users` to it.
+    if path.as_bytes().windows(3).any(|w| w[0] == b'%' && w[1] == b'2' && (w[2] | 0x20) == b'f') {
         return false;
     }
     if rest == "/" {

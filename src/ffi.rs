@@ -18,7 +18,7 @@ use std::path::Path;
 use log::{Level, LevelFilter};
 
 use crate::attr::Attr;
-use crate::decide::{Peer, Policy, Reason};
+use crate::decide::{Decision, Peer, Policy, Reason};
 use crate::identity::Identity;
 use crate::logging::{self, Sink};
 use crate::policy::PolicyBuilder;
@@ -127,6 +127,7 @@ fn reason_from_c(reason: cert_authz_reason) -> Option<Reason> {
         C::CERT_AUTHZ_REASON_BAD_PATH => Reason::BadPath,
         C::CERT_AUTHZ_REASON_BAD_METHOD => Reason::BadMethod,
         C::CERT_AUTHZ_REASON_INTERNAL_ERROR => Reason::InternalError,
+        C::CERT_AUTHZ_REASON_USER_AMBIGUOUS => Reason::UserAmbiguous,
         _ => return None,
     })
 }
@@ -164,7 +165,8 @@ fn reason_c_text(reason: cert_authz_reason) -> *const c_char {
         BadCertificate,
         BadPath,
         BadMethod,
-        InternalError
+        InternalError,
+        UserAmbiguous
     )
 }
 
@@ -480,6 +482,8 @@ pub extern "C" fn cert_authz_decide(
     method_len: usize,
     path: *const c_char,
     path_len: usize,
+    user_attr: *const c_char,
+    user_attr_len: usize,
     decision_out: *mut cert_authz_decision,
 ) -> cert_authz_result {
     guard(|| {
@@ -500,16 +504,24 @@ pub extern "C" fn cert_authz_decide(
             }
             _ => return R::CERT_AUTHZ_ERR_INVALID_ARGUMENT,
         };
+        let user = if user_attr_len == 0 {
+            None
+        } else {
+            let name = try_r!(unsafe { text(user_attr, user_attr_len) });
+            Some(try_r!(Attr::parse(name).ok_or(R::CERT_AUTHZ_ERR_INVALID_ARGUMENT)))
+        };
         // A method or path that is not UTF-8 cannot match any rule: refuse
         // it with its own reason rather than fail the call.
         let decision = match (std::str::from_utf8(method), std::str::from_utf8(path)) {
-            (Err(_), _) => {
-                crate::decide::Decision { allowed: false, reason: Reason::BadMethod, origin: None }
-            }
-            (_, Err(_)) => crate::decide::Decision { allowed: false, reason: Reason::BadPath, origin: None },
-            (Ok(method), Ok(path)) => policy.decide(peer, method, path),
+            (Err(_), _) => Decision::deny(Reason::BadMethod),
+            (_, Err(_)) => Decision::deny(Reason::BadPath),
+            (Ok(method), Ok(path)) => policy.decide_as(peer, method, path, user),
         };
         let (file, line) = decision.origin.unwrap_or(("", 0));
+        let user_value = match (decision.user, user, peer) {
+            (Some(index), Some(attr), Peer::Verified(identity)) => identity.values(attr).get(index).map(|v| &**v),
+            _ => None,
+        };
         unsafe {
             *decision_out = cert_authz_decision {
                 allowed: decision.allowed as i32,
@@ -517,6 +529,8 @@ pub extern "C" fn cert_authz_decide(
                 rule_file: if file.is_empty() { std::ptr::null() } else { file.as_ptr() as *const c_char },
                 rule_file_len: file.len(),
                 rule_line: line,
+                user: user_value.map_or(std::ptr::null(), |v| v.as_ptr() as *const c_char),
+                user_len: user_value.map_or(0, str::len),
             };
         }
         R::CERT_AUTHZ_OK

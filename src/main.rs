@@ -7,7 +7,7 @@ use cert_authz::{compile_file, Attr, Identity, Peer, Policy, PolicyError};
 
 const USAGE: &str = "\
 usage:
-  cert-authz check --policy POLICY --cert CERT [--method METHOD] --path PATH
+  cert-authz check --policy POLICY --cert CERT [--method METHOD] --path PATH [--user ATTR]
   cert-authz show CERT
   cert-authz lint POLICY...
   cert-authz test --policy POLICY CASES
@@ -90,11 +90,18 @@ fn load_cert(path: &Path) -> Result<Result<Identity, String>, Fail> {
     Ok(Identity::from_pem_or_der(&bytes).map_err(|e| e.0))
 }
 
-/// Decides one request for a certificate file, as a verified certificate.
-fn decide_one(policy: &Policy, cert: &Result<Identity, String>, method: &str, path: &str) -> (bool, String) {
+/// Decides one request for a certificate file, as a verified certificate,
+/// as a server with CertAuthzUser `user` would.
+fn decide_one(
+    policy: &Policy,
+    cert: &Result<Identity, String>,
+    method: &str,
+    path: &str,
+    user: Option<Attr>,
+) -> (bool, String) {
     let decision = match cert {
-        Ok(identity) => policy.decide(Peer::Verified(identity), method, path),
-        Err(_) => policy.decide(Peer::Unparsable, method, path),
+        Ok(identity) => policy.decide_as(Peer::Verified(identity), method, path, user),
+        Err(_) => policy.decide_as(Peer::Unparsable, method, path, user),
     };
     let mut reason = decision.reason.text().to_string();
     if let Err(why) = cert {
@@ -103,11 +110,14 @@ fn decide_one(policy: &Policy, cert: &Result<Identity, String>, method: &str, pa
     if let Some((file, line)) = decision.origin {
         reason = format!("{reason} ({file}:{line})");
     }
+    if let (Ok(identity), Some(attr), Some(index)) = (cert, user, decision.user) {
+        reason = format!("{reason}, user {}", identity.values(attr)[index]);
+    }
     (decision.allowed, reason)
 }
 
 fn check(args: &[String]) -> Result<ExitCode, Fail> {
-    let (opts, rest) = options(args, &["policy", "cert", "method", "path"])?;
+    let (opts, rest) = options(args, &["policy", "cert", "method", "path", "user"])?;
     if !rest.is_empty() {
         return Err(Fail(format!("unexpected argument {}\n{USAGE}", rest[0])));
     }
@@ -115,7 +125,11 @@ fn check(args: &[String]) -> Result<ExitCode, Fail> {
     let cert = load_cert(Path::new(required(&opts, "cert")?))?;
     let method = option(&opts, "method").unwrap_or("GET");
     let path = required(&opts, "path")?;
-    let (allowed, reason) = decide_one(&policy, &cert, method, path);
+    let user = match option(&opts, "user") {
+        Some(name) => Some(Attr::parse(name).ok_or_else(|| Fail(format!("--user {name}: not an attribute")))?),
+        None => None,
+    };
+    let (allowed, reason) = decide_one(&policy, &cert, method, path, user);
     println!("{} {method} {path}: {reason}", if allowed { "ALLOW" } else { "DENY" });
     Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
@@ -196,7 +210,7 @@ fn test(args: &[String]) -> Result<ExitCode, Fail> {
         };
         let cert_path: PathBuf = base.join(cert);
         let identity = load_cert(&cert_path)?;
-        let (allowed, reason) = decide_one(&policy, &identity, method, path);
+        let (allowed, reason) = decide_one(&policy, &identity, method, path, None);
         if allowed == want_allow {
             passed += 1;
         } else {

@@ -243,13 +243,26 @@ test_identities_and_decisions(cert_authz_policy *policy, const char *pem_path,
     /* Decisions. */
     snprintf(path, sizeof(path), "/users/%s/profile", cn);
     CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
-                 "GETX", 3, path, strlen(path), &d), CERT_AUTHZ_OK);
+                 "GETX", 3, path, strlen(path), NULL, 0, &d), CERT_AUTHZ_OK);
     CHECK(d.allowed == 1 && d.reason == CERT_AUTHZ_REASON_ALLOW_RULE);
     CHECK(d.rule_line == 1 && d.rule_file_len > 0);
+    CHECK(d.user == NULL && d.user_len == 0);
+
+    /* With a user attribute, the authorized value comes back. */
+    CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
+                 "GET", 3, path, strlen(path), "subject.CN", 10, &d),
+                 CERT_AUTHZ_OK);
+    CHECK(d.allowed == 1 && d.user_len == strlen(cn)
+          && memcmp(d.user, cn, d.user_len) == 0);
+    memcpy(&untouched, &d, sizeof(d));
+    CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
+                 "GET", 3, path, strlen(path), "subject.XX", 10, &d),
+                 CERT_AUTHZ_ERR_INVALID_ARGUMENT);
+    CHECK(memcmp(&d, &untouched, sizeof(d)) == 0);
 
     snprintf(path, sizeof(path), "/users/%s/secret", cn);
     CHECK_RESULT(cert_authz_decide(policy, from_der, CERT_AUTHZ_PEER_VERIFIED,
-                 "GET", 3, path, strlen(path), &d), CERT_AUTHZ_OK);
+                 "GET", 3, path, strlen(path), NULL, 0, &d), CERT_AUTHZ_OK);
     CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_DENY_RULE);
     CHECK(d.rule_line == 2);
 
@@ -257,41 +270,41 @@ test_identities_and_decisions(cert_authz_policy *policy, const char *pem_path,
     memset(&d, 0x5a, sizeof(d));
     memcpy(&untouched, &d, sizeof(d));
     CHECK_RESULT(cert_authz_decide(policy, NULL, CERT_AUTHZ_PEER_VERIFIED,
-                 "POST", 4, "/inline/x", 9, &d), CERT_AUTHZ_ERR_NULL_POINTER);
+                 "POST", 4, "/inline/x", 9, NULL, 0, &d), CERT_AUTHZ_ERR_NULL_POINTER);
     CHECK(memcmp(&d, &untouched, sizeof(d)) == 0);
     CHECK_RESULT(cert_authz_decide(policy, id, (cert_authz_peer) 17,
-                 "POST", 4, "/inline/x", 9, &d),
+                 "POST", 4, "/inline/x", 9, NULL, 0, &d),
                  CERT_AUTHZ_ERR_INVALID_ARGUMENT);
     CHECK(memcmp(&d, &untouched, sizeof(d)) == 0);
     CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
-                 "POST", 4, "/inline/x", 9, &d), CERT_AUTHZ_OK);
+                 "POST", 4, "/inline/x", 9, NULL, 0, &d), CERT_AUTHZ_OK);
     CHECK(d.allowed == 1 && d.rule_line == 42);
     CHECK(d.rule_file_len == 15 && memcmp(d.rule_file, "/etc/httpd.conf",
                                           15) == 0);
 
     CHECK_RESULT(cert_authz_decide(policy, NULL, CERT_AUTHZ_PEER_NONE,
-                 "POST", 4, "/inline/x", 9, &d), CERT_AUTHZ_OK);
+                 "POST", 4, "/inline/x", 9, NULL, 0, &d), CERT_AUTHZ_OK);
     CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_NO_CERTIFICATE);
     CHECK(d.rule_file_len == 0 && d.rule_line == 0);
     CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_UNVERIFIED,
-                 "POST", 4, "/inline/x", 9, &d), CERT_AUTHZ_OK);
+                 "POST", 4, "/inline/x", 9, NULL, 0, &d), CERT_AUTHZ_OK);
     CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_UNVERIFIED);
     CHECK_RESULT(cert_authz_decide(policy, NULL, CERT_AUTHZ_PEER_UNPARSABLE,
-                 "POST", 4, "/inline/x", 9, &d), CERT_AUTHZ_OK);
+                 "POST", 4, "/inline/x", 9, NULL, 0, &d), CERT_AUTHZ_OK);
     CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_BAD_CERTIFICATE);
     CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
-                 "POST", 4, "/inline/../x", 12, &d), CERT_AUTHZ_OK);
+                 "POST", 4, "/inline/../x", 12, NULL, 0, &d), CERT_AUTHZ_OK);
     CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_BAD_PATH);
     CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
-                 "POST", 4, "/inline/\0x", 10, &d), CERT_AUTHZ_OK);
+                 "POST", 4, "/inline/\0x", 10, NULL, 0, &d), CERT_AUTHZ_OK);
     CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_BAD_PATH);
     CHECK_RESULT(cert_authz_decide(policy, id, (cert_authz_peer) 17,
-                 "POST", 4, "/inline/x", 9, &d),
+                 "POST", 4, "/inline/x", 9, NULL, 0, &d),
                  CERT_AUTHZ_ERR_INVALID_ARGUMENT);
     CHECK_RESULT(cert_authz_decide(NULL, id, CERT_AUTHZ_PEER_VERIFIED,
-                 "POST", 4, "/inline/x", 9, &d), CERT_AUTHZ_ERR_NULL_POINTER);
+                 "POST", 4, "/inline/x", 9, NULL, 0, &d), CERT_AUTHZ_ERR_NULL_POINTER);
     CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
-                 "POST", 4, "/inline/x", 9, NULL),
+                 "POST", 4, "/inline/x", 9, NULL, 0, NULL),
                  CERT_AUTHZ_ERR_NULL_POINTER);
 
     cert_authz_identity_free(id);
