@@ -611,3 +611,52 @@ fn ipv4_mapped_addresses_are_ipv4_on_both_sides() {
         assert!(!allows(&p, &id, "GET", "/"), "san.ip={written} should match");
     }
 }
+
+#[test]
+fn an_encoded_slash_left_in_the_path_is_ambiguous() {
+    let id = Spec::cn("alice").identity();
+    let p = policy("allow * /api/** any\ndeny * /api/admin/** any\n");
+    for path in ["/api/admin%2Fusers", "/api/x%2F..%2Fadmin%2Fusers", "/api/a%2fb", "/api/%2F"] {
+        let d = p.decide(Peer::Verified(&id), "GET", path);
+        assert_eq!((d.allowed, d.reason), (false, Reason::BadPath), "{path}");
+    }
+    // Other escapes are the server's business, and %2 alone is no slash.
+    assert!(allows(&p, &id, "GET", "/api/a%20b"));
+    assert!(allows(&p, &id, "GET", "/api/100%2"));
+}
+
+#[test]
+fn the_user_is_the_value_the_allow_statement_authorized() {
+    // rcgen keeps one value per attribute type: openssl writes both CNs.
+    let two_cns = Identity::from_der(&openssl_der("/CN=admin/CN=opsbot", &[])).unwrap();
+    assert_eq!(two_cns.values(Attr::parse("subject.CN").unwrap()).len(), 2);
+    let cn = Some(Attr::parse("subject.CN").unwrap());
+    let user = |p: &Policy, path: &str| {
+        let d = p.decide_as(Peer::Verified(&two_cns), "GET", path, cn);
+        (d.allowed, d.reason, d.user.map(|i| two_cns.values(cn.unwrap())[i].to_string()))
+    };
+    let p = policy(
+        "group ops subject.CN=opsbot\n\
+         allow GET /ops/** subject.CN=opsbot\n\
+         allow GET /any/** any\n\
+         allow GET /group/** group=ops\n\
+         allow GET /prefix/** subject.CN=*\n\
+         allow GET /home/{subject.CN}/** any\n\
+         allow GET /both/** subject.CN=o* subject.CN=op*\n",
+    );
+    assert_eq!(user(&p, "/ops/x"), (true, Reason::AllowRule, Some("opsbot".into())));
+    assert_eq!(user(&p, "/home/opsbot/x"), (true, Reason::AllowRule, Some("opsbot".into())));
+    assert_eq!(user(&p, "/home/admin"), (true, Reason::AllowRule, Some("admin".into())));
+    assert_eq!(user(&p, "/both/x"), (true, Reason::AllowRule, Some("opsbot".into())));
+    for path in ["/any/x", "/group/x", "/prefix/x"] {
+        assert_eq!(user(&p, path), (false, Reason::UserAmbiguous, None), "{path}");
+    }
+    // Without a user attribute, and for a single-valued one, nothing changes.
+    assert!(p.decide(Peer::Verified(&two_cns), "GET", "/any/x").allowed);
+    let alice = Spec::cn("alice").identity();
+    let d = p.decide_as(Peer::Verified(&alice), "GET", "/any/x", cn);
+    assert_eq!((d.allowed, d.user), (true, Some(0)));
+    // An attribute the certificate lacks leaves the user unset.
+    let d = p.decide_as(Peer::Verified(&alice), "GET", "/any/x", Attr::parse("san.email"));
+    assert_eq!((d.allowed, d.user), (true, None));
+}

@@ -300,6 +300,8 @@ ngx_http_cert_authz_handler(ngx_http_request_t *r)
                            (const char *) r->method_name.data,
                            r->method_name.len,
                            (const char *) r->uri.data, r->uri.len,
+                           (const char *) alcf->user_attr.data,
+                           alcf->user_attr.len,
                            &ctx->decision);
 
     if (rc != CERT_AUTHZ_OK) {
@@ -548,19 +550,20 @@ ngx_http_cert_authz_export(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    if (cert_authz_identity_attr(identity,
-                                 (const char *) alcf->user_attr.data,
-                                 alcf->user_attr.len, 0, &value, &len)
-        == CERT_AUTHZ_OK
-        && len > 0)
-    {
-        ctx->user.data = ngx_pnalloc(r->pool, len);
+    /*
+     * the value the allow authorized, as the core names it: with two CNs
+     * the one the rule matched, never simply the first
+     */
+
+    if (ctx->decision.user_len > 0) {
+        ctx->user.data = ngx_pnalloc(r->pool, ctx->decision.user_len);
         if (ctx->user.data == NULL) {
             return NGX_ERROR;
         }
 
-        ngx_memcpy(ctx->user.data, value, len);
-        ctx->user.len = len;
+        ngx_memcpy(ctx->user.data, ctx->decision.user,
+                   ctx->decision.user_len);
+        ctx->user.len = ctx->decision.user_len;
     }
 
     return NGX_OK;
