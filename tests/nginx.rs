@@ -923,3 +923,45 @@ fn a_verified_certificate_that_the_core_refuses_is_denied() {
     assert_eq!(lines.len(), 1, "{log}");
     assert!(lines[0].contains("subject \"-\""), "{log}");
 }
+
+#[test]
+fn a_reload_with_a_policy_source_that_is_a_fifo_fails_at_once_and_keeps_the_old_policy() {
+    let mut nginx = Nginx::new(
+        "reload-fifo",
+        &tls_server_with_app("on", "", |app| {
+            format!(
+                "location / {{ cert_authz on; cert_authz_policy live.policy;\n\
+                 proxy_pass http://127.0.0.1:{app}; }}"
+            )
+        }),
+    );
+    nginx.conf_file("live.policy", "allow GET /a/** subject.CN=alice\n");
+    nginx.start();
+    assert_eq!(nginx.status(Some("alice"), "GET", "/a/1"), 200);
+    assert_eq!(nginx.status(Some("alice"), "GET", "/b/1"), 403);
+
+    // Reading a FIFO blocked the master until a writer came: it then ignored HUP and QUIT.
+    let pipe = nginx.dir.join("conf/pipe");
+    let made = Command::new("mkfifo").arg(&pipe).status().expect("running mkfifo");
+    assert!(made.success());
+    let live = nginx.conf_file("live.policy", "allow GET /b/** subject.CN=alice\ninclude pipe\n");
+    nginx.signal("-HUP");
+    let needle =
+        format!("{}:2:9: policy file {} is not a regular file (a FIFO)", live.display(), pipe.display());
+    wait_for("the reload to fail", || nginx.error_log().contains(&needle));
+    assert!(nginx.error_log().contains("[emerg]"), "{}", nginx.error_log());
+    assert_eq!(nginx.status(Some("alice"), "GET", "/a/1"), 200);
+    assert_eq!(nginx.status(Some("alice"), "GET", "/b/1"), 403);
+
+    // The master still answers HUP, with a good policy now...
+    nginx.conf_file("live.policy", "allow GET /b/** subject.CN=alice\n");
+    nginx.signal("-HUP");
+    wait_for("the good reload", || {
+        nginx.status(Some("alice"), "GET", "/b/1") == 200 && nginx.status(Some("alice"), "GET", "/a/1") == 403
+    });
+    // ...and QUIT.
+    let pid = nginx.pid.expect("nginx is running");
+    nginx.signal("-QUIT");
+    wait_for("the master to quit", || !Path::new(&format!("/proc/{pid}")).exists());
+    nginx.pid = None;
+}
