@@ -1,12 +1,17 @@
 //! Shared helpers for the integration and end-to-end tests: a test PKI made
-//! with rcgen, free loopback ports, curl as the TLS client, and the case
-//! table that the CLI, Apache and nginx must all agree on.
+//! with rcgen, free loopback ports, curl as the TLS client, a proxied
+//! backend that records what it is sent, and the case table that the CLI,
+//! Apache and nginx must all agree on.
 #![allow(dead_code)]
 
 use std::fs;
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
@@ -181,9 +186,32 @@ pub fn make_pki(dir: &Path) -> Pki {
         fs::write(dir.join(format!("{}.key", client.name)), &key_pem).unwrap();
         fs::write(dir.join(format!("{}.both.pem", client.name)), cert.pem() + &key_pem).unwrap();
     }
+    fs::write(dir.join("ca.key"), ca_key.serialize_pem()).unwrap();
+    two_cn_client(dir);
     // Servers run as www-data and must read these.
     let _ = Command::new("chmod").arg("-R").arg("a+rX").arg(dir).status();
     Pki { dir: dir.to_path_buf() }
+}
+
+/// `twocn`: a certificate of the trusted CA with two CNs, `admin` then
+/// `opsbot` (rcgen writes one value per attribute type, so openssl makes
+/// it).  Which CN a server hands on as the user is the test.
+fn two_cn_client(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").current_dir(dir).args(args).output().expect("running openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    fs::write(dir.join("twocn.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    run(&[
+        "req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-subj", "/O=Example Corp/OU=ops/CN=admin/CN=opsbot", "-keyout", "twocn.key", "-out", "twocn.csr",
+    ]);
+    run(&[
+        "x509", "-req", "-in", "twocn.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "30", "-extfile", "twocn.ext", "-out", "twocn.pem",
+    ]);
+    let both = fs::read_to_string(dir.join("twocn.pem")).unwrap() + &fs::read_to_string(dir.join("twocn.key")).unwrap();
+    fs::write(dir.join("twocn.both.pem"), both).unwrap();
 }
 
 /// The answer to one request made with curl.
@@ -254,3 +282,63 @@ pub const SHARED_CASES: &[(&str, &str, &str, &str)] = &[
     ("DENY", "mallory", "GET", "/corp/handbook"),
     ("DENY", "reporter", "GET", "/nowhere"),
 ];
+
+/// A loopback server on a free port, in a thread of its own: `handle` gets
+/// each connection in turn.  Returns the port.
+pub fn serve(what: &str, mut handle: impl FnMut(TcpStream) + Send + 'static) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("binding {what}: {e:?}"));
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            handle(stream);
+        }
+    });
+    port
+}
+
+/// A loopback HTTP server in a thread that records each request's header
+/// lines and answers 200 "ok".
+pub struct Backend {
+    pub port: u16,
+    pub requests: Arc<Mutex<Vec<Vec<String>>>>,
+}
+
+impl Backend {
+    pub fn start() -> Backend {
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let port = serve("the backend", move |mut stream| {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut lines = Vec::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let line = line.trim_end().to_string();
+                if line.is_empty() {
+                    break;
+                }
+                lines.push(line);
+            }
+            seen.lock().unwrap().push(lines);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            let mut rest = Vec::new();
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+            let _ = reader.read_to_end(&mut rest);
+        });
+        Backend { port, requests }
+    }
+
+    /// The values of header `name` (case-insensitive) in request `i`.
+    pub fn header(&self, i: usize, name: &str) -> Vec<String> {
+        let requests = self.requests.lock().unwrap();
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        requests[i]
+            .iter()
+            .filter(|l| l.to_ascii_lowercase().starts_with(&prefix))
+            .map(|l| l[prefix.len()..].trim().to_string())
+            .collect()
+    }
+}
