@@ -19,7 +19,7 @@ use std::process::{Command, Output};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{curl, free_port, make_pki, root, scratch, Pki, Reply, SHARED_CASES, SHARED_POLICY};
+use common::{curl, free_port, make_pki, root, scratch, Backend, Pki, Reply, SHARED_CASES, SHARED_POLICY};
 
 const APACHE: &str = "/usr/sbin/apache2";
 const MODULES: &str = "/usr/lib/apache2/modules";
@@ -771,4 +771,211 @@ TypesConfig /etc/mime.types
         "{}",
         apache.error_log()
     );
+}
+
+// ---- configurations that must not get around the policy --------------------
+
+/// The lines of the error log that are cert-authz denies of `path`.
+fn denies_of<'a>(log: &'a str, path: &str) -> Vec<&'a str> {
+    let needle = format!(" {path},");
+    deny_lines(log).into_iter().filter(|l| l.contains(&needle)).collect()
+}
+
+#[test]
+fn satisfy_any_cannot_lift_a_refusal_and_require_lines_log_once() {
+    let mut apache = Apache::new("satisfy-any");
+    apache.write_conf(&format!(
+        r#"SSLVerifyClient optional_no_ca
+LoadModule access_compat_module {MODULES}/mod_access_compat.so
+<Location "/">
+    CertAuthz On
+    CertAuthzRule "allow GET /open/** subject.CN=alice"
+    CertAuthzRule "allow GET /compat-allow/** subject.CN=alice"
+    CertAuthzRule "allow GET /compat-deny/** subject.CN=alice"
+    Satisfy Any
+    Require all granted
+</Location>
+<Location "/compat-allow">
+    Order allow,deny
+    Allow from all
+</Location>
+<Location "/compat-deny">
+    Order deny,allow
+    Deny from all
+</Location>
+<Location "/mixed">
+    CertAuthz Off
+    # Inherited Satisfy Any would skip every Require line (httpd's rule).
+    Satisfy All
+    CertAuthzRule "allow GET /mixed/** subject.CN=alice"
+    <RequireAny>
+        Require ip 127.0.0.1
+        Require cert-authz
+    </RequireAny>
+</Location>
+<Location "/mixed-none">
+    CertAuthz Off
+    Satisfy All
+    CertAuthzRule "allow GET /mixed-none/** subject.CN=alice"
+    <RequireAny>
+        Require ip 192.0.2.1
+        Require cert-authz
+    </RequireAny>
+</Location>
+"#
+    ));
+    apache.start();
+
+    // Satisfy Any with Require all granted, with mod_access_compat granting,
+    // refusing or silent: the policy's refusal stands.
+    // (What Deny from all does to alice there is mod_access_compat's call.)
+    for path in ["/open/x", "/compat-allow/x"] {
+        assert_eq!(apache.status(Some("alice"), "GET", path), 200, "alice {path}");
+    }
+    for path in ["/open/x", "/compat-allow/x", "/compat-deny/x"] {
+        assert_eq!(apache.status(Some("reporter"), "GET", path), 403, "reporter {path}");
+        assert_eq!(apache.status(Some("rogue"), "GET", path), 403, "rogue {path}");
+        assert_eq!(apache.status(None, "GET", path), 403, "no certificate {path}");
+    }
+    assert_eq!(apache.status(Some("alice"), "POST", "/open/y"), 403);
+
+    // Require cert-authz stays one vote among the Require lines.
+    assert_eq!(apache.status(Some("reporter"), "GET", "/mixed/x"), 200, "Require ip grants");
+    assert_eq!(apache.status(Some("alice"), "GET", "/mixed-none/x"), 200);
+    assert_eq!(apache.status(Some("reporter"), "GET", "/mixed-none/x"), 403);
+
+    // One deny line per refused request, none where another line granted.
+    // The provider's line is written when the request ends.
+    apache.wait_for("the provider's deny line", || !denies_of(&apache.error_log(), "/mixed-none/x").is_empty());
+    let log = apache.error_log();
+    for path in ["/open/x", "/compat-allow/x", "/compat-deny/x"] {
+        assert_eq!(denies_of(&log, path).len(), 3, "{path}:\n{log}");
+    }
+    assert_eq!(denies_of(&log, "/mixed-none/x").len(), 1, "{log}");
+    assert!(denies_of(&log, "/mixed-none/x")[0].contains("CN=reporter"), "{log}");
+    assert!(denies_of(&log, "/mixed/x").is_empty(), "a request that Require ip granted was logged as denied:\n{log}");
+    assert!(!deny_lines(&log).iter().any(|l| l.contains(": GET ") && l.contains("subject \"CN=alice")), "{log}");
+}
+
+#[test]
+fn an_encoded_slash_never_reaches_a_decoding_backend() {
+    let backend = Backend::start();
+    let mut apache = Apache::new("encoded-slash");
+    apache.write_conf(&format!(
+        r#"SSLVerifyClient require
+LoadModule proxy_module {MODULES}/mod_proxy.so
+LoadModule proxy_http_module {MODULES}/mod_proxy_http.so
+AllowEncodedSlashes NoDecode
+ProxyPass "/api/" "http://127.0.0.1:{port}/api/" nocanon
+<Location "/">
+    CertAuthz On
+    CertAuthzRule "allow * /api/** any"
+    CertAuthzRule "deny * /api/admin/** any"
+</Location>
+"#,
+        port = backend.port
+    ));
+    apache.start();
+
+    assert_eq!(apache.status(Some("alice"), "GET", "/api/reports/1"), 200);
+    assert_eq!(apache.status(Some("alice"), "GET", "/api/admin/users"), 403);
+    for path in ["/api/admin%2Fusers", "/api/admin%2fusers", "/api/x%2F..%2Fadmin%2Fusers"] {
+        let r = apache.request_with(Some("alice"), "GET", path, &["--path-as-is"]);
+        assert_eq!(r.status, 403, "{path}: {r:?}");
+    }
+    let requests = backend.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1, "only the allowed request reaches the backend: {requests:?}");
+    assert!(requests[0][0].starts_with("GET /api/reports/1 "), "{requests:?}");
+    let log = apache.error_log();
+    assert!(
+        deny_lines(&log).iter().any(|l| l.contains("/api/admin%2Fusers") && l.contains("path is not unambiguous")),
+        "{log}"
+    );
+}
+
+#[test]
+fn the_user_handed_on_is_the_value_that_was_authorized() {
+    let mut apache = Apache::new("user-choice");
+    apache.write_conf(
+        r#"SSLVerifyClient require
+CertAuthzUser subject.CN
+<Location "/">
+    CertAuthz On
+    CertAuthzRule "allow GET /ops/** subject.CN=opsbot"
+    CertAuthzRule "allow GET /home/{subject.CN}/** any"
+    CertAuthzRule "allow GET /any/** any"
+</Location>
+"#,
+    );
+    apache.start();
+
+    // twocn has CN=admin and CN=opsbot, in that order.
+    let r = apache.request(Some("twocn"), "GET", "/ops/x");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(env_of(&r, "CERT_AUTHZ_USER"), "opsbot");
+    assert_eq!(env_of(&r, "REMOTE_USER"), "opsbot");
+    let r = apache.request(Some("twocn"), "GET", "/home/admin/x");
+    assert_eq!((r.status, env_of(&r, "REMOTE_USER")), (200, "admin".to_string()), "{r:?}");
+    let r = apache.request(Some("twocn"), "GET", "/home/opsbot/x");
+    assert_eq!((r.status, env_of(&r, "REMOTE_USER")), (200, "opsbot".to_string()), "{r:?}");
+    // `any` authorizes no CN more than the other: refused.
+    assert_eq!(apache.status(Some("twocn"), "GET", "/any/x"), 403);
+    let r = apache.request(Some("alice"), "GET", "/any/x");
+    assert_eq!((r.status, env_of(&r, "REMOTE_USER")), (200, "alice".to_string()), "{r:?}");
+
+    let log = apache.error_log();
+    let lines = denies_of(&log, "/any/x");
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains("several values"), "{log}");
+}
+
+#[test]
+fn identity_headers_for_proxies_cannot_be_forged_in_any_spelling() {
+    let backend = Backend::start();
+    let mut apache = Apache::new("request-header");
+    apache.write_conf(&format!(
+        r#"SSLVerifyClient require
+LoadModule proxy_module {MODULES}/mod_proxy.so
+LoadModule proxy_http_module {MODULES}/mod_proxy_http.so
+LoadModule headers_module {MODULES}/mod_headers.so
+ProxyPass "/app/" "http://127.0.0.1:{port}/app/"
+ProxyPass "/open/" "http://127.0.0.1:{port}/open/"
+CertAuthzUser subject.CN
+<Location "/app">
+    CertAuthz On
+    CertAuthzRule "allow GET /app/** any"
+    CertAuthzRequestHeader X-Client-Identity user
+    CertAuthzRequestHeader X-Client-Subject subject
+    # An old setup's header, set before the module's: the module wins.
+    RequestHeader set X-Client-Identity "expr=%{{reqenv:HTTP_X_FORGE}}"
+</Location>
+<Location "/open">
+    # No decision here, yet nobody may pose as an identity either.
+    CertAuthzRequestHeader X-Client-Identity user
+</Location>
+"#,
+        port = backend.port
+    ));
+    apache.start();
+
+    let forged = [
+        "-H", "X-Client-Identity: admin", "-H", "X_Client_Identity: admin", "-H", "x-client_identity: admin",
+        "-H", "X-CLIENT-SUBJECT: CN=admin", "-H", "X-Forge: admin",
+    ];
+    let r = apache.request_with(Some("alice"), "GET", "/app/x", &forged);
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = apache.request_with(Some("alice"), "GET", "/open/x", &forged);
+    assert_eq!(r.status, 200, "{r:?}");
+
+    let folded = |line: &str| line.split_once(':').map(|(n, v)| (n.to_ascii_lowercase().replace('_', "-"), v.trim().to_string()));
+    let requests = backend.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    let headers = |i: usize, name: &str| -> Vec<String> {
+        requests[i].iter().skip(1).filter_map(|l| folded(l)).filter(|(n, _)| n == name).map(|(_, v)| v).collect()
+    };
+    assert_eq!(headers(0, "x-client-identity"), vec!["alice"], "{:?}", requests[0]);
+    let subject = headers(0, "x-client-subject");
+    assert_eq!(subject.len(), 1, "{:?}", requests[0]);
+    assert!(subject[0].starts_with("CN=alice,"), "{subject:?}");
+    assert!(headers(1, "x-client-identity").is_empty(), "{:?}", requests[1]);
 }

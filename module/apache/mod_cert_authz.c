@@ -62,6 +62,7 @@
  *    the PEM of SSL_CLIENT_CERT is compared instead.
  */
 
+#include "apr_lib.h"
 #include "apr_strings.h"
 #include "apr_atomic.h"
 #include "apr_thread_mutex.h"
@@ -131,6 +132,9 @@ typedef struct {
     int enabled;                  /* CertAuthz, or CERT_AUTHZ_UNSET */
     int mode;                     /* CertAuthzMode, or CERT_AUTHZ_UNSET */
     const char *user_attr;        /* CertAuthzUser, NULL when unset */
+    /* CertAuthzRequestHeader: request_header, the parent's and then this
+     * scope's own; NULL when none applies. */
+    apr_array_header_t *headers;
 
     /* The sources set in this scope itself; NULL when it sets none and so
      * inherits its parent's policy. */
@@ -192,7 +196,25 @@ typedef struct {
     const char *rule;                /* "FILE:LINE", or NULL */
     const char *user;                /* CertAuthzUser value on allow */
     int logged;
+    /* `Require cert-authz` refused, but another Require line may still
+     * grant: the deny line waits until the request is known refused. */
+    int deny_pending;
 } request_state;
+
+
+/* What a CertAuthzRequestHeader sends. */
+typedef enum {
+    HEADER_USER,
+    HEADER_SUBJECT,
+    HEADER_DECISION,
+    HEADER_RULE
+} header_item;
+
+/* One CertAuthzRequestHeader NAME ITEM. */
+typedef struct {
+    const char *name;
+    header_item item;
+} request_header;
 
 
 /* ---- configuration ------------------------------------------------------ */
@@ -217,6 +239,12 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
                     ? base->enabled : add->enabled;
     conf->mode = (add->mode == CERT_AUTHZ_UNSET) ? base->mode : add->mode;
     conf->user_attr = add->user_attr ? add->user_attr : base->user_attr;
+    if (base->headers && add->headers) {
+        conf->headers = apr_array_append(p, base->headers, add->headers);
+    }
+    else {
+        conf->headers = add->headers ? add->headers : base->headers;
+    }
 
     /* A scope that sets a policy or rules replaces the inherited policy as
      * a whole; merging rule sets would make a child unable to narrow. */
@@ -484,6 +512,56 @@ static const char *set_user_attr(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
+/* A header name as RFC 9110 has it: one or more token characters. */
+static int is_token(const char *s)
+{
+    if (!*s) {
+        return 0;
+    }
+    for (; *s; s++) {
+        if (!apr_isalnum(*s) && !strchr("!#$%&'*+-.^_`|~", *s)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static const char *add_request_header(cmd_parms *cmd, void *dconf,
+                                      const char *name, const char *item)
+{
+    static const struct { const char *word; header_item item; } items[] = {
+        { "user", HEADER_USER },
+        { "subject", HEADER_SUBJECT },
+        { "decision", HEADER_DECISION },
+        { "rule", HEADER_RULE },
+    };
+    cert_authz_dir_conf *conf = dconf;
+    request_header *h;
+    size_t i;
+
+    if (!is_token(name)) {
+        return apr_pstrcat(cmd->pool, "CertAuthzRequestHeader: '", name,
+                           "' is not a header name", NULL);
+    }
+    for (i = 0; i < sizeof(items) / sizeof(items[0]); i++) {
+        if (!strcasecmp(item, items[i].word)) {
+            break;
+        }
+    }
+    if (i == sizeof(items) / sizeof(items[0])) {
+        return apr_pstrcat(cmd->pool, "CertAuthzRequestHeader ", name,
+                           ": the value must be user, subject, decision or "
+                           "rule, not '", item, "'", NULL);
+    }
+    if (!conf->headers) {
+        conf->headers = apr_array_make(cmd->pool, 2, sizeof(*h));
+    }
+    h = apr_array_push(conf->headers);
+    h->name = name;
+    h->item = items[i].item;
+    return NULL;
+}
+
 static const command_rec cert_authz_cmds[] = {
     AP_INIT_FLAG("CertAuthz", set_enabled, NULL, RSRC_CONF | ACCESS_CONF,
                  "'On' to refuse requests that the policy in effect does "
@@ -506,6 +584,12 @@ static const command_rec cert_authz_cmds[] = {
                   "The certificate attribute (e.g. subject.CN) that becomes "
                   "REMOTE_USER and CERT_AUTHZ_USER when a request is "
                   "allowed"),
+    AP_INIT_TAKE2("CertAuthzRequestHeader", add_request_header, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "A request header for proxied backends and the item it "
+                  "carries (user, subject, decision or rule); every header "
+                  "the client sent under that name, in any case and with "
+                  "'-' or '_', is removed first"),
     {NULL}
 };
 
@@ -1000,7 +1084,10 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
 
     if (cert_authz_decide(st->policy, identity, peer,
                           r->method, strlen(r->method),
-                          r->uri, strlen(r->uri), &st->decision)
+                          r->uri, strlen(r->uri),
+                          conf->user_attr,
+                          conf->user_attr ? strlen(conf->user_attr) : 0,
+                          &st->decision)
         != CERT_AUTHZ_OK) {
         memset(&st->decision, 0, sizeof(st->decision));
         st->decision.allowed = 0;
@@ -1030,11 +1117,12 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
                                 (unsigned)st->decision.rule_line);
     }
 
+    /* The core names the value the allow authorized (SPEC §6.11): with two
+     * CNs, the one the rule matched, never simply the first. */
     if (st->decision.allowed && conf->user_attr && identity) {
-        if (cert_authz_identity_attr(identity, conf->user_attr,
-                                     strlen(conf->user_attr), 0,
-                                     &value, &len) == CERT_AUTHZ_OK) {
-            st->user = apr_pstrmemdup(r->pool, value, len);
+        if (st->decision.user) {
+            st->user = apr_pstrmemdup(r->pool, st->decision.user,
+                                      st->decision.user_len);
         }
         else {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
@@ -1073,6 +1161,86 @@ static void export_decision(request_rec *r, const request_state *st)
     set_or_unset(env, ENV_USER, st->decision.allowed ? st->user : NULL);
     if (st->decision.allowed && st->user) {
         r->user = (char *)st->user;
+    }
+}
+
+/* Header names as backends read them: case and '-' against '_' folded
+ * (CGI, WSGI and PHP all turn X-Client-Id and X_Client_Id into
+ * HTTP_X_CLIENT_ID). */
+static int same_header(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++) {
+        char ca = (*a == '_') ? '-' : apr_tolower(*a);
+        char cb = (*b == '_') ? '-' : apr_tolower(*b);
+        if (ca != cb) {
+            return 0;
+        }
+    }
+    return *a == *b;
+}
+
+static int collect_header(void *data, const char *key, const char *value)
+{
+    void **args = data;
+    const char *name = args[0];
+    apr_array_header_t *found = args[1];
+
+    (void)value;
+    if (same_header(key, name)) {
+        APR_ARRAY_PUSH(found, const char *) = key;
+    }
+    return 1;
+}
+
+/*
+ * CertAuthzRequestHeader: first every header the client sent under a name
+ * a backend would read as the same (so that `X_Client_Identity: admin`
+ * cannot ride next to the real X-Client-Identity), then the module's own
+ * value, if there is one for this request.
+ */
+static void set_request_headers(request_rec *r, const cert_authz_dir_conf *conf,
+                                const request_state *st)
+{
+    apr_array_header_t *found;
+    int i, j;
+
+    if (!conf->headers) {
+        return;
+    }
+    found = apr_array_make(r->pool, 2, sizeof(const char *));
+    for (i = 0; i < conf->headers->nelts; i++) {
+        const request_header *h =
+            &APR_ARRAY_IDX(conf->headers, i, request_header);
+        const char *value = NULL;
+        void *args[2];
+
+        args[0] = (void *)h->name;
+        args[1] = found;
+        found->nelts = 0;
+        apr_table_do(collect_header, args, r->headers_in, NULL);
+        for (j = 0; j < found->nelts; j++) {
+            apr_table_unset(r->headers_in,
+                            APR_ARRAY_IDX(found, j, const char *));
+        }
+        if (st) {
+            switch (h->item) {
+            case HEADER_USER:
+                value = st->decision.allowed ? st->user : NULL;
+                break;
+            case HEADER_SUBJECT:
+                value = st->subject;
+                break;
+            case HEADER_DECISION:
+                value = st->decision.allowed ? "allow" : "deny";
+                break;
+            case HEADER_RULE:
+                value = st->rule;
+                break;
+            }
+        }
+        if (value) {
+            apr_table_setn(r->headers_in, h->name, value);
+        }
     }
 }
 
@@ -1150,6 +1318,35 @@ static int cert_authz_check_access(request_rec *r)
 }
 
 /*
+ * The refusal that `Satisfy Any` cannot lift.  Under Satisfy Any httpd
+ * treats a refusal from the access_checker hooks as one vote: it goes on
+ * to authentication and authorization, and `Require all granted` would
+ * serve the request.  A refusal from access_checker_ex is final in every
+ * Satisfy mode, so an enforced scope refuses here too.  Under Satisfy All
+ * this hook is reached only when check_access allowed (it is decided then
+ * and returns DECLINED); under Satisfy Any it is reached also when another
+ * module's access hook refused before ours ran, and decides then.
+ */
+static int cert_authz_check_access_ex(request_rec *r)
+{
+    const cert_authz_dir_conf *conf =
+        ap_get_module_config(r->per_dir_config, &cert_authz_module);
+    const request_state *st = ap_get_module_config(r->request_config,
+                                                   &cert_authz_module);
+
+    if (conf->enabled != 1) {
+        return DECLINED;
+    }
+    if (st && st->policy == policy_of(conf)
+        && st->user_attr == conf->user_attr) {
+        /* decided, exported and logged by check_access */
+        return (st->decision.allowed || conf->mode == CERT_AUTHZ_MODE_REPORT)
+               ? DECLINED : HTTP_FORBIDDEN;
+    }
+    return enforce(r, conf);
+}
+
+/*
  * httpd skips the access phase of an internal redirect or subrequest whose
  * merged configuration is the very one of its parent, even when the URI
  * differs.  A new URI is a new decision here, so a request that reaches
@@ -1172,6 +1369,50 @@ static int cert_authz_fixups(request_rec *r)
     }
     if (st) {
         export_decision(r, st);
+    }
+    set_request_headers(r, conf, st);
+    return DECLINED;
+}
+
+/*
+ * Fixups run only for a request that passed authorization: a deny of
+ * `Require cert-authz` that is still pending here was outvoted by another
+ * Require line (<RequireAny>), and gets no deny line.
+ */
+static int cert_authz_fixups_first(request_rec *r)
+{
+    request_state *st = ap_get_module_config(r->request_config,
+                                             &cert_authz_module);
+
+    if (st && st->deny_pending) {
+        st->deny_pending = 0;
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CERT_AUTHZ_LOGNO(00015)
+                      "not granted by Require cert-authz (reason: %s), but "
+                      "granted by the other Require lines: %s %s",
+                      cert_authz_reason_text(st->decision.reason),
+                      log_text(r->pool, r->method), log_text(r->pool, r->uri));
+    }
+    return DECLINED;
+}
+
+/*
+ * At the end of a request: a pending deny of `Require cert-authz` that no
+ * fixups settled belongs to a request that authorization refused.  That
+ * is when the deny line is written, once, for the request (or the internal
+ * redirect of it) that the provider refused.
+ */
+static int cert_authz_log_transaction(request_rec *r)
+{
+    request_rec *rr;
+
+    for (rr = r; rr; rr = rr->next) {
+        request_state *st = ap_get_module_config(rr->request_config,
+                                                 &cert_authz_module);
+        if (st && st->deny_pending) {
+            st->deny_pending = 0;
+            st->logged = 0;
+            log_decision(rr, st, 0, " (Require cert-authz)");
+        }
     }
     return DECLINED;
 }
@@ -1196,7 +1437,14 @@ static authz_status cert_authz_check_authorization(request_rec *r,
     }
     st = decide(r, conf);
     export_decision(r, st);
-    log_decision(r, st, report, " (Require cert-authz)");
+    if (st->decision.allowed || report) {
+        log_decision(r, st, report, " (Require cert-authz)");
+    }
+    else if (!st->logged) {
+        /* One vote among the Require lines: logged as a deny only if the
+         * request ends up refused (see cert_authz_log_transaction). */
+        st->deny_pending = 1;
+    }
     if (st->decision.allowed) {
         return AUTHZ_GRANTED;
     }
@@ -1245,7 +1493,15 @@ static void cert_authz_register_hooks(apr_pool_t *p)
      * configuration. */
     ap_hook_check_access(cert_authz_check_access, after_ssl, NULL,
                          APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_URI);
+    /* First of a run-first hook: no other module's OK may skip it. */
+    ap_hook_check_access_ex(cert_authz_check_access_ex, NULL, NULL,
+                            APR_HOOK_REALLY_FIRST, AP_AUTH_INTERNAL_PER_URI);
+    ap_hook_fixups(cert_authz_fixups_first, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    /* Really last: after mod_env's SetEnv and mod_headers' RequestHeader,
+     * so that neither can stand in for the module's own values. */
     ap_hook_fixups(cert_authz_fixups, NULL, NULL, APR_HOOK_REALLY_LAST);
+    ap_hook_log_transaction(cert_authz_log_transaction, NULL, NULL,
+                            APR_HOOK_MIDDLE);
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "cert-authz",
                               AUTHZ_PROVIDER_VERSION, &cert_authz_provider,
                               AP_AUTH_INTERNAL_PER_URI);
