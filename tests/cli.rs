@@ -231,3 +231,34 @@ fn lint_reports_a_non_utf8_byte_and_runaway_includes_with_their_location() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains(":9: more than 4096 policy files read in total"), "{}", text(&out));
 }
+
+#[test]
+fn check_with_user_names_the_authorized_value_or_refuses_an_ambiguous_one() {
+    let dir = common::scratch("cli-user");
+    let pki = common::make_pki(&dir.join("pki"));
+    let policy = dir.join("p.policy");
+    // twocn: O=Example Corp, OU=ops, CN=admin, CN=opsbot: in group ops.
+    std::fs::write(&policy, format!("{}allow GET /ops/** subject.CN=opsbot\n", common::SHARED_POLICY)).unwrap();
+    let twocn = pki.cert("twocn");
+    let check = |path: &str, user: &[&str]| {
+        let mut args = vec!["check", "--policy", s(&policy), "--cert", s(&twocn), "--path", path];
+        args.extend_from_slice(user);
+        cli(&args)
+    };
+
+    let out = check("/ops/x", &["--user", "subject.CN"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).ends_with(", user opsbot\n"), "{}", text(&out));
+    let out = check("/users/admin/x", &["--user", "subject.CN"]);
+    assert!(text(&out).contains("ALLOW") && text(&out).contains(", user admin"), "{}", text(&out));
+
+    // /admin/** is allowed by group=ops: no CN was singled out.
+    let out = check("/admin/x", &["--user", "subject.CN"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("several values"), "{}", text(&out));
+    let out = check("/admin/x", &[]);
+    assert_eq!(out.status.code(), Some(0), "without a user attribute: {}", text(&out));
+
+    let out = check("/admin/x", &["--user", "subject.XX"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
