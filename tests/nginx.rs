@@ -965,3 +965,318 @@ fn a_reload_with_a_policy_source_that_is_a_fifo_fails_at_once_and_keeps_the_old_
     wait_for("the master to quit", || !Path::new(&format!("/proc/{pid}")).exists());
     nginx.pid = None;
 }
+
+/// Three TLS servers on one listener, as in issue 7: a.test (the default
+/// server) verifies with the partner CA (the PKI's rogue CA, whose "rogue"
+/// client is named alice too), b.test and c.test with the test CA and
+/// enforce the policy; `c_verify` is c.test's ssl_verify_client.  Each
+/// serves PREFIX/html/NAME/who, a file that names the server.  nginx 1.22's
+/// default protocols stop at TLS 1.2: 1.3 is enabled here.
+fn three_servers(name: &str, c_verify: &str, session: &str) -> Nginx {
+    let server = |host: &str, ca: &str, verify: &str, authz: &str| {
+        format!(
+            "server {{\n\
+             listen 127.0.0.1:PORT ssl;\n\
+             server_name {host}.test;\n\
+             ssl_client_certificate PKI/{ca};\n\
+             ssl_verify_client {verify};\n\
+             root PREFIX/html/{host};\n\
+             add_header X-Reused $ssl_session_reused always;\n\
+             {authz}\n\
+             }}\n"
+        )
+    };
+    let authz = "cert_authz on;\ncert_authz_rule \"allow GET /** subject.CN=alice\";";
+    let nginx = Nginx::new(
+        name,
+        &format!(
+            "ssl_protocols TLSv1.2 TLSv1.3;\n\
+             ssl_certificate PKI/server.pem;\n\
+             ssl_certificate_key PKI/server.key;\n\
+             {session}\n{}{}{}",
+            server("a", "rogue-ca.pem", "on", ""),
+            server("b", "ca.pem", "on", authz),
+            server("c", "ca.pem", c_verify, authz),
+        ),
+    );
+    for host in ["a", "b", "c"] {
+        let dir = nginx.dir.join("html").join(host);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("who"), format!("{host}.test\n")).unwrap();
+    }
+    let _ = Command::new("chmod").arg("-R").arg("a+rX").arg(nginx.dir.join("html")).status();
+    nginx
+}
+
+/// What one `openssl s_client` connection got.
+#[derive(Debug)]
+struct TlsReply {
+    /// Whether nginx says it resumed the session ($ssl_session_reused).
+    reused: bool,
+    /// The HTTP status, 0 when there was none (a failed handshake).
+    status: u16,
+    body: String,
+}
+
+/// One `GET /who` with `Host: host` over `openssl s_client` with protocol
+/// `proto` ("tls1_2", "tls1_3"), SNI `sni` (None: no SNI, as for an IP
+/// address), client certificate `client` of the PKI, writing the session to
+/// `sess_out` or resuming the one in `sess_in`.
+fn s_client(
+    nginx: &Nginx,
+    proto: &str,
+    sni: Option<&str>,
+    client: Option<&str>,
+    host: &str,
+    sess_out: Option<&Path>,
+    sess_in: Option<&Path>,
+) -> TlsReply {
+    let mut cmd = Command::new("timeout");
+    // -quiet: only what the server sends (and -ign_eof)
+    cmd.args(["20", "openssl", "s_client", "-quiet", "-connect"])
+        .arg(format!("127.0.0.1:{}", nginx.port))
+        .arg(format!("-{proto}"));
+    match sni {
+        Some(name) => cmd.args(["-servername", name]),
+        None => cmd.arg("-noservername"),
+    };
+    if let Some(name) = client {
+        cmd.arg("-cert").arg(pki().cert(name)).arg("-key").arg(pki().key(name));
+    }
+    if let Some(path) = sess_out {
+        cmd.arg("-sess_out").arg(path);
+    }
+    if let Some(path) = sess_in {
+        cmd.arg("-sess_in").arg(path);
+    }
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running openssl s_client");
+    let request = format!("GET /who HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    child.stdin.take().unwrap().write_all(request.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let reused = head.lines().any(|l| l == "X-Reused: r");
+    let status = head.strip_prefix("HTTP/1.1 ").and_then(|l| l.get(..3)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = body.lines().next().unwrap_or("").to_string();
+    TlsReply { reused, status, body }
+}
+
+#[test]
+fn a_certificate_verified_by_another_server_does_not_count() {
+    // Resumption with session tickets (nginx's default) and with the
+    // shared session cache.
+    for (variant, session) in [
+        ("tickets", ""),
+        ("cache", "ssl_session_tickets off;\nssl_session_cache shared:SSL:1m;"),
+    ] {
+        let mut nginx = three_servers(&format!("sni-{variant}"), "optional", session);
+        nginx.start();
+        let sess = nginx.dir.join("session.pem");
+        let mut refused = 0;
+
+        for proto in ["tls1_2", "tls1_3"] {
+            let what = |case: &str| format!("{variant} {proto}: {case}");
+
+            // The control: alice's session at b.test resumes into b.test,
+            // and the certificate it was made with still counts there.
+            let made = s_client(&nginx, proto, Some("b.test"), Some("alice"), "b.test", Some(&sess), None);
+            assert_eq!((made.status, made.body.as_str()), (200, "b.test"), "{}", what("a full handshake"));
+            let again = s_client(&nginx, proto, Some("b.test"), None, "b.test", None, Some(&sess));
+            assert!(again.reused, "{}: {again:?}", what("not resumed within b.test"));
+            assert_eq!((again.status, again.body.as_str()), (200, "b.test"), "{}", what("resumed in b.test"));
+
+            // The partner's "alice", verified by a.test (the default
+            // server, reached without SNI) and resumed into b.test and
+            // c.test: nginx resumes it and reports it verified, the module
+            // refuses it.
+            let made = s_client(&nginx, proto, None, Some("rogue"), "a.test", Some(&sess), None);
+            assert_eq!((made.status, made.body.as_str()), (200, "a.test"), "{}", what("the partner at a.test"));
+            for target in ["b.test", "c.test"] {
+                let resumed = s_client(&nginx, proto, Some(target), None, target, None, Some(&sess));
+                assert!(resumed.reused, "{}: {resumed:?}", what("not resumed: the case is not tested"));
+                assert_eq!(resumed.status, 403, "{}: {resumed:?}", what(&format!("resumed into {target}")));
+                refused += 1;
+                // and without SNI, where nginx stays in a.test's settings
+                let resumed = s_client(&nginx, proto, None, None, target, None, Some(&sess));
+                assert!(resumed.reused, "{}: {resumed:?}", what("not resumed without SNI"));
+                assert_eq!(resumed.status, 403, "{}: {resumed:?}", what(&format!("no SNI, Host {target}")));
+                refused += 1;
+            }
+
+            // A session made with SNI a.test, resumed into c.test: nginx
+            // refuses it itself (TLS 1.2: 421 for the other Host; TLS 1.3:
+            // its CVE-2025-23419 fix rejects the handshake).
+            s_client(&nginx, proto, Some("a.test"), Some("rogue"), "a.test", Some(&sess), None);
+            let resumed = s_client(&nginx, proto, Some("c.test"), None, "c.test", None, Some(&sess));
+            assert!(resumed.status == 421 || resumed.status == 0, "{}: {resumed:?}", what("SNI a.test into c.test"));
+
+            // SNI other than Host in a full handshake.
+            let reply = s_client(&nginx, proto, None, Some("rogue"), "b.test", None, None);
+            assert_eq!(reply.status, 403, "{}: {reply:?}", what("no SNI, Host b.test"));
+            refused += 1;
+            let reply = s_client(&nginx, proto, Some("a.test"), Some("rogue"), "c.test", None, None);
+            assert_eq!(reply.status, 421, "{}: {reply:?}", what("SNI a.test, Host c.test"));
+            let reply = s_client(&nginx, proto, Some("c.test"), Some("alice"), "c.test", None, None);
+            assert_eq!((reply.status, reply.body.as_str()), (200, "c.test"), "{}", what("alice at c.test"));
+        }
+
+        let log = nginx.error_log();
+        let lines = deny_lines(&log);
+        assert_eq!(lines.len(), refused, "one line per refusal:\n{log}");
+        for line in &lines {
+            assert!(line.contains("[error]"), "{line}");
+            assert!(line.contains("reason: client certificate not verified by the server,"), "{line}");
+            assert!(line.contains("subject \"-\""), "{line}");
+        }
+    }
+}
+
+#[test]
+fn cert_authz_on_in_a_server_that_does_not_verify_fails_nginx_t() {
+    let conf_line = |nginx: &Nginx, needle: &str| {
+        let conf = nginx.dir.join("conf/nginx.conf");
+        let text = fs::read_to_string(&conf).unwrap();
+        let line = text.lines().position(|l| l.contains(needle)).expect(needle) + 1;
+        format!("\"cert_authz on\" in {}:{line} ", conf.display())
+    };
+
+    // in a location, in either mode, and in the server itself
+    for (name, c_body) in [
+        ("unverified-location", "location / {\ncert_authz on; # HERE\n}"),
+        ("unverified-report", "location / {\ncert_authz_mode report;\ncert_authz on; # HERE\n}"),
+        ("unverified-server", "cert_authz on; # HERE\n"),
+    ] {
+        let nginx = Nginx::new(
+            name,
+            &format!(
+                "cert_authz_rule \"allow GET /** any\";\n\
+                 ssl_certificate PKI/server.pem;\n\
+                 ssl_certificate_key PKI/server.key;\n\
+                 server {{ listen 127.0.0.1:PORT ssl; server_name a.test;\n\
+                 ssl_client_certificate PKI/ca.pem; ssl_verify_client on; cert_authz on; }}\n\
+                 server {{ listen 127.0.0.1:PORT ssl; server_name c.test;\n\
+                 ssl_verify_client off;\n{c_body}\n}}\n"
+            ),
+        );
+        let (ok, out) = nginx.config_test();
+        assert!(!ok, "{name}: nginx -t accepted it:\n{out}");
+        assert!(out.contains(&conf_line(&nginx, "# HERE")), "{name}: {out}");
+        assert!(out.contains("does not verify client certificates"), "{name}: {out}");
+    }
+
+    // inherited from http{}: the error names the http{} line, and the
+    // server{} that does not verify (here one without TLS)
+    let app = free_port();
+    let nginx = Nginx::new(
+        "unverified-http",
+        &format!(
+            "cert_authz on; # HERE\n\
+             cert_authz_rule \"allow GET /** any\";\n{}\
+             server {{ # PLAIN\nlisten 127.0.0.1:{app};\n}}\n",
+            tls_server("on", "", "")
+        ),
+    );
+    let (ok, out) = nginx.config_test();
+    assert!(!ok, "nginx -t accepted it:\n{out}");
+    assert!(out.contains(&conf_line(&nginx, "# HERE")), "{out}");
+    let conf = nginx.dir.join("conf/nginx.conf");
+    let plain = fs::read_to_string(&conf).unwrap().lines().position(|l| l.contains("# PLAIN")).unwrap() + 1;
+    assert!(out.contains(&format!("in the server in {}:{plain},", conf.display())), "{out}");
+
+    // every verifying mode passes, and so does "cert_authz off" where the
+    // server does not verify
+    for verify in ["on", "optional", "optional_no_ca"] {
+        let nginx = Nginx::new(
+            &format!("verified-{verify}"),
+            &format!(
+                "cert_authz on;\n\
+                 cert_authz_rule \"allow GET /** any\";\n{}\
+                 server {{ listen 127.0.0.1:{app}; cert_authz off; }}\n",
+                tls_server(verify, "", "")
+            ),
+        );
+        let (ok, out) = nginx.config_test();
+        assert!(ok, "{verify}: {out}");
+    }
+}
+
+#[test]
+fn try_files_serves_only_what_the_policy_allows() {
+    let mut nginx = Nginx::new(
+        "try-files",
+        &format!(
+            "error_log PREFIX/logs/error.log warn;\n{}",
+            tls_server(
+                "on",
+                "",
+                "root PREFIX/html;\n\
+                 cert_authz on;\n\
+                 cert_authz_rule \"allow GET /** any\";\n\
+                 cert_authz_rule \"deny * /site/internal.html any\";\n\
+                 cert_authz_rule \"deny * /denied/** any\";\n\
+                 add_header X-Decision $cert_authz_decision always;\n\
+                 location /site/ { try_files $uri $uri.html $uri/ =404; }\n\
+                 location /fixed/ { try_files /denied/file =404; }\n\
+                 location /report/ { cert_authz_mode report; try_files /denied/file =404; }",
+            )
+        ),
+    );
+    for (path, text) in [
+        ("site/internal.html", "internal"),
+        ("site/public.html", "public"),
+        ("denied/file", "denied"),
+    ] {
+        let file = nginx.dir.join("html").join(path);
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(file, text).unwrap();
+    }
+    let _ = Command::new("chmod").arg("-R").arg("a+rX").arg(nginx.dir.join("html")).status();
+    nginx.start();
+
+    let get = |path: &str| {
+        let reply = common::curl(pki(), Some("alice"), "GET", &nginx.url(path), &["-D", "-"]);
+        let body = reply.body.rsplit("\r\n\r\n").next().unwrap_or("").to_string();
+        (reply.status, body, reply.body)
+    };
+
+    // the refused file, asked for by its own name and by try_files' other
+    let (status, _, head) = get("/site/internal");
+    assert_eq!(status, 403, "{head}");
+    let (status, _, head) = get("/site/internal.html");
+    assert_eq!(status, 403, "{head}");
+    // a fixed file that try_files serves in place of any URI
+    let (status, _, head) = get("/fixed/anything");
+    assert_eq!(status, 403, "{head}");
+
+    // what the policy allows still passes, the same ways
+    let (status, body, head) = get("/site/public");
+    assert_eq!((status, body.as_str()), (200, "public"), "{head}");
+    assert!(head.contains("X-Decision: allow"), "{head}");
+    let (status, body, head) = get("/site/public.html");
+    assert_eq!((status, body.as_str()), (200, "public"), "{head}");
+    let (status, _, head) = get("/site/missing");
+    assert_eq!(status, 404, "{head}");
+
+    // report mode decides again too, and logs instead of refusing
+    let (status, body, head) = get("/report/anything");
+    assert_eq!((status, body.as_str()), (200, "denied"), "{head}");
+    assert!(head.contains("X-Decision: deny"), "{head}");
+
+    let log = nginx.error_log();
+    let lines = deny_lines(&log);
+    assert_eq!(lines.len(), 4, "one line per refusal:\n{log}");
+    let forbidden: Vec<&&str> = lines.iter().filter(|l| l.contains("cert_authz: access forbidden: ")).collect();
+    assert_eq!(forbidden.len(), 3, "{log}");
+    assert_eq!(forbidden.iter().filter(|l| l.contains("GET /site/internal.html,")).count(), 2, "{log}");
+    assert_eq!(forbidden.iter().filter(|l| l.contains("GET /denied/file,")).count(), 1, "{log}");
+    assert!(forbidden.iter().all(|l| l.contains("[error]") && l.contains("reason: deny rule matched")), "{log}");
+    let report: Vec<&&str> = lines.iter().filter(|l| l.contains("(report mode)")).collect();
+    assert_eq!(report.len(), 1, "{log}");
+    assert!(report[0].contains("GET /denied/file,") && report[0].contains("[warn]"), "{log}");
+}

@@ -93,12 +93,21 @@ typedef struct {
     cert_authz_decision        decision;
     ngx_str_t                  subject;
     ngx_str_t                  user;
+
+    /* the path decided: try_files may serve another one, see below */
+    ngx_str_t                  uri;
 } ngx_http_cert_authz_ctx_t;
 
 
 static ngx_int_t ngx_http_cert_authz_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_cert_authz_try_files_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_cert_authz_decide(ngx_http_request_t *r,
+    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx,
+    ngx_uint_t final);
 static cert_authz_peer ngx_http_cert_authz_peer(ngx_http_request_t *r,
     const cert_authz_identity **identity);
+static ngx_uint_t ngx_http_cert_authz_verified_here(ngx_http_request_t *r,
+    ngx_ssl_conn_t *ssl_conn);
 static void ngx_http_cert_authz_parse(ngx_http_cert_authz_conn_t *cc,
     X509 *cert, ngx_log_t *log);
 static ngx_http_cert_authz_conn_t *ngx_http_cert_authz_conn(
@@ -108,7 +117,8 @@ static ngx_int_t ngx_http_cert_authz_export(ngx_http_request_t *r,
     ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx,
     const cert_authz_identity *identity);
 static void ngx_http_cert_authz_log_deny(ngx_http_request_t *r,
-    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx);
+    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx,
+    ngx_uint_t final);
 
 static ngx_int_t ngx_http_cert_authz_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -252,10 +262,8 @@ static ngx_str_t  ngx_http_cert_authz_deny = ngx_string("deny");
 static ngx_int_t
 ngx_http_cert_authz_handler(ngx_http_request_t *r)
 {
-    cert_authz_peer                  peer;
-    cert_authz_result                rc;
+    ngx_http_core_loc_conf_t        *clcf;
     ngx_http_cert_authz_ctx_t       *ctx;
-    const cert_authz_identity       *identity;
     ngx_http_cert_authz_loc_conf_t  *alcf;
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_cert_authz_module);
@@ -282,16 +290,110 @@ ngx_http_cert_authz_handler(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
 
     if (ctx == NULL) {
-        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_cert_authz_ctx_t));
+        /* ngx_http_cert_authz_decide() zeroes it */
+        ctx = ngx_palloc(r->pool, sizeof(ngx_http_cert_authz_ctx_t));
         if (ctx == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
         ngx_http_set_ctx(r, ctx, ngx_http_cert_authz_module);
-
-    } else {
-        ngx_memzero(ctx, sizeof(ngx_http_cert_authz_ctx_t));
     }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    /* under "satisfy any" a refusal here is not final */
+
+    return ngx_http_cert_authz_decide(r, alcf, ctx,
+                                      clcf->satisfy == NGX_HTTP_SATISFY_ALL);
+}
+
+
+/*
+ * try_files, in the precontent phase, may serve another file than the URI
+ * that the access phase decided on, in the same location and without a
+ * new location lookup (its last parameter, an internal redirect, comes
+ * back through the access phase): decide again on the URI served.  This
+ * handler runs after try_files (see ngx_http_cert_authz_init()).
+ */
+
+static ngx_int_t
+ngx_http_cert_authz_try_files_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                        rc;
+    ngx_http_cert_authz_ctx_t       *ctx;
+    ngx_http_cert_authz_loc_conf_t  *alcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
+
+    /*
+     * Nothing was decided for this request: the module is off here, or the
+     * access phase did not ask it (subrequests skip that phase by nginx's
+     * design, and under "satisfy any" a module that allows first ends it).
+     */
+
+    if (ctx == NULL || ctx->uri.data == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (r->uri.len == ctx->uri.len
+        && ngx_memcmp(r->uri.data, ctx->uri.data, r->uri.len) == 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_cert_authz_module);
+
+    if (!alcf->enable || alcf->policy == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ctx->decision.allowed != 1
+        && alcf->mode == NGX_HTTP_CERT_AUTHZ_ENFORCE)
+    {
+        /*
+         * an enforced refusal that got here was lifted under "satisfy any"
+         * by another access module, which nginx does not ask again either
+         */
+        return NGX_DECLINED;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "cert_authz: \"%V\" is served as \"%V\": deciding again",
+                   &ctx->uri, &r->uri);
+
+    /* no other access module decides on the new URI: a refusal is final */
+
+    rc = ngx_http_cert_authz_decide(r, alcf, ctx, 1);
+
+    if (rc == NGX_OK) {
+        /* NGX_OK would end the phase and skip its other handlers */
+        return NGX_DECLINED;
+    }
+
+    return rc;
+}
+
+
+/*
+ * Decides on the request as it stands (r->uri) and sets the variables.
+ * Returns NGX_OK on an allow, NGX_HTTP_FORBIDDEN on a refusal, and
+ * NGX_DECLINED on a would-be refusal in report mode.  A refusal that is
+ * not final (under "satisfy any") is logged at info level.
+ */
+
+static ngx_int_t
+ngx_http_cert_authz_decide(ngx_http_request_t *r,
+    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx,
+    ngx_uint_t final)
+{
+    cert_authz_peer             peer;
+    cert_authz_result           rc;
+    const cert_authz_identity  *identity;
+
+    ngx_memzero(ctx, sizeof(ngx_http_cert_authz_ctx_t));
+
+    /* the buffer stays as it is when try_files sets another URI */
+    ctx->uri = r->uri;
 
     identity = NULL;
     peer = ngx_http_cert_authz_peer(r, &identity);
@@ -329,7 +431,7 @@ ngx_http_cert_authz_handler(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    ngx_http_cert_authz_log_deny(r, alcf, ctx);
+    ngx_http_cert_authz_log_deny(r, alcf, ctx, final);
 
     /*
      * report mode never refuses, and under "satisfy any" leaves a would-be
@@ -346,8 +448,10 @@ ngx_http_cert_authz_handler(ngx_http_request_t *r)
 
 /*
  * What nginx knows about the request's peer certificate.  Only a
- * certificate that nginx verified counts: "ssl_verify_client optional_no_ca"
- * lets others reach the request, and they are PEER_UNVERIFIED.
+ * certificate that nginx verified under the request's own server{} counts:
+ * "ssl_verify_client optional_no_ca" lets others reach the request, and a
+ * certificate verified under another server{} may too (see below); they
+ * are PEER_UNVERIFIED.
  */
 
 static cert_authz_peer
@@ -392,6 +496,13 @@ ngx_http_cert_authz_peer(ngx_http_request_t *r,
         return CERT_AUTHZ_PEER_UNVERIFIED;
     }
 
+    if (!ngx_http_cert_authz_verified_here(r, c->ssl->connection)) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "cert_authz: the client certificate was not verified "
+                       "under this server's settings");
+        return CERT_AUTHZ_PEER_UNVERIFIED;
+    }
+
     cc = ngx_http_cert_authz_conn(c);
     if (cc == NULL) {
         /* out of memory: refused, as any internal failure */
@@ -416,6 +527,65 @@ ngx_http_cert_authz_peer(ngx_http_request_t *r,
     *identity = cc->identity;
 
     return CERT_AUTHZ_PEER_VERIFIED;
+}
+
+
+/*
+ * Whether the request's own server{} verified the peer certificate.  The
+ * handshake verified it with the settings of the server{} that SNI chose,
+ * or of the listener's default server without SNI; the request then names
+ * its server{} in Host, and nginx refuses a different one (421) only when
+ * SNI was sent.  A resumed session brings a certificate verified in an
+ * earlier handshake: OpenSSL resumes it in the default server's SSL_CTX,
+ * before the SNI callback switches to another one.  Tried with Debian's
+ * nginx 1.22.1 and OpenSSL 3.0: a session made without SNI at the default
+ * server resumes into any server{} of the listener, with TLS 1.2 and 1.3
+ * (the CVE-2025-23419 fix rejects only a TLS 1.3 session of another name).
+ */
+
+static ngx_uint_t
+ngx_http_cert_authz_verified_here(ngx_http_request_t *r,
+    ngx_ssl_conn_t *ssl_conn)
+{
+    const char               *made, *now;
+    ngx_http_ssl_srv_conf_t  *sscf;
+
+    sscf = ngx_http_get_module_srv_conf(r, ngx_http_ssl_module);
+
+    /* the configuration refuses a server without verification: in case */
+
+    if (sscf->verify == 0) {
+        return 0;
+    }
+
+    /* the handshake ran with this server{}'s certificates and CAs */
+
+    if (sscf->ssl.ctx == NULL || SSL_get_SSL_CTX(ssl_conn) != sscf->ssl.ctx) {
+        return 0;
+    }
+
+    if (!SSL_session_reused(ssl_conn)) {
+        return 1;
+    }
+
+    /*
+     * A session keeps the server name of the handshake that made it.  With
+     * TLS 1.2 nginx chooses the server{} of a resumed session by that name
+     * (SSL_get_servername() returns it); with TLS 1.3 by the name sent
+     * now.  A session made under another name, or under none when one is
+     * sent now (or the reverse), was verified elsewhere: refused, although
+     * two names of one server{} would do.  A client resumes a session for
+     * the name it made it for.
+     */
+
+    made = SSL_SESSION_get0_hostname(SSL_get0_session(ssl_conn));
+    now = SSL_get_servername(ssl_conn, TLSEXT_NAMETYPE_host_name);
+
+    if (made == NULL || now == NULL) {
+        return made == now;
+    }
+
+    return ngx_strcmp(made, now) == 0;
 }
 
 
@@ -573,29 +743,28 @@ ngx_http_cert_authz_export(ngx_http_request_t *r,
 /*
  * One error-level line per deny, as the access module's "access forbidden
  * by rule"; the log context adds the client, server and request line.
- * Under "satisfy any" a refusal here is not final (another module may
- * allow), and the access module does not log it either: info level then.
+ * A refusal that is not final (under "satisfy any" in the access phase,
+ * where another module may allow) is not logged by the access module
+ * either: info level then.
  */
 
 static void
 ngx_http_cert_authz_log_deny(ngx_http_request_t *r,
-    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx)
+    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx,
+    ngx_uint_t final)
 {
-    u_char                    *p;
-    ngx_str_t                  path, rule, subject;
-    ngx_uint_t                 level, n;
-    const char                *what;
-    ngx_http_core_loc_conf_t  *clcf;
-    u_char                     buf[NGX_MAX_ERROR_STR];
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    u_char       *p;
+    ngx_str_t     path, rule, subject;
+    ngx_uint_t    level, n;
+    const char   *what;
+    u_char        buf[NGX_MAX_ERROR_STR];
 
     if (alcf->mode == NGX_HTTP_CERT_AUTHZ_REPORT) {
         /* nothing is refused: a warning, as the Apache module gives */
         level = NGX_LOG_WARN;
         what = "access would be forbidden (report mode)";
 
-    } else if (clcf->satisfy == NGX_HTTP_SATISFY_ALL) {
+    } else if (final) {
         level = NGX_LOG_ERR;
         what = "access forbidden";
 
@@ -1061,7 +1230,9 @@ ngx_http_cert_authz_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_cert_authz_loc_conf_t *prev = parent;
     ngx_http_cert_authz_loc_conf_t *conf = child;
 
-    size_t  rules;
+    size_t                     rules;
+    ngx_http_ssl_srv_conf_t   *sscf;
+    ngx_http_core_srv_conf_t  *cscf;
 
     /*
      * The http{} level is only ever a parent: compile it here too.  Each
@@ -1110,6 +1281,30 @@ ngx_http_cert_authz_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    /*
+     * A certificate counts only where the request's own server{} verifies
+     * it: in a server{} that does not, every request would be refused, or
+     * pass on a certificate that another server{} verified.  While nginx
+     * merges, cf->ctx is the server{} of this scope, and the SSL module's
+     * settings of it are merged already (it comes first).
+     */
+
+    sscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_ssl_module);
+
+    if (sscf->verify == 0) {
+        cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module);
+
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"cert_authz on\" in %V:%ui is in effect in the "
+                      "server in %s:%ui, which does not verify client "
+                      "certificates: add \"ssl_verify_client on\" (or "
+                      "optional, optional_no_ca) to it, or \"cert_authz "
+                      "off\"",
+                      &conf->enable_file, conf->enable_line,
+                      cscf->file_name, cscf->line);
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 }
 
@@ -1148,6 +1343,7 @@ ngx_http_cert_authz_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_cert_authz_init(ngx_conf_t *cf)
 {
+    ngx_array_t                     *handlers;
     ngx_http_handler_pt             *h;
     ngx_http_core_main_conf_t       *cmcf;
     ngx_http_cert_authz_loc_conf_t  *alcf;
@@ -1168,6 +1364,25 @@ ngx_http_cert_authz_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_cert_authz_handler;
+
+    /*
+     * nginx runs a phase's handlers from the last of the array to the
+     * first (ngx_http_init_phase_handlers()), and try_files pushed its own
+     * precontent handler before this module's postconfiguration runs:
+     * pushed, ours would run before try_files, on the URI not yet changed.
+     * At index 0 it runs last, after try_files.
+     */
+
+    handlers = &cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers;
+
+    h = ngx_array_push(handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h = handlers->elts;
+    ngx_memmove(&h[1], &h[0], (handlers->nelts - 1) * sizeof(*h));
+    h[0] = ngx_http_cert_authz_try_files_handler;
 
     return NGX_OK;
 }
