@@ -88,6 +88,15 @@ typedef struct {
 } ngx_http_cert_authz_conn_t;
 
 
+/*
+ * The core's $remote_user, kept so that locations without cert_authz see
+ * nginx's own (see ngx_http_cert_authz_remote_user_variable).
+ */
+typedef struct {
+    ngx_http_get_variable_pt   remote_user;
+} ngx_http_cert_authz_main_conf_t;
+
+
 /* The decision for one request, for the variables. */
 typedef struct {
     cert_authz_decision        decision;
@@ -124,6 +133,9 @@ static ngx_int_t ngx_http_cert_authz_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_cert_authz_rule_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_cert_authz_remote_user_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_cert_authz_own_remote_user(ngx_conf_t *cf);
 
 static char *ngx_http_cert_authz(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -141,6 +153,7 @@ static void ngx_http_cert_authz_policy_cleanup(void *data);
 static void ngx_http_cert_authz_log(void *userdata,
     cert_authz_log_level level, const char *message, size_t message_len);
 
+static void *ngx_http_cert_authz_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_cert_authz_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_cert_authz_merge_loc_conf(ngx_conf_t *cf,
     void *parent, void *child);
@@ -200,7 +213,7 @@ static ngx_http_module_t  ngx_http_cert_authz_module_ctx = {
     ngx_http_cert_authz_preconfiguration,  /* preconfiguration */
     ngx_http_cert_authz_init,              /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
+    ngx_http_cert_authz_create_main_conf,  /* create main configuration */
     NULL,                                  /* init main configuration */
 
     NULL,                                  /* create server configuration */
@@ -902,6 +915,93 @@ ngx_http_cert_authz_rule_variable(ngx_http_request_t *r,
 }
 
 
+/*
+ * $remote_user where cert_authz is on: the certificate's user that was
+ * authorized ($cert_authz_user), or nothing.  nginx's own takes the name
+ * from any client's "Authorization: Basic" header, unchecked unless
+ * auth_basic runs, and Debian's fastcgi_params hands it to PHP as
+ * REMOTE_USER: next to the module's user a client could name its own.
+ */
+
+static ngx_int_t
+ngx_http_cert_authz_remote_user_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_cert_authz_ctx_t        *ctx;
+    ngx_http_cert_authz_loc_conf_t   *alcf;
+    ngx_http_cert_authz_main_conf_t  *amcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_cert_authz_module);
+
+    if (!alcf->enable) {
+        amcf = ngx_http_get_module_main_conf(r, ngx_http_cert_authz_module);
+        return amcf->remote_user(r, v, data);
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
+
+    if (ctx == NULL || ctx->decision.allowed != 1 || ctx->user.len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = ctx->user.len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = ctx->user.data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Takes over $remote_user.  Runs in postconfiguration, before nginx
+ * resolves the variables used by the configuration (fastcgi_param,
+ * log_format) against the named ones, so every use gets our handler; not
+ * cacheable, so that a value read before the access phase is not kept.
+ */
+
+static ngx_int_t
+ngx_http_cert_authz_own_remote_user(ngx_conf_t *cf)
+{
+    ngx_uint_t                        i;
+    ngx_hash_key_t                   *key;
+    ngx_http_variable_t              *v;
+    ngx_http_core_main_conf_t        *cmcf;
+    ngx_http_cert_authz_main_conf_t  *amcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_cert_authz_module);
+
+    key = cmcf->variables_keys->keys.elts;
+
+    for (i = 0; i < cmcf->variables_keys->keys.nelts; i++) {
+
+        if (key[i].key.len != sizeof("remote_user") - 1
+            || ngx_strncmp(key[i].key.data, "remote_user",
+                           sizeof("remote_user") - 1)
+               != 0)
+        {
+            continue;
+        }
+
+        v = key[i].value;
+
+        amcf->remote_user = v->get_handler;
+        v->get_handler = ngx_http_cert_authz_remote_user_variable;
+        v->flags |= NGX_HTTP_VAR_NOCACHEABLE;
+
+        return NGX_OK;
+    }
+
+    ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                  "cert_authz: nginx has no $remote_user to take over");
+
+    return NGX_ERROR;
+}
+
+
 /* cert_authz on|off: remembers where, for the error when no policy is set */
 
 static char *
@@ -1198,6 +1298,13 @@ ngx_http_cert_authz_log(void *userdata, cert_authz_log_level level,
 
 
 static void *
+ngx_http_cert_authz_create_main_conf(ngx_conf_t *cf)
+{
+    return ngx_pcalloc(cf->pool, sizeof(ngx_http_cert_authz_main_conf_t));
+}
+
+
+static void *
 ngx_http_cert_authz_create_loc_conf(ngx_conf_t *cf)
 {
     ngx_http_cert_authz_loc_conf_t  *conf;
@@ -1353,6 +1460,10 @@ ngx_http_cert_authz_init(ngx_conf_t *cf)
     alcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_cert_authz_module);
 
     if (ngx_http_cert_authz_compile(cf, alcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_cert_authz_own_remote_user(cf) != NGX_OK) {
         return NGX_ERROR;
     }
 
