@@ -10,15 +10,14 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{free_port, make_pki, root, scratch, Pki, SHARED_CASES, SHARED_POLICY};
+use common::{free_port, make_pki, root, scratch, serve, Backend, Pki, SHARED_CASES, SHARED_POLICY};
 
 const NGINX: &str = "/usr/sbin/nginx";
 
@@ -651,64 +650,42 @@ fn http2_streams_and_keepalive_requests_share_the_connection_identity() {
     assert_eq!(parses, 4, "certificate parses");
 }
 
-/// A loopback server on a free port, in a thread of its own: `handle` gets
-/// each connection in turn.  Returns the port.
-fn serve(what: &str, mut handle: impl FnMut(TcpStream) + Send + 'static) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("binding {what}: {e:?}"));
-    let port = listener.local_addr().unwrap().port();
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            handle(stream);
-        }
-    });
-    port
-}
+#[test]
+fn the_user_handed_on_is_the_value_that_was_authorized() {
+    let mut nginx = Nginx::new(
+        "user-choice",
+        &tls_server_with_app("on", "", |app| {
+            format!(
+                "cert_authz_user subject.CN;\n\
+                 proxy_set_header X-Client-Identity $cert_authz_user;\n\
+                 location / {{\n\
+                 cert_authz on;\n\
+                 cert_authz_rule \"allow GET /ops/** subject.CN=opsbot\";\n\
+                 cert_authz_rule \"allow GET /home/{{subject.CN}}/** any\";\n\
+                 cert_authz_rule \"allow GET /any/** any\";\n\
+                 proxy_pass http://127.0.0.1:{app};\n\
+                 }}"
+            )
+        }),
+    );
+    nginx.start();
 
-/// A loopback HTTP server in a thread that records each request's header
-/// lines and answers 200 "ok".
-struct Backend {
-    port: u16,
-    requests: Arc<Mutex<Vec<Vec<String>>>>,
-}
+    // twocn has CN=admin and CN=opsbot, in that order
+    let user = |client: &str, path: &str| {
+        let reply = common::curl(pki(), Some(client), "GET", &nginx.url(path), &[]);
+        (reply.status, reply.body)
+    };
+    assert_eq!(user("twocn", "/ops/x"), (200, "user=opsbot".to_string()));
+    assert_eq!(user("twocn", "/home/admin/x"), (200, "user=admin".to_string()));
+    assert_eq!(user("twocn", "/home/opsbot/x"), (200, "user=opsbot".to_string()));
+    assert_eq!(user("alice", "/any/x"), (200, "user=alice".to_string()));
 
-impl Backend {
-    fn start() -> Backend {
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let seen = requests.clone();
-        let port = serve("the backend", move |mut stream| {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut lines = Vec::new();
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                let line = line.trim_end().to_string();
-                if line.is_empty() {
-                    break;
-                }
-                lines.push(line);
-            }
-            seen.lock().unwrap().push(lines);
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-            let mut rest = Vec::new();
-            let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
-            let _ = reader.read_to_end(&mut rest);
-        });
-        Backend { port, requests }
-    }
-
-    /// The values of header `name` (case-insensitive) in request `i`.
-    fn header(&self, i: usize, name: &str) -> Vec<String> {
-        let requests = self.requests.lock().unwrap();
-        let prefix = format!("{}:", name.to_ascii_lowercase());
-        requests[i]
-            .iter()
-            .filter(|l| l.to_ascii_lowercase().starts_with(&prefix))
-            .map(|l| l[prefix.len()..].trim().to_string())
-            .collect()
-    }
+    // `any` authorizes neither CN more than the other: refused
+    assert_eq!(nginx.status(Some("twocn"), "GET", "/any/x"), 403);
+    let log = nginx.error_log();
+    let lines = deny_lines(&log);
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains("GET /any/x") && lines[0].contains("several values"), "{log}");
 }
 
 #[test]
@@ -742,10 +719,20 @@ fn the_backend_gets_the_real_identity_and_never_a_forged_one() {
     );
     nginx.start();
 
-    let forged = ["-H", "X-Client-Identity: admin", "-H", "X-Cert-Authz-Decision: allow"];
+    // spellings that WSGI or PHP read as the same variable: nginx ignores
+    // header names with '_' (ignore_invalid_headers, on by default)
+    let forged = [
+        "-H", "X-Client-Identity: admin", "-H", "X-Cert-Authz-Decision: allow",
+        "-H", "X_Client_Identity: admin", "-H", "x-client_identity: admin",
+    ];
     let reply = common::curl(pki(), Some("alice"), "GET", &nginx.url("/app/x?q=1"), &forged);
     assert_eq!(reply.status, 200);
     assert_eq!(backend.header(0, "X-Client-Identity"), vec!["alice"]);
+    let folded = backend.requests.lock().unwrap()[0]
+        .iter()
+        .filter(|l| l.to_ascii_lowercase().replace('_', "-").starts_with("x-client-identity:"))
+        .count();
+    assert_eq!(folded, 1, "{:?}", backend.requests.lock().unwrap()[0]);
     assert_eq!(backend.header(0, "X-Cert-Authz-Decision"), vec!["allow"]);
     assert_eq!(backend.header(0, "X-Cert-Authz-Subject"), vec!["CN=alice,OU=users,O=Example Corp"]);
 
