@@ -7,7 +7,7 @@ CC           ?= cc
 RELEASE      := target/release
 BUILD        := build
 DEB_PACKAGES := apache2 apache2-dev nginx nginx-dev libclang-dev apache2-utils \
-                curl openssl libssl-dev libapache2-mod-php php-cgi
+                curl openssl libssl-dev libapache2-mod-php php-cgi php-fpm
 
 CORE_LIB     := $(RELEASE)/libcert_authz.a
 CLI          := $(RELEASE)/cert-authz

@@ -979,3 +979,54 @@ CertAuthzUser subject.CN
     assert!(subject[0].starts_with("CN=alice,"), "{subject:?}");
     assert!(headers(1, "x-client-identity").is_empty(), "{:?}", requests[1]);
 }
+
+#[test]
+fn php_fpm_through_proxy_fcgi_reads_only_the_authorized_identity() {
+    let php = common::PhpFpm::start("apache");
+    let mut apache = Apache::new("php-fpm");
+    // ProxyPassMatch sends SCRIPT_FILENAME as proxy:fcgi://HOST:PORT/PATH,
+    // which php-fpm turns back into PATH (checked below).
+    apache.write_conf(&format!(
+        r#"SSLVerifyClient require
+LoadModule proxy_module {MODULES}/mod_proxy.so
+LoadModule proxy_fcgi_module {MODULES}/mod_proxy_fcgi.so
+ProxyPassMatch "^/php/.*$" "fcgi://127.0.0.1:{port}{docroot}/who.php"
+<Location "/php/">
+    CertAuthz On
+    CertAuthzUser subject.CN
+    CertAuthzRule "allow GET /php/** subject.CN=alice"
+    CertAuthzRule "allow GET /php/** subject.CN=reporter"
+    CertAuthzRequestHeader X-Client-Identity user
+</Location>
+"#,
+        port = php.port,
+        docroot = php.docroot.display(),
+    ));
+    apache.start();
+
+    let forged = [
+        "-H", "Authorization: Basic YWRtaW46eA==", "-H", "X-Client-Identity: admin",
+        "-H", "X_Client_Identity: admin", "-H", "Remote-User: admin",
+    ];
+    let r = apache.request_with(Some("reporter"), "GET", "/php/who", &forged);
+    assert_eq!(r.status, 200, "{r:?}\n{}", php.logs());
+    let php_value = |key: &str| common::PhpFpm::value(&r, key);
+    assert_eq!(php_value("SCRIPT_FILENAME"), format!("{}/who.php", php.docroot.display()), "{r:?}");
+    assert_eq!(php_value("CERT_AUTHZ_DECISION"), "allow", "{r:?}");
+    assert_eq!(php_value("REMOTE_USER"), "reporter", "{r:?}");
+    assert_eq!(php_value("CERT_AUTHZ_USER"), "reporter", "{r:?}");
+    assert_eq!(php_value("HTTP_X_CLIENT_IDENTITY"), "reporter", "{r:?}");
+    // httpd keeps the Authorization header from FastCGI (no CGIPassAuth).
+    assert_eq!(php_value("PHP_AUTH_USER"), "", "{r:?}");
+    // Only the header that names itself Remote-User still says admin, as a header.
+    assert_eq!(php_value("ADMIN_KEYS"), "HTTP_REMOTE_USER", "{r:?}");
+
+    // Refused: a 403 from Apache, and PHP never runs.
+    let r = apache.request_with(Some("opsbot"), "GET", "/php/refused", &forged);
+    assert_eq!(r.status, 403, "{r:?}");
+    let r = apache.request(Some("alice"), "GET", "/php/after");
+    assert_eq!((r.status, common::PhpFpm::value(&r, "REMOTE_USER")), (200, "alice".to_string()), "{r:?}");
+    let reached = php.wait_for_request("/php/after");
+    assert_eq!(reached, ["/php/who user=reporter", "/php/after user=alice"], "{}", php.logs());
+    assert_eq!(denies_of(&apache.error_log(), "/php/refused").len(), 1, "{}", apache.error_log());
+}

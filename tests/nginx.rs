@@ -1267,3 +1267,97 @@ fn try_files_serves_only_what_the_policy_allows() {
     assert_eq!(report.len(), 1, "{log}");
     assert!(report[0].contains("GET /denied/file,") && report[0].contains("[warn]"), "{log}");
 }
+
+#[test]
+fn php_fpm_with_debians_fastcgi_params_reads_only_the_authorized_identity() {
+    let php = common::PhpFpm::start("nginx");
+    let fastcgi = |extra: &str| {
+        format!(
+            "include /etc/nginx/fastcgi_params;\n\
+             fastcgi_param SCRIPT_FILENAME {docroot}/who.php;\n\
+             fastcgi_param CERT_AUTHZ_USER $cert_authz_user;\n\
+             fastcgi_param CERT_AUTHZ_DECISION $cert_authz_decision;\n\
+             {extra}\n\
+             fastcgi_pass 127.0.0.1:{port};\n",
+            docroot = php.docroot.display(),
+            port = php.port,
+        )
+    };
+    let mut nginx = Nginx::new(
+        "php-fpm",
+        &tls_server(
+            "on",
+            "",
+            &format!(
+                "cert_authz_rule \"allow GET /** subject.CN=alice\";\n\
+                 cert_authz_rule \"allow GET /** subject.CN=reporter\";\n\
+                 cert_authz_user subject.CN;\n\
+                 location /php/ {{ cert_authz on;\n{plain} }}\n\
+                 location /php-noauth/ {{ cert_authz on;\n{noauth} }}\n\
+                 location /open/ {{ cert_authz off;\n{plain} }}\n",
+                plain = fastcgi(""),
+                noauth = fastcgi("fastcgi_param HTTP_AUTHORIZATION \"\";"),
+            ),
+        ),
+    );
+    nginx.start();
+    let forged = [
+        "-H", "Authorization: Basic YWRtaW46eA==", "-H", "X-Client-Identity: admin",
+        "-H", "X_Client_Identity: admin", "-H", "Remote-User: admin",
+    ];
+    let get = |client: &str, path: &str, extra: &[&str]| {
+        let r = common::curl(pki(), Some(client), "GET", &nginx.url(path), extra);
+        assert_eq!(r.status, 200, "{path}: {r:?}\n{}\n{}", nginx.error_log(), php.logs());
+        r
+    };
+    let value = common::PhpFpm::value;
+
+    // The module owns $remote_user here: fastcgi_params' REMOTE_USER is the certificate's user.
+    let r = get("reporter", "/php/who", &forged);
+    assert_eq!(value(&r, "SCRIPT_FILENAME"), format!("{}/who.php", php.docroot.display()), "{r:?}");
+    assert_eq!(value(&r, "CERT_AUTHZ_DECISION"), "allow", "{r:?}");
+    assert_eq!(value(&r, "REMOTE_USER"), "reporter", "{r:?}");
+    assert_eq!(value(&r, "CERT_AUTHZ_USER"), "reporter", "{r:?}");
+    // PHP makes PHP_AUTH_USER from the HTTP_AUTHORIZATION that nginx
+    // passes on: the client's name unless the location blanks it (below).
+    eprintln!("who.php under Debian's fastcgi_params alone:\n{}", r.body);
+    // nginx drops a header with '_' (ignore_invalid_headers): alone, it gives PHP nothing.
+    let r = get("reporter", "/php/who-underscore", &["-H", "X_Client_Identity: admin"]);
+    assert_eq!(value(&r, "HTTP_X_CLIENT_IDENTITY"), "", "{r:?}");
+    assert_eq!(value(&r, "ADMIN_KEYS"), "", "{r:?}");
+
+    // The line that keeps the client's Authorization from PHP.
+    let r = get("reporter", "/php-noauth/who", &forged);
+    assert_eq!(value(&r, "REMOTE_USER"), "reporter", "{r:?}");
+    assert_eq!(value(&r, "CERT_AUTHZ_USER"), "reporter", "{r:?}");
+    assert_eq!(value(&r, "HTTP_AUTHORIZATION"), "", "{r:?}");
+    assert_eq!(value(&r, "PHP_AUTH_USER"), "", "{r:?}");
+
+    // The takeover is scoped: with cert_authz off, $remote_user is nginx's own, the Basic name.
+    let r = get("reporter", "/open/who", &forged);
+    assert_eq!(value(&r, "REMOTE_USER"), "admin", "{r:?}");
+    assert_eq!(value(&r, "CERT_AUTHZ_USER"), "", "{r:?}");
+
+    // Refused: a 403 from nginx, and PHP never runs.
+    let r = common::curl(pki(), Some("opsbot"), "GET", &nginx.url("/php/refused"), &forged);
+    assert_eq!(r.status, 403, "{r:?}");
+    let r = get("alice", "/php/after", &[]);
+    assert_eq!(value(&r, "REMOTE_USER"), "alice", "{r:?}");
+    let reached = php.wait_for_request("/php/after");
+    assert_eq!(
+        reached,
+        [
+            "/php/who user=reporter",
+            "/php/who-underscore user=reporter",
+            "/php-noauth/who user=reporter",
+            "/open/who user=",
+            "/php/after user=alice",
+        ],
+        "{}",
+        php.logs()
+    );
+    let log = nginx.error_log();
+    let lines = deny_lines(&log);
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains("GET /php/refused,"), "{log}");
+}
