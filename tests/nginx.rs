@@ -564,10 +564,11 @@ fn configuration_errors_fail_nginx_t_with_their_location() {
     assert!(ok, "{out}");
 }
 
-#[test]
-fn reload_changes_the_policy_and_a_broken_reload_keeps_the_old_one() {
+/// A running nginx whose one location enforces conf/live.policy, which
+/// allows alice GET /a/** (checked): for the reload tests to change.
+fn live_policy_nginx(name: &str) -> Nginx {
     let mut nginx = Nginx::new(
-        "reload",
+        name,
         &tls_server_with_app("on", "", |app| {
             format!(
                 "location / {{ cert_authz on; cert_authz_policy live.policy;\n\
@@ -579,6 +580,12 @@ fn reload_changes_the_policy_and_a_broken_reload_keeps_the_old_one() {
     nginx.start();
     assert_eq!(nginx.status(Some("alice"), "GET", "/a/1"), 200);
     assert_eq!(nginx.status(Some("alice"), "GET", "/b/1"), 403);
+    nginx
+}
+
+#[test]
+fn reload_changes_the_policy_and_a_broken_reload_keeps_the_old_one() {
+    let nginx = live_policy_nginx("reload");
 
     nginx.conf_file("live.policy", "allow GET /b/** subject.CN=alice\n");
     nginx.signal("-HUP");
@@ -913,19 +920,7 @@ fn a_verified_certificate_that_the_core_refuses_is_denied() {
 
 #[test]
 fn a_reload_with_a_policy_source_that_is_a_fifo_fails_at_once_and_keeps_the_old_policy() {
-    let mut nginx = Nginx::new(
-        "reload-fifo",
-        &tls_server_with_app("on", "", |app| {
-            format!(
-                "location / {{ cert_authz on; cert_authz_policy live.policy;\n\
-                 proxy_pass http://127.0.0.1:{app}; }}"
-            )
-        }),
-    );
-    nginx.conf_file("live.policy", "allow GET /a/** subject.CN=alice\n");
-    nginx.start();
-    assert_eq!(nginx.status(Some("alice"), "GET", "/a/1"), 200);
-    assert_eq!(nginx.status(Some("alice"), "GET", "/b/1"), 403);
+    let mut nginx = live_policy_nginx("reload-fifo");
 
     // Reading a FIFO blocked the master until a writer came: it then ignored HUP and QUIT.
     let pipe = nginx.dir.join("conf/pipe");
