@@ -58,8 +58,8 @@ typedef enum cert_authz_peer {
                                         must be non-NULL */
     CERT_AUTHZ_PEER_UNVERIFIED = 2,  /* sent but not verified (optional_no_ca,
                                         expired, unknown CA, ...) */
-    CERT_AUTHZ_PEER_UNPARSABLE = 3   /* verified, but cert_authz_identity_*
-                                        refused it */
+    CERT_AUTHZ_PEER_UNPARSABLE = 3   /* verified, but the server could not
+                                        hand it over (out of memory, ...) */
 } cert_authz_peer;
 
 
@@ -82,6 +82,28 @@ typedef enum cert_authz_reason {
 } cert_authz_reason;
 
 
+/*
+ * The log lines of cert_authz_decision_line(), each with its stable tag at
+ * the start of the line.  Never renumber, never reuse a tag.
+ */
+typedef enum cert_authz_line_kind {
+    CERT_AUTHZ_LINE_DENY = 0,        /* a refusal the server enforces */
+    CERT_AUTHZ_LINE_WOULD_DENY = 1,  /* a refusal in report mode */
+    CERT_AUTHZ_LINE_NOT_GRANTED = 2, /* a refusal other access rules may
+                                        outvote (Require cert-authz in a
+                                        RequireAny, nginx's satisfy any) */
+    CERT_AUTHZ_LINE_ALLOW = 3        /* an allow, for debug logs */
+} cert_authz_line_kind;
+
+#define CERT_AUTHZ_TAG_DENY        "CA00010"
+#define CERT_AUTHZ_TAG_ALLOW       "CA00012"
+#define CERT_AUTHZ_TAG_WOULD_DENY  "CA00013"
+#define CERT_AUTHZ_TAG_NOT_GRANTED "CA00015"
+
+/* Room for any line of cert_authz_decision_line() (it cuts long paths). */
+#define CERT_AUTHZ_LINE_MAX 2048
+
+
 /* Log levels of the log bridge, the `log` crate's, most severe first. */
 typedef enum cert_authz_log_level {
     CERT_AUTHZ_LOG_ERROR = 1,
@@ -98,7 +120,8 @@ typedef struct cert_authz_policy cert_authz_policy;
 /* A policy being assembled from files and inline statements. */
 typedef struct cert_authz_policy_builder cert_authz_policy_builder;
 
-/* The identity parsed from one certificate: parse once per connection. */
+/* A certificate a client presented, read once per connection: an identity
+ * the policy can match, or a certificate refused with the reason why. */
 typedef struct cert_authz_identity cert_authz_identity;
 
 
@@ -218,9 +241,13 @@ void cert_authz_policy_free(cert_authz_policy *policy);
 /* ---- identities --------------------------------------------------------- */
 
 /*
- * Parses one DER certificate.  Trailing bytes, a NUL or control character
- * in any name or SAN string, or a string that cannot be decoded make it
- * CERT_AUTHZ_ERR_BAD_CERTIFICATE: such a certificate authorizes nothing.
+ * Reads one DER certificate, whatever the bytes: the handle written is
+ * either an identity or a refused certificate.  Trailing bytes, a NUL or
+ * control character in any name or SAN string, a string that cannot be
+ * decoded, or bytes that are no certificate at all make it refused
+ * (cert_authz_identity_refusal says why): decided as verified it is a
+ * refusal with CERT_AUTHZ_REASON_BAD_CERTIFICATE, and it authorizes
+ * nothing.  Errors are only for misuse (NULL pointers).
  */
 cert_authz_result cert_authz_identity_from_der(
     const uint8_t *der, size_t der_len,
@@ -231,18 +258,49 @@ cert_authz_result cert_authz_identity_from_pem(
     const char *pem, size_t pem_len,
     cert_authz_identity **identity_out);
 
-/* Frees an identity.  NULL is fine. */
+/*
+ * Why the certificate was refused (e.g. "a control character in subject
+ * CN"), or CERT_AUTHZ_ERR_NOT_FOUND when it was accepted.
+ */
+cert_authz_result cert_authz_identity_refusal(
+    const cert_authz_identity *identity,
+    const char **why_out, size_t *why_len_out);
+
+/*
+ * A second handle to the same identity, for another owner (a request that
+ * keeps using it while its connection's cache moves on).  Each handle is
+ * freed on its own; the identity goes with the last one.  Handles may be
+ * cloned and freed from any thread.
+ */
+cert_authz_result cert_authz_identity_clone(
+    const cert_authz_identity *identity,
+    cert_authz_identity **clone_out);
+
+/*
+ * Whether `cert` (PEM or DER) is the certificate this identity was read
+ * from: *same_out is 1 or 0.  For a cache that sees the certificate again
+ * on every request and must notice a new one (renegotiation, TLS 1.3
+ * post-handshake authentication).
+ */
+cert_authz_result cert_authz_identity_is_certificate(
+    const cert_authz_identity *identity,
+    const char *cert, size_t cert_len,
+    int *same_out);
+
+/* Frees an identity handle.  NULL is fine. */
 void cert_authz_identity_free(cert_authz_identity *identity);
 
-/* The subject as RFC 4514 text (as `openssl -nameopt RFC2253` prints it). */
+/* The subject as RFC 4514 text (as `openssl -nameopt RFC2253` prints it);
+ * CERT_AUTHZ_ERR_NOT_FOUND for a refused certificate. */
 cert_authz_result cert_authz_identity_subject(
     const cert_authz_identity *identity,
     const char **subject_out, size_t *subject_len_out);
 
 /*
  * The index-th value (from 0) of an attribute such as "subject.CN" or
- * "san.uri"; CERT_AUTHZ_ERR_NOT_FOUND past the last one, and
- * CERT_AUTHZ_ERR_INVALID_ARGUMENT for a name that is not an attribute.
+ * "san.uri"; CERT_AUTHZ_ERR_NOT_FOUND past the last one (and for a refused
+ * certificate), and CERT_AUTHZ_ERR_INVALID_ARGUMENT for a name that is not
+ * an attribute.
  */
 cert_authz_result cert_authz_identity_attr(
     const cert_authz_identity *identity,
@@ -285,6 +343,32 @@ cert_authz_result cert_authz_decide(
     const char *path, size_t path_len,
     const char *user_attr, size_t user_attr_len,
     cert_authz_decision *decision_out);
+
+
+/*
+ * The log line for a decision, the same words in every server:
+ *
+ *   CA00010: client denied by cert-authz: GET /admin/x, subject
+ *   "CN=alice,O=Example Corp", reason: deny rule matched, rule FILE:LINE
+ *
+ * `identity` is what the client presented (NULL: nothing, or nothing the
+ * server could read) and `peer` what the server made of it: a certificate
+ * the server did not verify shows as `(unverified) DN`, a refused one as
+ * `(refused)` with the reason it was refused.  Control characters, spaces,
+ * quotes and backslashes of method and path are written as %XX.  Writes
+ * the line, NUL-terminated, to buf and its length to *len_out; a buffer of
+ * CERT_AUTHZ_LINE_MAX always suffices, a shorter one that the line does
+ * not fit gives CERT_AUTHZ_ERR_BUFFER_TOO_SMALL.
+ */
+cert_authz_result cert_authz_decision_line(
+    const cert_authz_decision *decision,
+    cert_authz_line_kind kind,
+    const cert_authz_identity *identity,
+    cert_authz_peer peer,
+    const char *method, size_t method_len,
+    const char *path, size_t path_len,
+    char *buf, size_t buf_len,
+    size_t *len_out);
 
 
 #ifdef __cplusplus

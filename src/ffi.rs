@@ -19,7 +19,10 @@ use log::{Level, LevelFilter};
 
 use crate::attr::Attr;
 use crate::decide::{Decision, Peer, Policy, Reason};
-use crate::identity::Identity;
+use std::sync::Arc;
+
+use crate::identity::Presented;
+use crate::report::{self, LineKind};
 use crate::logging::{self, Sink};
 use crate::policy::PolicyBuilder;
 
@@ -29,9 +32,13 @@ mod sys {
 }
 
 pub use sys::{
-    cert_authz_decision, cert_authz_identity, cert_authz_log_callback, cert_authz_log_level, cert_authz_peer,
-    cert_authz_policy, cert_authz_policy_builder, cert_authz_reason, cert_authz_result,
+    cert_authz_decision, cert_authz_identity, cert_authz_line_kind, cert_authz_log_callback, cert_authz_log_level,
+    cert_authz_peer, cert_authz_policy, cert_authz_policy_builder, cert_authz_reason, cert_authz_result,
 };
+
+/// What a `cert_authz_identity *` points to: one owner's share of a
+/// presented certificate (see cert_authz_identity_clone).
+type IdentityHandle = Arc<Presented>;
 
 type R = cert_authz_result;
 
@@ -337,8 +344,8 @@ unsafe fn policy_ref<'a>(policy: *const cert_authz_policy) -> Result<&'a Policy,
     (policy as *const Policy).as_ref().ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER)
 }
 
-unsafe fn identity_ref<'a>(identity: *const cert_authz_identity) -> Result<&'a Identity, R> {
-    (identity as *const Identity).as_ref().ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER)
+unsafe fn presented_ref<'a>(identity: *const cert_authz_identity) -> Result<&'a Presented, R> {
+    (identity as *const IdentityHandle).as_ref().map(|h| &**h).ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER)
 }
 
 #[no_mangle]
@@ -363,20 +370,12 @@ pub extern "C" fn cert_authz_policy_free(policy: *mut cert_authz_policy) {
     }
 }
 
-fn identity_out(
-    parsed: Result<Identity, crate::identity::CertError>,
-    out: *mut *mut cert_authz_identity,
-) -> R {
-    match parsed {
-        Ok(identity) => {
-            unsafe { *out = into_handle(identity) };
-            R::CERT_AUTHZ_OK
-        }
-        Err(why) => {
-            log::debug!("certificate refused: {why}");
-            R::CERT_AUTHZ_ERR_BAD_CERTIFICATE
-        }
+fn identity_out(presented: Presented, out: *mut *mut cert_authz_identity) -> R {
+    if let Some(why) = presented.refusal() {
+        log::debug!("certificate refused: {why}");
     }
+    unsafe { *out = into_handle::<IdentityHandle, _>(Arc::new(presented)) };
+    R::CERT_AUTHZ_OK
 }
 
 #[no_mangle]
@@ -390,7 +389,7 @@ pub extern "C" fn cert_authz_identity_from_der(
         if identity_out.is_null() {
             return R::CERT_AUTHZ_ERR_NULL_POINTER;
         }
-        self::identity_out(Identity::from_der(der), identity_out)
+        self::identity_out(Presented::from_der(der), identity_out)
     })
 }
 
@@ -405,14 +404,64 @@ pub extern "C" fn cert_authz_identity_from_pem(
         if identity_out.is_null() {
             return R::CERT_AUTHZ_ERR_NULL_POINTER;
         }
-        self::identity_out(Identity::from_pem(pem), identity_out)
+        self::identity_out(Presented::from_pem(pem), identity_out)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_identity_refusal(
+    identity: *const cert_authz_identity,
+    why_out: *mut *const c_char,
+    why_len_out: *mut usize,
+) -> cert_authz_result {
+    guard(|| {
+        let presented = try_r!(unsafe { presented_ref(identity) });
+        match presented.refusal() {
+            Some(why) => str_out(&why.0, why_out, why_len_out),
+            None => R::CERT_AUTHZ_ERR_NOT_FOUND,
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_identity_clone(
+    identity: *const cert_authz_identity,
+    clone_out: *mut *mut cert_authz_identity,
+) -> cert_authz_result {
+    guard(|| {
+        let handle = try_r!(unsafe { (identity as *const IdentityHandle).as_ref() }
+            .ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
+        if clone_out.is_null() {
+            return R::CERT_AUTHZ_ERR_NULL_POINTER;
+        }
+        unsafe { *clone_out = into_handle::<IdentityHandle, _>(Arc::clone(handle)) };
+        R::CERT_AUTHZ_OK
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_identity_is_certificate(
+    identity: *const cert_authz_identity,
+    cert: *const c_char,
+    cert_len: usize,
+    same_out: *mut i32,
+) -> cert_authz_result {
+    guard(|| {
+        let presented = try_r!(unsafe { presented_ref(identity) });
+        let cert = try_r!(unsafe { bytes(cert as *const u8, cert_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
+        if same_out.is_null() {
+            return R::CERT_AUTHZ_ERR_NULL_POINTER;
+        }
+        unsafe { *same_out = presented.is_same(cert) as i32 };
+        R::CERT_AUTHZ_OK
     })
 }
 
 #[no_mangle]
 pub extern "C" fn cert_authz_identity_free(identity: *mut cert_authz_identity) {
     if !identity.is_null() {
-        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(identity as *mut Identity) })));
+        let _ =
+            catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(identity as *mut IdentityHandle) })));
     }
 }
 
@@ -435,8 +484,11 @@ pub extern "C" fn cert_authz_identity_subject(
     subject_len_out: *mut usize,
 ) -> cert_authz_result {
     guard(|| {
-        let identity = try_r!(unsafe { identity_ref(identity) });
-        str_out(identity.subject_text(), subject_out, subject_len_out)
+        let presented = try_r!(unsafe { presented_ref(identity) });
+        match presented.identity() {
+            Some(identity) => str_out(identity.subject_text(), subject_out, subject_len_out),
+            None => R::CERT_AUTHZ_ERR_NOT_FOUND,
+        }
     })
 }
 
@@ -450,10 +502,13 @@ pub extern "C" fn cert_authz_identity_attr(
     value_len_out: *mut usize,
 ) -> cert_authz_result {
     guard(|| {
-        let identity = try_r!(unsafe { identity_ref(identity) });
+        let presented = try_r!(unsafe { presented_ref(identity) });
         let name = try_r!(unsafe { text(attr, attr_len) });
         let Some(attr) = Attr::parse(name) else {
             return R::CERT_AUTHZ_ERR_INVALID_ARGUMENT;
+        };
+        let Some(identity) = presented.identity() else {
+            return R::CERT_AUTHZ_ERR_NOT_FOUND;
         };
         match identity.values(attr).get(index) {
             Some(value) => str_out(value, value_out, value_len_out),
@@ -499,9 +554,10 @@ pub extern "C" fn cert_authz_decide(
             cert_authz_peer::CERT_AUTHZ_PEER_NONE => Peer::None,
             cert_authz_peer::CERT_AUTHZ_PEER_UNVERIFIED => Peer::Unverified,
             cert_authz_peer::CERT_AUTHZ_PEER_UNPARSABLE => Peer::Unparsable,
-            cert_authz_peer::CERT_AUTHZ_PEER_VERIFIED => {
-                Peer::Verified(try_r!(unsafe { identity_ref(identity) }))
-            }
+            cert_authz_peer::CERT_AUTHZ_PEER_VERIFIED => match try_r!(unsafe { presented_ref(identity) }).identity() {
+                Some(identity) => Peer::Verified(identity),
+                None => Peer::Unparsable,
+            },
             _ => return R::CERT_AUTHZ_ERR_INVALID_ARGUMENT,
         };
         let user = if user_attr_len == 0 {
@@ -537,9 +593,86 @@ pub extern "C" fn cert_authz_decide(
     })
 }
 
+#[no_mangle]
+pub extern "C" fn cert_authz_decision_line(
+    decision: *const cert_authz_decision,
+    kind: cert_authz_line_kind,
+    identity: *const cert_authz_identity,
+    peer: cert_authz_peer,
+    method: *const c_char,
+    method_len: usize,
+    path: *const c_char,
+    path_len: usize,
+    buf: *mut c_char,
+    buf_len: usize,
+    len_out: *mut usize,
+) -> cert_authz_result {
+    guard(|| {
+        let Some(d) = (unsafe { decision.as_ref() }) else {
+            return R::CERT_AUTHZ_ERR_NULL_POINTER;
+        };
+        let kind = match kind {
+            cert_authz_line_kind::CERT_AUTHZ_LINE_DENY => LineKind::Deny,
+            cert_authz_line_kind::CERT_AUTHZ_LINE_WOULD_DENY => LineKind::WouldDeny,
+            cert_authz_line_kind::CERT_AUTHZ_LINE_NOT_GRANTED => LineKind::NotGranted,
+            cert_authz_line_kind::CERT_AUTHZ_LINE_ALLOW => LineKind::Allow,
+            _ => return R::CERT_AUTHZ_ERR_INVALID_ARGUMENT,
+        };
+        let Some(reason) = reason_from_c(d.reason) else {
+            return R::CERT_AUTHZ_ERR_INVALID_ARGUMENT;
+        };
+        let rule_file = try_r!(unsafe { text(d.rule_file, d.rule_file_len) });
+        let method = try_r!(unsafe { bytes(method as *const u8, method_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
+        let path = try_r!(unsafe { bytes(path as *const u8, path_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
+        let presented = if identity.is_null() { None } else { Some(try_r!(unsafe { presented_ref(identity) })) };
+        if buf.is_null() || len_out.is_null() {
+            return R::CERT_AUTHZ_ERR_NULL_POINTER;
+        }
+        let decision = Decision {
+            allowed: d.allowed == 1,
+            reason,
+            origin: (!rule_file.is_empty()).then_some((rule_file, d.rule_line)),
+            user: None,
+        };
+        let verified = peer == cert_authz_peer::CERT_AUTHZ_PEER_VERIFIED;
+        let line = report::line(kind, &decision, presented, verified, method, path);
+        if line.len() >= buf_len {
+            return R::CERT_AUTHZ_ERR_BUFFER_TOO_SMALL;
+        }
+        unsafe {
+            std::ptr::copy_nonoverlapping(line.as_ptr(), buf as *mut u8, line.len());
+            *buf.add(line.len()) = 0;
+            *len_out = line.len();
+        }
+        R::CERT_AUTHZ_OK
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_header_tags_are_the_lines_tags() {
+        for (tag, kind) in [
+            (sys::CERT_AUTHZ_TAG_DENY, LineKind::Deny),
+            (sys::CERT_AUTHZ_TAG_ALLOW, LineKind::Allow),
+            (sys::CERT_AUTHZ_TAG_WOULD_DENY, LineKind::WouldDeny),
+            (sys::CERT_AUTHZ_TAG_NOT_GRANTED, LineKind::NotGranted),
+        ] {
+            assert_eq!(&tag[..tag.len() - 1], kind.tag().as_bytes());
+        }
+    }
+
+    #[test]
+    fn every_line_fits_the_headers_buffer() {
+        let presented = Presented::from_der(b"junk");
+        let long = "x".repeat(10_000);
+        let decision =
+            Decision { allowed: false, reason: Reason::BadCertificate, origin: Some((&long, 7)), user: None };
+        let line = report::line(LineKind::NotGranted, &decision, Some(&presented), false, long.as_bytes(), long.as_bytes());
+        assert!(line.len() < sys::CERT_AUTHZ_LINE_MAX as usize, "{}", line.len());
+    }
 
     #[test]
     fn a_panic_while_adding_a_source_means_no_policy() {

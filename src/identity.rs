@@ -38,6 +38,81 @@ fn refuse<T>(why: impl Into<String>) -> Result<T, CertError> {
     Err(CertError(why.into()))
 }
 
+/// A certificate as a server presented it: read into an identity, or
+/// refused with the reason why.  Either way it keeps the DER it came from,
+/// so that a server's per-connection cache can tell whether a certificate
+/// it sees again is the same one.
+#[derive(Debug)]
+pub enum Presented {
+    Accepted(Identity),
+    Refused { der: Box<[u8]>, why: CertError },
+}
+
+impl Presented {
+    pub fn from_der(der: &[u8]) -> Presented {
+        match Identity::from_der(der) {
+            Ok(identity) => Presented::Accepted(identity),
+            Err(why) => Presented::Refused { der: der.into(), why },
+        }
+    }
+
+    /// The first CERTIFICATE block of a PEM text.  A PEM that does not
+    /// decode keeps no DER: it is never the same as another certificate.
+    pub fn from_pem(pem: &[u8]) -> Presented {
+        match pem_to_der(pem) {
+            Ok(der) => Presented::from_der(&der),
+            Err(why) => Presented::Refused { der: Box::default(), why },
+        }
+    }
+
+    /// PEM or DER, whichever the bytes are.
+    pub fn from_pem_or_der(bytes: &[u8]) -> Presented {
+        if is_pem(bytes) {
+            Presented::from_pem(bytes)
+        } else {
+            Presented::from_der(bytes)
+        }
+    }
+
+    pub fn identity(&self) -> Option<&Identity> {
+        match self {
+            Presented::Accepted(identity) => Some(identity),
+            Presented::Refused { .. } => None,
+        }
+    }
+
+    /// Why the certificate was refused; None when it was accepted.
+    pub fn refusal(&self) -> Option<&CertError> {
+        match self {
+            Presented::Accepted(_) => None,
+            Presented::Refused { why, .. } => Some(why),
+        }
+    }
+
+    fn der(&self) -> &[u8] {
+        match self {
+            Presented::Accepted(identity) => &identity.der,
+            Presented::Refused { der, .. } => der,
+        }
+    }
+
+    /// Whether `bytes` (PEM or DER) are this certificate.
+    pub fn is_same(&self, bytes: &[u8]) -> bool {
+        let der = self.der();
+        if der.is_empty() {
+            return false;
+        }
+        if !is_pem(bytes) {
+            return der == bytes;
+        }
+        pem_to_der(bytes).map_or(false, |other| *der == *other)
+    }
+}
+
+fn is_pem(bytes: &[u8]) -> bool {
+    bytes.windows(10).any(|w| w == b"-----BEGIN")
+}
+
 /// The public key of a certificate, as `require key` sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
@@ -119,7 +194,7 @@ impl Identity {
 
     /// Reads PEM or DER, whichever the bytes are.
     pub fn from_pem_or_der(bytes: &[u8]) -> Result<Identity, CertError> {
-        if bytes.windows(10).any(|w| w == b"-----BEGIN") {
+        if is_pem(bytes) {
             Identity::from_pem(bytes)
         } else {
             Identity::from_der(bytes)

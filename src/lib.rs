@@ -15,10 +15,11 @@ pub mod identity;
 pub mod lexer;
 pub mod logging;
 pub mod policy;
+pub mod report;
 
 pub use attr::Attr;
 pub use decide::{Decision, Peer, Policy, Reason};
-pub use identity::{CertError, Identity, KeyKind};
+pub use identity::{CertError, Identity, KeyKind, Presented};
 pub use policy::{PolicyBuilder, PolicyError};
 
 /// The crate version, as in Cargo.toml.

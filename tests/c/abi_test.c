@@ -189,8 +189,12 @@ static void
 test_identities_and_decisions(cert_authz_policy *policy, const char *pem_path,
     const char *der_path, const char *cn)
 {
-    cert_authz_identity *id = NULL, *from_der = NULL;
+    cert_authz_identity *id = NULL, *from_der = NULL, *refused = NULL;
+    cert_authz_identity *junk = NULL, *clone = NULL;
     cert_authz_identity *sentinel = (cert_authz_identity *) &failed;
+    char line[CERT_AUTHZ_LINE_MAX], tiny_line[16];
+    size_t line_len = 0;
+    int same = -1;
     cert_authz_decision d, untouched;
     const char *value;
     size_t pem_len, der_len, value_len;
@@ -203,20 +207,48 @@ test_identities_and_decisions(cert_authz_policy *policy, const char *pem_path,
     CHECK_RESULT(cert_authz_identity_from_der((const uint8_t *) der, der_len,
                  &from_der), CERT_AUTHZ_OK);
 
-    /* A refused certificate writes no identity; the reason is logged. */
+    /* A refused certificate is a handle that says why, and matches
+     * nothing; the reason is also logged at debug level. */
     log_records = 0;
     CHECK_RESULT(cert_authz_set_log_callback(count_log, &log_records,
                  CERT_AUTHZ_LOG_DEBUG), CERT_AUTHZ_OK);
     CHECK_RESULT(cert_authz_identity_from_der((const uint8_t *) der,
-                 der_len - 1, &sentinel), CERT_AUTHZ_ERR_BAD_CERTIFICATE);
-    CHECK(sentinel == (cert_authz_identity *) &failed);
+                 der_len - 1, &refused), CERT_AUTHZ_OK);
     CHECK(log_records == 1);
     CHECK(strstr(last_log, "certificate refused") != NULL);
     CHECK_RESULT(cert_authz_set_log_callback(NULL, NULL, CERT_AUTHZ_LOG_ERROR),
                  CERT_AUTHZ_OK);
-    CHECK_RESULT(cert_authz_identity_from_pem("junk", 4, &sentinel),
-                 CERT_AUTHZ_ERR_BAD_CERTIFICATE);
+    CHECK_RESULT(cert_authz_identity_refusal(refused, &value, &value_len),
+                 CERT_AUTHZ_OK);
+    CHECK(value_len > 0);
+    CHECK_RESULT(cert_authz_identity_subject(refused, &value, &value_len),
+                 CERT_AUTHZ_ERR_NOT_FOUND);
+    CHECK_RESULT(cert_authz_identity_refusal(from_der, &value, &value_len),
+                 CERT_AUTHZ_ERR_NOT_FOUND);
+    CHECK_RESULT(cert_authz_identity_from_pem("junk", 4, &junk),
+                 CERT_AUTHZ_OK);
+    CHECK_RESULT(cert_authz_identity_refusal(junk, &value, &value_len),
+                 CERT_AUTHZ_OK);
     CHECK(log_records == 1);
+    CHECK_RESULT(cert_authz_identity_from_der(NULL, 4, &sentinel),
+                 CERT_AUTHZ_ERR_NULL_POINTER);
+    CHECK(sentinel == (cert_authz_identity *) &failed);
+
+    /* Shared ownership, and "is this the same certificate?". */
+    CHECK_RESULT(cert_authz_identity_clone(id, &clone), CERT_AUTHZ_OK);
+    CHECK(clone != NULL && clone != id);
+    CHECK_RESULT(cert_authz_identity_is_certificate(clone, pem, pem_len,
+                 &same), CERT_AUTHZ_OK);
+    CHECK(same == 1);
+    CHECK_RESULT(cert_authz_identity_is_certificate(clone, der, der_len,
+                 &same), CERT_AUTHZ_OK);
+    CHECK(same == 1);
+    CHECK_RESULT(cert_authz_identity_is_certificate(clone, der, der_len - 1,
+                 &same), CERT_AUTHZ_OK);
+    CHECK(same == 0);
+    CHECK_RESULT(cert_authz_identity_is_certificate(junk, "junk", 4, &same),
+                 CERT_AUTHZ_OK);
+    CHECK(same == 0);
     CHECK_RESULT(cert_authz_set_log_callback(count_log, NULL,
                  (cert_authz_log_level) 9), CERT_AUTHZ_ERR_INVALID_ARGUMENT);
 
@@ -307,8 +339,38 @@ test_identities_and_decisions(cert_authz_policy *policy, const char *pem_path,
                  "POST", 4, "/inline/x", 9, NULL, 0, NULL),
                  CERT_AUTHZ_ERR_NULL_POINTER);
 
+    /* The log line: the same words in every server. */
+    CHECK_RESULT(cert_authz_decide(policy, refused, CERT_AUTHZ_PEER_VERIFIED,
+                 "GET", 3, "/inline/x", 9, NULL, 0, &d), CERT_AUTHZ_OK);
+    CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_BAD_CERTIFICATE);
+    CHECK_RESULT(cert_authz_decision_line(&d, CERT_AUTHZ_LINE_DENY, refused,
+                 CERT_AUTHZ_PEER_VERIFIED, "GET", 3, "/inline/x", 9, line,
+                 sizeof(line), &line_len), CERT_AUTHZ_OK);
+    CHECK(line_len == strlen(line));
+    CHECK(strncmp(line, CERT_AUTHZ_TAG_DENY ": client denied by cert-authz: "
+                  "GET /inline/x, subject \"(refused)\", reason: client "
+                  "certificate refused as malformed: ", 105) == 0);
+    CHECK_RESULT(cert_authz_decide(policy, clone, CERT_AUTHZ_PEER_UNVERIFIED,
+                 "GET", 3, "/inline/\n", 9, NULL, 0, &d), CERT_AUTHZ_OK);
+    CHECK_RESULT(cert_authz_decision_line(&d, CERT_AUTHZ_LINE_WOULD_DENY,
+                 clone, CERT_AUTHZ_PEER_UNVERIFIED, "GET", 3, "/inline/\n", 9,
+                 line, sizeof(line), &line_len), CERT_AUTHZ_OK);
+    CHECK(strstr(line, CERT_AUTHZ_TAG_WOULD_DENY ": would deny") == line);
+    CHECK(strstr(line, "GET /inline/%0A, subject \"(unverified) CN=") != NULL);
+    CHECK(strstr(line, ", rule -") != NULL);
+    CHECK_RESULT(cert_authz_decision_line(&d, CERT_AUTHZ_LINE_DENY, NULL,
+                 CERT_AUTHZ_PEER_NONE, "GET", 3, "/x", 2, tiny_line,
+                 sizeof(tiny_line), &line_len),
+                 CERT_AUTHZ_ERR_BUFFER_TOO_SMALL);
+    CHECK_RESULT(cert_authz_decision_line(&d, (cert_authz_line_kind) 9, NULL,
+                 CERT_AUTHZ_PEER_NONE, "GET", 3, "/x", 2, line, sizeof(line),
+                 &line_len), CERT_AUTHZ_ERR_INVALID_ARGUMENT);
+
     cert_authz_identity_free(id);
     cert_authz_identity_free(from_der);
+    cert_authz_identity_free(refused);
+    cert_authz_identity_free(junk);
+    cert_authz_identity_free(clone);
     cert_authz_identity_free(NULL);
     free(pem);
     free(der);
