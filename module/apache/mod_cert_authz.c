@@ -156,33 +156,22 @@ typedef struct {
 } cert_authz_dir_conf;
 
 
-/*
- * A parsed identity shared by the connection cache and the requests that
- * use it.  HTTP/2 streams of one connection run on several threads, and a
- * certificate may change while a stream still uses the old identity, so the
- * identity is reference counted and freed by whoever drops the last one.
- * It is malloc'd, not pool-allocated: pools are not thread-safe.
- */
-typedef struct {
-    cert_authz_identity *identity;   /* NULL: the core refused the PEM */
-    apr_uint32_t refs;
-} shared_identity;
-
-/* The identity cache of one TLS connection (the master connection). */
+/* The identity cache of one TLS connection (the master connection).  HTTP/2
+ * streams of the connection run on several threads: each request takes a
+ * handle of its own (cert_authz_identity_clone) under the lock, so the
+ * cache may move on to a new certificate while a stream still decides. */
 typedef struct {
 #if APR_HAS_THREADS
     apr_thread_mutex_t *lock;
 #endif
-    /* Set once, before the handshake; used only after mod_ssl said
-     * SSL_CLIENT_VERIFY=SUCCESS for the request, when mod_ssl itself uses
-     * the same SSL on this connection. */
+    /* Set once, before the handshake; used only after mod_ssl's access hook
+     * for the request, when mod_ssl itself uses the same SSL. */
     SSL *ssl;
-    /* What `current` was made from: the peer certificate (one reference
-     * held), or, without the ssl_pre_handshake hook, the PEM. */
+    /* The peer certificate `current` was read from (one reference held, so
+     * that its address cannot be reused), or NULL when it came from
+     * SSL_CLIENT_CERT (without the ssl_pre_handshake hook). */
     X509 *x509;
-    char *pem;
-    size_t pem_len;
-    shared_identity *current;
+    cert_authz_identity *current;
 } conn_cache;
 
 /* The decision for one request, kept so that the access hook, the authz
@@ -191,8 +180,9 @@ typedef struct {
     const cert_authz_policy *policy;
     const char *user_attr;
     cert_authz_decision decision;
-    const char *subject;             /* RFC 4514, only for a parsed cert */
-    const char *log_subject;         /* what the log line shows */
+    cert_authz_peer peer;
+    cert_authz_identity *identity;   /* what was presented, or NULL */
+    const char *subject;             /* RFC 4514, of a verified cert only */
     const char *rule;                /* "FILE:LINE", or NULL */
     const char *user;                /* CertAuthzUser value on allow */
     int logged;
@@ -763,17 +753,9 @@ static int cert_authz_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 
 /* ---- the identity cache of a connection --------------------------------- */
 
-static void identity_release(shared_identity *si)
+static apr_status_t identity_free_cleanup(void *data)
 {
-    if (si && apr_atomic_dec32(&si->refs) == 0) {
-        cert_authz_identity_free(si->identity);
-        free(si);
-    }
-}
-
-static apr_status_t identity_release_cleanup(void *data)
-{
-    identity_release(data);
+    cert_authz_identity_free(data);
     return APR_SUCCESS;
 }
 
@@ -781,10 +763,8 @@ static apr_status_t conn_cache_cleanup(void *data)
 {
     conn_cache *cache = data;
 
-    identity_release(cache->current);
+    cert_authz_identity_free(cache->current);
     cache->current = NULL;
-    free(cache->pem);
-    cache->pem = NULL;
     X509_free(cache->x509);
     cache->x509 = NULL;
     cache->ssl = NULL;
@@ -842,38 +822,6 @@ static int cert_authz_pre_handshake(conn_rec *c, SSL *ssl, int is_proxy)
     return DECLINED;
 }
 
-/* A new shared identity (one reference) from a PEM or, when pem is NULL,
- * from the DER of x509. */
-static shared_identity *parse_identity(const char *pem, size_t pem_len,
-                                       X509 *x509)
-{
-    shared_identity *si = malloc(sizeof(*si));
-    cert_authz_result rc = CERT_AUTHZ_ERR_BAD_CERTIFICATE;
-
-    if (!si) {
-        return NULL;
-    }
-    si->identity = NULL;
-    si->refs = 1;
-    if (pem) {
-        rc = cert_authz_identity_from_pem(pem, pem_len, &si->identity);
-    }
-    else {
-        unsigned char *der = NULL;
-        int der_len = i2d_X509(x509, &der);
-
-        if (der_len > 0) {
-            rc = cert_authz_identity_from_der(der, (size_t)der_len,
-                                              &si->identity);
-        }
-        OPENSSL_free(der);
-    }
-    if (rc != CERT_AUTHZ_OK) {
-        si->identity = NULL;
-    }
-    return si;
-}
-
 static conn_cache *conn_cache_of(conn_rec *c)
 {
     while (c->master) {
@@ -882,149 +830,102 @@ static conn_cache *conn_cache_of(conn_rec *c)
     return ap_get_module_config(c->conn_config, &cert_authz_module);
 }
 
-static void cache_lock(conn_cache *cache)
+/* Reads the certificate x509, or the PEM when x509 is NULL: an identity or
+ * a refused certificate; NULL only when out of memory. */
+static cert_authz_identity *read_identity(X509 *x509, const char *pem)
 {
-#if APR_HAS_THREADS
-    apr_thread_mutex_lock(cache->lock);
-#else
-    (void)cache;
-#endif
-}
+    cert_authz_identity *identity = NULL;
+    unsigned char *der = NULL;
+    int der_len;
 
-static void cache_unlock(conn_cache *cache)
-{
-#if APR_HAS_THREADS
-    apr_thread_mutex_unlock(cache->lock);
-#else
-    (void)cache;
-#endif
-}
-
-/* With the lock held: makes si (with a new reference for the cache) the
- * cached identity, made from x509 (a reference is taken) or from a copy of
- * pem, and drops the previous one. */
-static void cache_store_locked(conn_cache *cache, shared_identity *si,
-                               X509 *x509, const char *pem, size_t pem_len)
-{
-    char *copy = NULL;
-
-    if (pem) {
-        copy = malloc(pem_len ? pem_len : 1);
-        if (!copy) {
-            return;
-        }
-        memcpy(copy, pem, pem_len);
+    if (!x509) {
+        cert_authz_identity_from_pem(pem, strlen(pem), &identity);
+        return identity;
     }
-    else if (X509_up_ref(x509) != 1) {
-        return;
+    der_len = i2d_X509(x509, &der);
+    if (der_len > 0) {
+        cert_authz_identity_from_der(der, (size_t)der_len, &identity);
     }
-    apr_atomic_inc32(&si->refs);
-
-    identity_release(cache->current);
-    X509_free(cache->x509);
-    free(cache->pem);
-    cache->current = si;
-    cache->x509 = pem ? NULL : x509;
-    cache->pem = copy;
-    cache->pem_len = copy ? pem_len : 0;
+    OPENSSL_free(der);
+    return identity;
 }
 
 /*
- * The identity of the connection's verified peer certificate, by the SSL
- * that mod_ssl handed us, with one reference for the caller; NULL when
- * that way is not available.  A miss parses under the lock: the streams of
- * one connection wait a few microseconds instead of parsing alike.
+ * The certificate request r is made under, verified or not, as a handle of
+ * the request's own (freed with its pool), or NULL when there is none.  A
+ * connection reads its certificate once, and again only when the peer
+ * certificate changes (renegotiation, TLS 1.3 post-handshake
+ * authentication): by its X509 when mod_ssl gave us the SSL, else by
+ * comparing mod_ssl's SSL_CLIENT_CERT.  A miss reads under the lock: the
+ * streams of one connection wait a few microseconds instead of all reading.
  */
-static shared_identity *identity_by_ssl(conn_cache *cache, int *parsed)
-{
-    shared_identity *si;
-    X509 *peer;
-
-#if OPENSSL_VERSION_NUMBER >= 0x30000000L
-    peer = SSL_get0_peer_certificate(cache->ssl);
-#else
-    peer = SSL_get_peer_certificate(cache->ssl);
-    X509_free(peer);      /* the session keeps its own reference */
-#endif
-    if (!peer) {
-        return NULL;
-    }
-    cache_lock(cache);
-    si = cache->current;
-    if (si && cache->x509 == peer) {
-        apr_atomic_inc32(&si->refs);
-    }
-    else {
-        si = parse_identity(NULL, 0, peer);
-        *parsed = 1;
-        if (si) {
-            cache_store_locked(cache, si, peer, NULL, 0);
-        }
-    }
-    cache_unlock(cache);
-    return si;
-}
-
-/*
- * The identity of the certificate `pem`, with one reference for the
- * caller.  A PEM equal to the cached one reuses the cached identity (or
- * the cached refusal); a different one, after renegotiation or
- * post-handshake authentication, replaces it.
- */
-static shared_identity *identity_by_pem(conn_cache *cache, const char *pem,
-                                        size_t pem_len, int *parsed)
-{
-    shared_identity *si;
-
-    if (!cache) {
-        *parsed = 1;
-        return parse_identity(pem, pem_len, NULL);
-    }
-    cache_lock(cache);
-    si = cache->current;
-    if (si && cache->pem && cache->pem_len == pem_len
-        && !memcmp(cache->pem, pem, pem_len)) {
-        apr_atomic_inc32(&si->refs);
-    }
-    else {
-        si = parse_identity(pem, pem_len, NULL);
-        *parsed = 1;
-        if (si) {
-            cache_store_locked(cache, si, NULL, pem, pem_len);
-        }
-    }
-    cache_unlock(cache);
-    return si;
-}
-
-/*
- * The identity of the certificate of request r, which mod_ssl verified,
- * with one reference for the caller, or NULL when there is none to be had.
- */
-static shared_identity *identity_for(request_rec *r)
+static cert_authz_identity *identity_for(request_rec *r)
 {
     conn_cache *cache = conn_cache_of(r->connection);
-    shared_identity *si = NULL;
-    const char *pem, *how = "the TLS session";
-    int parsed = 0;
+    cert_authz_identity *mine = NULL;
+    const char *pem = NULL;
+    X509 *peer = NULL;
+    int same = 0;
 
     if (cache && cache->ssl) {
-        si = identity_by_ssl(cache, &parsed);
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+        peer = SSL_get0_peer_certificate(cache->ssl);
+#else
+        peer = SSL_get_peer_certificate(cache->ssl);
+        X509_free(peer);      /* the session keeps its own reference */
+#endif
     }
-    if (!si) {
-        how = "SSL_CLIENT_CERT";
+    if (!peer) {
         pem = ap_ssl_var_lookup(r->pool, r->server, r->connection, r,
                                 "SSL_CLIENT_CERT");
-        if (pem && *pem) {
-            si = identity_by_pem(cache, pem, strlen(pem), &parsed);
+        if (!pem || !*pem) {
+            return NULL;
         }
     }
-    if (parsed) {
-        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, CERT_AUTHZ_LOGNO(00014)
-                      "parsed the client certificate from %s%s", how,
-                      (si && si->identity) ? "" : ": refused");
+    if (!cache) {
+        mine = read_identity(peer, pem);
     }
-    return si;
+    else {
+#if APR_HAS_THREADS
+        apr_thread_mutex_lock(cache->lock);
+#endif
+        if (cache->current && peer) {
+            same = (cache->x509 == peer);
+        }
+        else if (cache->current && !cache->x509) {
+            cert_authz_identity_is_certificate(cache->current, pem,
+                                               strlen(pem), &same);
+        }
+        if (!same) {
+            cert_authz_identity *fresh = read_identity(peer, pem);
+
+            if (fresh && (!peer || X509_up_ref(peer) == 1)) {
+                cert_authz_identity_free(cache->current);
+                X509_free(cache->x509);
+                cache->current = fresh;
+                cache->x509 = peer;
+                same = 1;
+                ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                              CERT_AUTHZ_LOGNO(00014) "read the client "
+                              "certificate from %s", peer ? "the TLS session"
+                                                          : "SSL_CLIENT_CERT");
+            }
+            else {
+                cert_authz_identity_free(fresh);
+            }
+        }
+        if (same) {
+            cert_authz_identity_clone(cache->current, &mine);
+        }
+#if APR_HAS_THREADS
+        apr_thread_mutex_unlock(cache->lock);
+#endif
+    }
+    if (mine) {
+        apr_pool_cleanup_register(r->pool, mine, identity_free_cleanup,
+                                  apr_pool_cleanup_null);
+    }
+    return mine;
 }
 
 
@@ -1048,10 +949,7 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
 {
     request_state *st = ap_get_module_config(r->request_config,
                                              &cert_authz_module);
-    const cert_authz_identity *identity = NULL;
-    cert_authz_peer peer = CERT_AUTHZ_PEER_NONE;
     const char *verify;
-    shared_identity *si = NULL;
     const char *value;
     size_t len;
 
@@ -1062,27 +960,20 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
     st = apr_pcalloc(r->pool, sizeof(*st));
     st->policy = policy_of(conf);
     st->user_attr = conf->user_attr;
+    st->peer = CERT_AUTHZ_PEER_NONE;
 
+    /* SUCCESS, NONE, or FAILED:reason / GENEROUS (optional_no_ca): a
+     * certificate that was sent but not trusted, read only for the log. */
     verify = ap_ssl_var_lookup(r->pool, r->server, r->connection, r,
                                "SSL_CLIENT_VERIFY");
-    if (verify && !strcmp(verify, "SUCCESS")) {
-        peer = CERT_AUTHZ_PEER_UNPARSABLE;
-        si = identity_for(r);
-        if (si) {
-            apr_pool_cleanup_register(r->pool, si, identity_release_cleanup,
-                                      apr_pool_cleanup_null);
-            if (si->identity) {
-                identity = si->identity;
-                peer = CERT_AUTHZ_PEER_VERIFIED;
-            }
-        }
-    }
-    else if (verify && *verify && strcmp(verify, "NONE")) {
-        /* FAILED:reason or GENEROUS (optional_no_ca): sent, not trusted. */
-        peer = CERT_AUTHZ_PEER_UNVERIFIED;
+    if (verify && *verify && strcmp(verify, "NONE")) {
+        st->identity = identity_for(r);
+        st->peer = strcmp(verify, "SUCCESS") ? CERT_AUTHZ_PEER_UNVERIFIED
+                   : st->identity ? CERT_AUTHZ_PEER_VERIFIED
+                   : CERT_AUTHZ_PEER_UNPARSABLE;
     }
 
-    if (cert_authz_decide(st->policy, identity, peer,
+    if (cert_authz_decide(st->policy, st->identity, st->peer,
                           r->method, strlen(r->method),
                           r->uri, strlen(r->uri),
                           conf->user_attr,
@@ -1094,20 +985,11 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
         st->decision.reason = CERT_AUTHZ_REASON_INTERNAL_ERROR;
     }
 
-    if (identity && cert_authz_identity_subject(identity, &value, &len)
-                    == CERT_AUTHZ_OK) {
+    /* Only a verified subject reaches the backend. */
+    if (st->peer == CERT_AUTHZ_PEER_VERIFIED
+        && cert_authz_identity_subject(st->identity, &value, &len)
+           == CERT_AUTHZ_OK) {
         st->subject = apr_pstrmemdup(r->pool, value, len);
-        st->log_subject = st->subject;
-    }
-    else if (peer != CERT_AUTHZ_PEER_NONE) {
-        /* Only for the log: mod_ssl's rendering of a certificate that we
-         * did not accept. */
-        const char *dn = ap_ssl_var_lookup(r->pool, r->server, r->connection,
-                                           r, "SSL_CLIENT_S_DN");
-        st->log_subject = apr_pstrcat(r->pool, "(",
-                                      peer == CERT_AUTHZ_PEER_UNVERIFIED
-                                      ? "unverified" : "refused",
-                                      ") ", dn ? dn : "?", NULL);
     }
 
     if (st->decision.rule_file_len > 0) {
@@ -1119,7 +1001,7 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
 
     /* The core names the value the allow authorized (SPEC §6.11): with two
      * CNs, the one the rule matched, never simply the first. */
-    if (st->decision.allowed && conf->user_attr && identity) {
+    if (st->decision.allowed && conf->user_attr && st->subject) {
         if (st->decision.user) {
             st->user = apr_pstrmemdup(r->pool, st->decision.user,
                                       st->decision.user_len);
@@ -1129,7 +1011,7 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
                           CERT_AUTHZ_LOGNO(00011) "CertAuthzUser %s: the "
                           "certificate of %s has no such attribute; "
                           "REMOTE_USER stays unset", conf->user_attr,
-                          log_text(r->pool, st->log_subject));
+                          st->subject);
         }
     }
 
@@ -1244,39 +1126,42 @@ static void set_request_headers(request_rec *r, const cert_authz_dir_conf *conf,
     }
 }
 
-static void log_decision(request_rec *r, request_state *st, int report,
-                         const char *via)
+/*
+ * The decision's line, in the core's words (the same as nginx's and the
+ * CLI's), at the level httpd uses for the same event: error for a refusal,
+ * as "client denied by server configuration", warn in report mode, debug
+ * for an allow or a refusal that other Require lines outvoted.
+ */
+static void log_decision(request_rec *r, request_state *st,
+                         cert_authz_line_kind kind)
 {
+    char line[CERT_AUTHZ_LINE_MAX];
+    size_t len;
+    int level = (kind == CERT_AUTHZ_LINE_DENY) ? APLOG_ERR
+                : (kind == CERT_AUTHZ_LINE_WOULD_DENY) ? APLOG_WARNING
+                : APLOG_DEBUG;
+
     if (st->logged) {
         return;
     }
     st->logged = 1;
-    if (st->decision.allowed) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CERT_AUTHZ_LOGNO(00012)
-                      "allowed by cert-authz%s: %s %s, subject \"%s\", "
-                      "rule %s", via,
-                      log_text(r->pool, r->method), log_text(r->pool, r->uri),
-                      log_text(r->pool, st->log_subject),
-                      st->rule ? log_text(r->pool, st->rule) : "-");
+    if (!APLOG_R_IS_LEVEL(r, level)) {
+        return;
     }
-    else if (report) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, CERT_AUTHZ_LOGNO(00013)
-                      "would deny (CertAuthzMode report)%s: %s %s, subject "
-                      "\"%s\", reason: %s, rule %s", via,
-                      log_text(r->pool, r->method), log_text(r->pool, r->uri),
-                      log_text(r->pool, st->log_subject),
-                      cert_authz_reason_text(st->decision.reason),
-                      st->rule ? log_text(r->pool, st->rule) : "-");
+    if (cert_authz_decision_line(&st->decision, kind, st->identity, st->peer,
+                                 r->method, strlen(r->method),
+                                 r->uri, strlen(r->uri),
+                                 line, sizeof(line), &len) != CERT_AUTHZ_OK) {
+        apr_cpystrn(line, "cert-authz: (no log line)", sizeof(line));
     }
-    else {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CERT_AUTHZ_LOGNO(00010)
-                      "client denied by cert-authz%s: %s %s, subject \"%s\", "
-                      "reason: %s, rule %s", via,
-                      log_text(r->pool, r->method), log_text(r->pool, r->uri),
-                      log_text(r->pool, st->log_subject),
-                      cert_authz_reason_text(st->decision.reason),
-                      st->rule ? log_text(r->pool, st->rule) : "-");
-    }
+    ap_log_rerror(APLOG_MARK, level, 0, r, "%s", line);
+}
+
+/* What one decision's line is. */
+static cert_authz_line_kind line_kind(const request_state *st, int report)
+{
+    return st->decision.allowed ? CERT_AUTHZ_LINE_ALLOW
+           : report ? CERT_AUTHZ_LINE_WOULD_DENY : CERT_AUTHZ_LINE_DENY;
 }
 
 static int no_policy(request_rec *r, const char *what)
@@ -1297,7 +1182,7 @@ static int enforce(request_rec *r, const cert_authz_dir_conf *conf)
     }
     st = decide(r, conf);
     export_decision(r, st);
-    log_decision(r, st, report, "");
+    log_decision(r, st, line_kind(st, report));
     if (st->decision.allowed || report) {
         /* DECLINED, not OK: under `Satisfy Any` an OK from an access hook
          * would skip authentication altogether (mod_ssl does the same). */
@@ -1386,11 +1271,7 @@ static int cert_authz_fixups_first(request_rec *r)
 
     if (st && st->deny_pending) {
         st->deny_pending = 0;
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CERT_AUTHZ_LOGNO(00015)
-                      "not granted by Require cert-authz (reason: %s), but "
-                      "granted by the other Require lines: %s %s",
-                      cert_authz_reason_text(st->decision.reason),
-                      log_text(r->pool, r->method), log_text(r->pool, r->uri));
+        log_decision(r, st, CERT_AUTHZ_LINE_NOT_GRANTED);
     }
     return DECLINED;
 }
@@ -1411,7 +1292,7 @@ static int cert_authz_log_transaction(request_rec *r)
         if (st && st->deny_pending) {
             st->deny_pending = 0;
             st->logged = 0;
-            log_decision(rr, st, 0, " (Require cert-authz)");
+            log_decision(rr, st, CERT_AUTHZ_LINE_DENY);
         }
     }
     return DECLINED;
@@ -1438,7 +1319,7 @@ static authz_status cert_authz_check_authorization(request_rec *r,
     st = decide(r, conf);
     export_decision(r, st);
     if (st->decision.allowed || report) {
-        log_decision(r, st, report, " (Require cert-authz)");
+        log_decision(r, st, line_kind(st, report));
     }
     else if (!st->logged) {
         /* One vote among the Require lines: logged as a deny only if the
