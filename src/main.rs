@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use cert_authz::{compile_file, Attr, Identity, Peer, Policy, PolicyError};
+use cert_authz::report::{self, LineKind};
+use cert_authz::{compile_file, Attr, Peer, Policy, PolicyError, Presented};
 
 const USAGE: &str = "\
 usage:
@@ -83,37 +84,25 @@ fn format_errors(errors: &[PolicyError]) -> String {
     errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
 }
 
-/// Reads a certificate.  Err(Fail) when it cannot be read at all; Ok(None)
-/// when it was read but refused (which decides as a deny).
-fn load_cert(path: &Path) -> Result<Result<Identity, String>, Fail> {
+/// Reads a certificate: accepted or refused (which decides as a deny).
+/// Err(Fail) when the file cannot be read at all.
+fn load_cert(path: &Path) -> Result<Presented, Fail> {
     let bytes = std::fs::read(path).map_err(|e| Fail(format!("cannot read {}: {e}", path.display())))?;
-    Ok(Identity::from_pem_or_der(&bytes).map_err(|e| e.0))
+    Ok(Presented::from_pem_or_der(&bytes))
 }
 
 /// Decides one request for a certificate file, as a verified certificate,
-/// as a server with CertAuthzUser `user` would.
-fn decide_one(
-    policy: &Policy,
-    cert: &Result<Identity, String>,
-    method: &str,
-    path: &str,
-    user: Option<Attr>,
-) -> (bool, String) {
-    let decision = match cert {
-        Ok(identity) => policy.decide_as(Peer::Verified(identity), method, path, user),
-        Err(_) => policy.decide_as(Peer::Unparsable, method, path, user),
-    };
-    let mut reason = decision.reason.text().to_string();
-    if let Err(why) = cert {
-        reason = format!("{reason}: {why}");
+/// as a server with CertAuthzUser `user` would.  The text is the line the
+/// servers log for the decision, and the user handed on.
+fn decide_one(policy: &Policy, cert: &Presented, method: &str, path: &str, user: Option<Attr>) -> (bool, String) {
+    let peer = cert.identity().map_or(Peer::Unparsable, Peer::Verified);
+    let decision = policy.decide_as(peer, method, path, user);
+    let kind = if decision.allowed { LineKind::Allow } else { LineKind::Deny };
+    let mut text = report::line(kind, &decision, Some(cert), true, method.as_bytes(), path.as_bytes());
+    if let (Some(identity), Some(attr), Some(index)) = (cert.identity(), user, decision.user) {
+        text = format!("{text}, user {}", identity.values(attr)[index]);
     }
-    if let Some((file, line)) = decision.origin {
-        reason = format!("{reason} ({file}:{line})");
-    }
-    if let (Ok(identity), Some(attr), Some(index)) = (cert, user, decision.user) {
-        reason = format!("{reason}, user {}", identity.values(attr)[index]);
-    }
-    (decision.allowed, reason)
+    (decision.allowed, text)
 }
 
 fn check(args: &[String]) -> Result<ExitCode, Fail> {
@@ -129,8 +118,8 @@ fn check(args: &[String]) -> Result<ExitCode, Fail> {
         Some(name) => Some(Attr::parse(name).ok_or_else(|| Fail(format!("--user {name}: not an attribute")))?),
         None => None,
     };
-    let (allowed, reason) = decide_one(&policy, &cert, method, path, user);
-    println!("{} {method} {path}: {reason}", if allowed { "ALLOW" } else { "DENY" });
+    let (allowed, line) = decide_one(&policy, &cert, method, path, user);
+    println!("{line}");
     Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
@@ -155,7 +144,11 @@ fn show(args: &[String]) -> Result<ExitCode, Fail> {
     let [path] = args else {
         return Err(Fail(USAGE.to_string()));
     };
-    let identity = load_cert(Path::new(path))?.map_err(|why| Fail(format!("{path}: refused: {why}")))?;
+    let cert = load_cert(Path::new(path))?;
+    let identity = match (cert.identity(), cert.refusal()) {
+        (Some(identity), _) => identity,
+        (None, why) => return Err(Fail(format!("{path}: refused: {}", why.map_or("", |w| &w.0)))),
+    };
     for attr in Attr::all() {
         for value in identity.values(attr) {
             println!("{attr}={}", quote(value));

@@ -58,8 +58,13 @@ fn check_prints_decision_reason_and_rule() {
 
     let out = cli(&["check", "--policy", s(&policy), "--cert", s(&alice), "--path", "/users/alice/x"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).starts_with("ALLOW GET /users/alice/x: allow rule matched"), "{}", text(&out));
-    assert!(text(&out).contains("p.policy:6)"), "{}", text(&out));
+    // The line a server logs for the same decision.
+    assert!(
+        text(&out).starts_with("CA00012: allowed by cert-authz: GET /users/alice/x, subject \"CN=alice,OU=users,O=Example Corp\", reason: allow rule matched, rule "),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).trim_end().ends_with("p.policy:6"), "{}", text(&out));
 
     let out = cli(&[
         "check",
@@ -73,7 +78,8 @@ fn check_prints_decision_reason_and_rule() {
         "/admin/secrets/x",
     ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("deny rule matched") && text(&out).contains("p.policy:8)"), "{}", text(&out));
+    assert!(text(&out).starts_with("CA00010: client denied by cert-authz: GET /admin/secrets/x, "), "{}", text(&out));
+    assert!(text(&out).contains("reason: deny rule matched, rule ") && text(&out).contains("p.policy:8"), "{}", text(&out));
 
     for raw in ["/users//alice", "/users/./alice", "/users/alice/../bob"] {
         let out = cli(&["check", "--policy", s(&policy), "--cert", s(&alice), "--path", raw]);
@@ -88,6 +94,11 @@ fn check_prints_decision_reason_and_rule() {
     let out =
         cli(&["check", "--policy", s(&policy), "--cert", s(&dir.join("junk.pem")), "--path", "/status"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("subject \"(refused)\", reason: client certificate refused as malformed: "),
+        "why it was refused is in the line: {}",
+        text(&out)
+    );
 
     // Usage, policy and I/O errors exit 2.
     assert_eq!(cli(&["check", "--policy", s(&policy)]).status.code(), Some(2));
@@ -250,7 +261,7 @@ fn check_with_user_names_the_authorized_value_or_refuses_an_ambiguous_one() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).ends_with(", user opsbot\n"), "{}", text(&out));
     let out = check("/users/admin/x", &["--user", "subject.CN"]);
-    assert!(text(&out).contains("ALLOW") && text(&out).contains(", user admin"), "{}", text(&out));
+    assert!(text(&out).contains("CA00012: allowed") && text(&out).contains(", user admin"), "{}", text(&out));
 
     // /admin/** is allowed by group=ops: no CN was singled out.
     let out = check("/admin/x", &["--user", "subject.CN"]);
