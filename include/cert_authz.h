@@ -50,6 +50,10 @@ typedef enum cert_authz_result {
     CERT_AUTHZ_ERR_PANIC = 8           /* an internal error was contained */
 } cert_authz_result;
 
+/* One more than the highest result code: codes are 0 to COUNT - 1.  The
+ * library's tests hold it to the codes cert_authz_result_name() names. */
+#define CERT_AUTHZ_RESULT_COUNT 9
+
 
 /* What the server knows about the peer certificate of the request. */
 typedef enum cert_authz_peer {
@@ -80,6 +84,9 @@ typedef enum cert_authz_reason {
                                              values and the allow statement
                                              did not single one out */
 } cert_authz_reason;
+
+/* One more than the highest reason, as CERT_AUTHZ_RESULT_COUNT. */
+#define CERT_AUTHZ_REASON_COUNT 12
 
 
 /*

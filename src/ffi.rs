@@ -5,6 +5,7 @@
 //! Every export runs its body inside [`guard`]: a panic becomes
 //! CERT_AUTHZ_ERR_PANIC instead of unwinding into the server.
 #![allow(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![allow(non_camel_case_types, non_upper_case_globals, dead_code)]
 // The exports are called from C, where `unsafe` means nothing: the pointer
 // rules each caller must follow are the header's, and every pointer is
@@ -58,6 +59,7 @@ fn guard_str(fallback: &'static str, body: impl FnOnce() -> *const c_char) -> *c
 fn guard_add(builder: *mut cert_authz_policy_builder, what: &str, body: impl FnOnce() -> R) -> R {
     let result = guard(body);
     if result == R::CERT_AUTHZ_ERR_PANIC {
+        // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
         if let Ok(builder) = unsafe { builder_mut(builder) } {
             let _ = catch_unwind(AssertUnwindSafe(|| builder.poison(what)));
         }
@@ -189,6 +191,7 @@ fn deliver_to_c(sink: &Sink, level: Level, message: &str) {
     // cert_authz_set_log_callback, and function pointers fit in usize.
     let callback: unsafe extern "C" fn(*mut c_void, cert_authz_log_level, *const c_char, usize) =
         unsafe { std::mem::transmute(sink.target) };
+    // SAFETY: the callback is the caller's, with its own userdata; message outlives the call.
     unsafe {
         callback(sink.userdata as *mut c_void, level, message.as_ptr() as *const c_char, message.len())
     };
@@ -225,6 +228,7 @@ pub extern "C" fn cert_authz_policy_builder_new(
         if builder_out.is_null() {
             return R::CERT_AUTHZ_ERR_NULL_POINTER;
         }
+        // SAFETY: the output pointer was checked for NULL; the header makes it writable.
         unsafe { *builder_out = into_handle(PolicyBuilder::new()) };
         R::CERT_AUTHZ_OK
     })
@@ -249,9 +253,12 @@ pub extern "C" fn cert_authz_policy_builder_add_file(
     path: *const c_char,
     path_len: usize,
 ) -> cert_authz_result {
+    // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
     let what = unsafe { text(path, path_len) }.unwrap_or("(policy file)");
     guard_add(builder, what, || {
+        // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
         let builder = try_r!(unsafe { builder_mut(builder) });
+        // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
         let path = try_r!(unsafe { text(path, path_len) });
         if path.is_empty() {
             return R::CERT_AUTHZ_ERR_INVALID_ARGUMENT;
@@ -271,10 +278,14 @@ pub extern "C" fn cert_authz_policy_builder_add_statement(
     origin_len: usize,
     origin_line: u32,
 ) -> cert_authz_result {
+    // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
     let what = unsafe { text(origin, origin_len) }.unwrap_or("(inline statement)");
     guard_add(builder, what, || {
+        // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
         let builder = try_r!(unsafe { builder_mut(builder) });
+        // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
         let statement = try_r!(unsafe { text(statement, statement_len) });
+        // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
         let origin = try_r!(unsafe { text(origin, origin_len) });
         let before = builder.errors().len();
         builder.add_statement(statement, origin, origin_line);
@@ -291,6 +302,7 @@ fn write_error(buf: *mut c_char, len: usize, message: &str) {
     while !message.is_char_boundary(n) {
         n -= 1;
     }
+    // SAFETY: buf was checked for NULL and holds buf_len bytes (the header's rule); n < buf_len.
     unsafe {
         std::ptr::copy_nonoverlapping(message.as_ptr(), buf as *mut u8, n);
         *buf.add(n) = 0;
@@ -309,12 +321,14 @@ pub extern "C" fn cert_authz_policy_builder_build(
             return R::CERT_AUTHZ_ERR_NULL_POINTER;
         }
         // Taken back first, so the builder is freed whatever happens next.
+        // SAFETY: the handle came from into_handle of this very type, and the header lets each be freed once.
         let builder = unsafe { Box::from_raw(builder as *mut PolicyBuilder) };
         if policy_out.is_null() {
             return R::CERT_AUTHZ_ERR_NULL_POINTER;
         }
         match builder.build() {
             Ok(policy) => {
+                // SAFETY: the output pointer was checked for NULL; the header makes it writable.
                 unsafe { *policy_out = into_handle(policy) };
                 R::CERT_AUTHZ_OK
             }
@@ -336,6 +350,7 @@ pub extern "C" fn cert_authz_policy_builder_build(
 pub extern "C" fn cert_authz_policy_builder_free(builder: *mut cert_authz_policy_builder) {
     if !builder.is_null() {
         let _ =
+            // SAFETY: the handle came from into_handle of this very type, and the header lets each be freed once.
             catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(builder as *mut PolicyBuilder) })));
     }
 }
@@ -354,10 +369,12 @@ pub extern "C" fn cert_authz_policy_rule_count(
     count_out: *mut usize,
 ) -> cert_authz_result {
     guard(|| {
+        // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
         let policy = try_r!(unsafe { policy_ref(policy) });
         if count_out.is_null() {
             return R::CERT_AUTHZ_ERR_NULL_POINTER;
         }
+        // SAFETY: the output pointer was checked for NULL; the header makes it writable.
         unsafe { *count_out = policy.rule_count() };
         R::CERT_AUTHZ_OK
     })
@@ -366,6 +383,7 @@ pub extern "C" fn cert_authz_policy_rule_count(
 #[no_mangle]
 pub extern "C" fn cert_authz_policy_free(policy: *mut cert_authz_policy) {
     if !policy.is_null() {
+        // SAFETY: the handle came from into_handle of this very type, and the header lets each be freed once.
         let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(policy as *mut Policy) })));
     }
 }
@@ -374,6 +392,7 @@ fn identity_out(presented: Presented, out: *mut *mut cert_authz_identity) -> R {
     if let Some(why) = presented.refusal() {
         log::debug!("certificate refused: {why}");
     }
+    // SAFETY: the output pointer was checked for NULL; the header makes it writable.
     unsafe { *out = into_handle::<IdentityHandle, _>(Arc::new(presented)) };
     R::CERT_AUTHZ_OK
 }
@@ -385,6 +404,7 @@ pub extern "C" fn cert_authz_identity_from_der(
     identity_out: *mut *mut cert_authz_identity,
 ) -> cert_authz_result {
     guard(|| {
+        // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
         let der = try_r!(unsafe { bytes(der, der_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
         if identity_out.is_null() {
             return R::CERT_AUTHZ_ERR_NULL_POINTER;
@@ -400,6 +420,7 @@ pub extern "C" fn cert_authz_identity_from_pem(
     identity_out: *mut *mut cert_authz_identity,
 ) -> cert_authz_result {
     guard(|| {
+        // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
         let pem = try_r!(unsafe { bytes(pem as *const u8, pem_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
         if identity_out.is_null() {
             return R::CERT_AUTHZ_ERR_NULL_POINTER;
@@ -415,6 +436,7 @@ pub extern "C" fn cert_authz_identity_refusal(
     why_len_out: *mut usize,
 ) -> cert_authz_result {
     guard(|| {
+        // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
         let presented = try_r!(unsafe { presented_ref(identity) });
         match presented.refusal() {
             Some(why) => str_out(&why.0, why_out, why_len_out),
@@ -429,11 +451,13 @@ pub extern "C" fn cert_authz_identity_clone(
     clone_out: *mut *mut cert_authz_identity,
 ) -> cert_authz_result {
     guard(|| {
+        // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
         let handle = try_r!(unsafe { (identity as *const IdentityHandle).as_ref() }
             .ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
         if clone_out.is_null() {
             return R::CERT_AUTHZ_ERR_NULL_POINTER;
         }
+        // SAFETY: the output pointer was checked for NULL; the header makes it writable.
         unsafe { *clone_out = into_handle::<IdentityHandle, _>(Arc::clone(handle)) };
         R::CERT_AUTHZ_OK
     })
@@ -447,11 +471,14 @@ pub extern "C" fn cert_authz_identity_is_certificate(
     same_out: *mut i32,
 ) -> cert_authz_result {
     guard(|| {
+        // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
         let presented = try_r!(unsafe { presented_ref(identity) });
+        // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
         let cert = try_r!(unsafe { bytes(cert as *const u8, cert_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
         if same_out.is_null() {
             return R::CERT_AUTHZ_ERR_NULL_POINTER;
         }
+        // SAFETY: the output pointer was checked for NULL; the header makes it writable.
         unsafe { *same_out = presented.is_same(cert) as i32 };
         R::CERT_AUTHZ_OK
     })
@@ -461,6 +488,7 @@ pub extern "C" fn cert_authz_identity_is_certificate(
 pub extern "C" fn cert_authz_identity_free(identity: *mut cert_authz_identity) {
     if !identity.is_null() {
         let _ =
+            // SAFETY: the handle came from into_handle of this very type, and the header lets each be freed once.
             catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(identity as *mut IdentityHandle) })));
     }
 }
@@ -470,6 +498,7 @@ fn str_out(value: &str, ptr_out: *mut *const c_char, len_out: *mut usize) -> R {
     if ptr_out.is_null() || len_out.is_null() {
         return R::CERT_AUTHZ_ERR_NULL_POINTER;
     }
+    // SAFETY: the output pointer was checked for NULL; the header makes it writable.
     unsafe {
         *ptr_out = value.as_ptr() as *const c_char;
         *len_out = value.len();
@@ -484,6 +513,7 @@ pub extern "C" fn cert_authz_identity_subject(
     subject_len_out: *mut usize,
 ) -> cert_authz_result {
     guard(|| {
+        // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
         let presented = try_r!(unsafe { presented_ref(identity) });
         match presented.identity() {
             Some(identity) => str_out(identity.subject_text(), subject_out, subject_len_out),
@@ -502,7 +532,9 @@ pub extern "C" fn cert_authz_identity_attr(
     value_len_out: *mut usize,
 ) -> cert_authz_result {
     guard(|| {
+        // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
         let presented = try_r!(unsafe { presented_ref(identity) });
+        // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
         let name = try_r!(unsafe { text(attr, attr_len) });
         let Some(attr) = Attr::parse(name) else {
             return R::CERT_AUTHZ_ERR_INVALID_ARGUMENT;
@@ -520,6 +552,7 @@ pub extern "C" fn cert_authz_identity_attr(
 #[no_mangle]
 pub extern "C" fn cert_authz_attr_check(attr: *const c_char, attr_len: usize) -> cert_authz_result {
     guard(|| {
+        // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
         let name = try_r!(unsafe { text(attr, attr_len) });
         match Attr::parse(name) {
             Some(_) => R::CERT_AUTHZ_OK,
@@ -542,18 +575,22 @@ pub extern "C" fn cert_authz_decide(
     decision_out: *mut cert_authz_decision,
 ) -> cert_authz_result {
     guard(|| {
+        // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
         let policy = try_r!(unsafe { policy_ref(policy) });
         if decision_out.is_null() {
             return R::CERT_AUTHZ_ERR_NULL_POINTER;
         }
         let method =
+            // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
             try_r!(unsafe { bytes(method as *const u8, method_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
         let path =
+            // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
             try_r!(unsafe { bytes(path as *const u8, path_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
         let peer = match peer {
             cert_authz_peer::CERT_AUTHZ_PEER_NONE => Peer::None,
             cert_authz_peer::CERT_AUTHZ_PEER_UNVERIFIED => Peer::Unverified,
             cert_authz_peer::CERT_AUTHZ_PEER_UNPARSABLE => Peer::Unparsable,
+            // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
             cert_authz_peer::CERT_AUTHZ_PEER_VERIFIED => match try_r!(unsafe { presented_ref(identity) }).identity() {
                 Some(identity) => Peer::Verified(identity),
                 None => Peer::Unparsable,
@@ -563,6 +600,7 @@ pub extern "C" fn cert_authz_decide(
         let user = if user_attr_len == 0 {
             None
         } else {
+            // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
             let name = try_r!(unsafe { text(user_attr, user_attr_len) });
             Some(try_r!(Attr::parse(name).ok_or(R::CERT_AUTHZ_ERR_INVALID_ARGUMENT)))
         };
@@ -578,6 +616,7 @@ pub extern "C" fn cert_authz_decide(
             (Some(index), Some(attr), Peer::Verified(identity)) => identity.values(attr).get(index).map(|v| &**v),
             _ => None,
         };
+        // SAFETY: the output pointer was checked for NULL; the header makes it writable.
         unsafe {
             *decision_out = cert_authz_decision {
                 allowed: decision.allowed as i32,
@@ -608,6 +647,7 @@ pub extern "C" fn cert_authz_decision_line(
     len_out: *mut usize,
 ) -> cert_authz_result {
     guard(|| {
+        // SAFETY: NULL is checked; otherwise the header makes it a readable decision.
         let Some(d) = (unsafe { decision.as_ref() }) else {
             return R::CERT_AUTHZ_ERR_NULL_POINTER;
         };
@@ -621,9 +661,13 @@ pub extern "C" fn cert_authz_decision_line(
         let Some(reason) = reason_from_c(d.reason) else {
             return R::CERT_AUTHZ_ERR_INVALID_ARGUMENT;
         };
+        // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
         let rule_file = try_r!(unsafe { text(d.rule_file, d.rule_file_len) });
+        // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
         let method = try_r!(unsafe { bytes(method as *const u8, method_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
+        // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
         let path = try_r!(unsafe { bytes(path as *const u8, path_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
+        // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
         let presented = if identity.is_null() { None } else { Some(try_r!(unsafe { presented_ref(identity) })) };
         if buf.is_null() || len_out.is_null() {
             return R::CERT_AUTHZ_ERR_NULL_POINTER;
@@ -639,6 +683,7 @@ pub extern "C" fn cert_authz_decision_line(
         if line.len() >= buf_len {
             return R::CERT_AUTHZ_ERR_BUFFER_TOO_SMALL;
         }
+        // SAFETY: buf was checked for NULL and holds buf_len bytes (the header's rule); n < buf_len.
         unsafe {
             std::ptr::copy_nonoverlapping(line.as_ptr(), buf as *mut u8, line.len());
             *buf.add(line.len()) = 0;
@@ -648,9 +693,60 @@ pub extern "C" fn cert_authz_decision_line(
     })
 }
 
+/// Every export has exactly the signature the header declares: bindgen's
+/// declaration and the export must fit one function-pointer type, so a
+/// parameter changed in one place and not the other does not compile.
+/// (`_` stands for each parameter: the types come from the header.)
+macro_rules! same_signature_as_header {
+    ($($name:ident($($arg:tt)*)),* $(,)?) => {
+        $(
+            const _: () = {
+                let _ = [sys::$name as unsafe extern "C" fn($($arg),*) -> _, $name];
+            };
+        )*
+    };
+}
+
+same_signature_as_header! {
+    cert_authz_version(),
+    cert_authz_result_name(_),
+    cert_authz_reason_text(_),
+    cert_authz_set_log_callback(_ _ _),
+    cert_authz_policy_builder_new(_),
+    cert_authz_policy_builder_add_file(_ _ _),
+    cert_authz_policy_builder_add_statement(_ _ _ _ _ _),
+    cert_authz_policy_builder_build(_ _ _ _),
+    cert_authz_policy_builder_free(_),
+    cert_authz_policy_rule_count(_ _),
+    cert_authz_policy_free(_),
+    cert_authz_identity_from_der(_ _ _),
+    cert_authz_identity_from_pem(_ _ _),
+    cert_authz_identity_refusal(_ _ _),
+    cert_authz_identity_clone(_ _),
+    cert_authz_identity_is_certificate(_ _ _ _),
+    cert_authz_identity_free(_),
+    cert_authz_identity_subject(_ _ _),
+    cert_authz_identity_attr(_ _ _ _ _ _),
+    cert_authz_attr_check(_ _),
+    cert_authz_decide(_ _ _ _ _ _ _ _ _ _),
+    cert_authz_decision_line(_ _ _ _ _ _ _ _ _ _ _),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_header_counts_are_the_codes_and_reasons_named() {
+        for code in 0..sys::CERT_AUTHZ_RESULT_COUNT + 1 {
+            let known = result_name(cert_authz_result(code)) != "CERT_AUTHZ_ERR_UNKNOWN\0";
+            assert_eq!(known, code < sys::CERT_AUTHZ_RESULT_COUNT, "result {code}");
+        }
+        for code in 0..sys::CERT_AUTHZ_REASON_COUNT + 1 {
+            let known = reason_from_c(cert_authz_reason(code)).is_some();
+            assert_eq!(known, code < sys::CERT_AUTHZ_REASON_COUNT, "reason {code}");
+        }
+    }
 
     #[test]
     fn the_header_tags_are_the_lines_tags() {
@@ -700,6 +796,7 @@ mod tests {
         let built = cert_authz_policy_builder_build(builder, errors.as_mut_ptr(), errors.len(), &mut policy);
         assert_eq!(built, R::CERT_AUTHZ_ERR_POLICY);
         assert!(policy.is_null(), "a policy was written");
+        // SAFETY: build() NUL-terminates the buffer it was given.
         let text = unsafe { std::ffi::CStr::from_ptr(errors.as_ptr()) }.to_string_lossy().into_owned();
         assert!(text.starts_with("half-read.policy: internal error"), "{text}");
     }
@@ -708,6 +805,7 @@ mod tests {
     fn error_text_is_cut_on_a_character_boundary() {
         let mut buf = [1 as c_char; 4];
         write_error(buf.as_mut_ptr(), buf.len(), "ab\u{e9}c");
+        // SAFETY: build() NUL-terminates the buffer it was given.
         let text = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
         assert_eq!(text.to_bytes(), b"ab");
     }

@@ -96,18 +96,24 @@ test_names(void)
     CHECK(strcmp(cert_authz_result_name(CERT_AUTHZ_OK), "CERT_AUTHZ_OK") == 0);
     CHECK(strcmp(cert_authz_result_name(CERT_AUTHZ_ERR_PANIC),
                  "CERT_AUTHZ_ERR_PANIC") == 0);
-    for (code = 0; code <= 8; code++) {
+    for (code = 0; code < CERT_AUTHZ_RESULT_COUNT; code++) {
         CHECK(strncmp(cert_authz_result_name((cert_authz_result) code),
                       "CERT_AUTHZ_", 11) == 0);
     }
     CHECK(strcmp(cert_authz_result_name((cert_authz_result) 999),
                  "CERT_AUTHZ_ERR_UNKNOWN") == 0);
+    CHECK(strcmp(cert_authz_result_name(
+                     (cert_authz_result) CERT_AUTHZ_RESULT_COUNT),
+                 "CERT_AUTHZ_ERR_UNKNOWN") == 0);
     CHECK(strcmp(cert_authz_reason_text(CERT_AUTHZ_REASON_DENY_RULE),
                  "deny rule matched") == 0);
-    for (code = 0; code <= 10; code++) {
+    for (code = 0; code < CERT_AUTHZ_REASON_COUNT; code++) {
         CHECK(strcmp(cert_authz_reason_text((cert_authz_reason) code),
                      "unknown reason") != 0);
     }
+    CHECK(strcmp(cert_authz_reason_text(
+                     (cert_authz_reason) CERT_AUTHZ_REASON_COUNT),
+                 "unknown reason") == 0);
     CHECK(strcmp(cert_authz_reason_text((cert_authz_reason) 77),
                  "unknown reason") == 0);
 }
