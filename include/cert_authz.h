@@ -202,28 +202,33 @@ cert_authz_result cert_authz_policy_builder_new(
  * its server resolves paths).  The file is read and parsed at once; its
  * `include` statements are read relative to it.  A syntax error returns
  * CERT_AUTHZ_ERR_POLICY, an unreadable file CERT_AUTHZ_ERR_IO; in both
- * cases the error text is kept for cert_authz_policy_builder_build(), which
- * will fail, so a shim may add everything and check only there.
+ * cases this add's errors, one `FILE:LINE:COL: message` per line, are
+ * written to error_buf as cert_authz_policy_builder_build() writes them,
+ * so a server reports them at the directive that added the source; the
+ * builder keeps them too and will not build.
  */
 cert_authz_result cert_authz_policy_builder_add_file(
     cert_authz_policy_builder *builder,
-    const char *path, size_t path_len);
+    const char *path, size_t path_len,
+    char *error_buf, size_t error_buf_len);
 
 /*
  * Adds one inline statement (a whole line of the policy language) that
  * appears in a server configuration file `origin` at line `origin_line`.
  * Error messages point at origin:origin_line:COL, and a relative `include`
- * is taken from origin's directory.
+ * is taken from origin's directory.  Errors as for add_file.
  */
 cert_authz_result cert_authz_policy_builder_add_statement(
     cert_authz_policy_builder *builder,
     const char *statement, size_t statement_len,
     const char *origin, size_t origin_len,
-    uint32_t origin_line);
+    uint32_t origin_line,
+    char *error_buf, size_t error_buf_len);
 
 /*
  * Resolves and indexes everything added and frees the builder, whatever
- * the result.  On success writes the policy to *policy_out.  On
+ * the result.  Some errors show only here: a group that no source of the
+ * builder defines.  On success writes the policy to *policy_out.  On
  * CERT_AUTHZ_ERR_POLICY or CERT_AUTHZ_ERR_IO, writes the errors, one
  * `FILE:LINE:COL: message` per line, truncated to fit and always
  * NUL-terminated, into error_buf (when error_buf_len > 0) and writes no

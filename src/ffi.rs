@@ -238,13 +238,24 @@ unsafe fn builder_mut<'a>(builder: *mut cert_authz_policy_builder) -> Result<&'a
     (builder as *mut PolicyBuilder).as_mut().ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER)
 }
 
-/// The result of an add: the first new error decides POLICY or IO.
-fn add_result(builder: &PolicyBuilder, errors_before: usize) -> R {
-    match builder.errors().get(errors_before) {
-        None => R::CERT_AUTHZ_OK,
-        Some(_) if builder.errors()[errors_before..].iter().any(|e| e.io) => R::CERT_AUTHZ_ERR_IO,
-        Some(_) => R::CERT_AUTHZ_ERR_POLICY,
+/// The result of an add: the errors it added, if any, go to the caller's
+/// buffer (so that a server reports them at its directive), and decide
+/// POLICY or IO.
+fn add_result(builder: &PolicyBuilder, errors_before: usize, error_buf: *mut c_char, error_buf_len: usize) -> R {
+    let new = &builder.errors()[errors_before..];
+    if new.is_empty() {
+        return R::CERT_AUTHZ_OK;
     }
+    write_error(error_buf, error_buf_len, &errors_text(new));
+    if new.iter().any(|e| e.io) {
+        R::CERT_AUTHZ_ERR_IO
+    } else {
+        R::CERT_AUTHZ_ERR_POLICY
+    }
+}
+
+fn errors_text(errors: &[crate::policy::PolicyError]) -> String {
+    errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
 }
 
 #[no_mangle]
@@ -252,6 +263,8 @@ pub extern "C" fn cert_authz_policy_builder_add_file(
     builder: *mut cert_authz_policy_builder,
     path: *const c_char,
     path_len: usize,
+    error_buf: *mut c_char,
+    error_buf_len: usize,
 ) -> cert_authz_result {
     // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
     let what = unsafe { text(path, path_len) }.unwrap_or("(policy file)");
@@ -265,7 +278,7 @@ pub extern "C" fn cert_authz_policy_builder_add_file(
         }
         let before = builder.errors().len();
         builder.add_file(Path::new(path));
-        add_result(builder, before)
+        add_result(builder, before, error_buf, error_buf_len)
     })
 }
 
@@ -277,6 +290,8 @@ pub extern "C" fn cert_authz_policy_builder_add_statement(
     origin: *const c_char,
     origin_len: usize,
     origin_line: u32,
+    error_buf: *mut c_char,
+    error_buf_len: usize,
 ) -> cert_authz_result {
     // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
     let what = unsafe { text(origin, origin_len) }.unwrap_or("(inline statement)");
@@ -289,7 +304,7 @@ pub extern "C" fn cert_authz_policy_builder_add_statement(
         let origin = try_r!(unsafe { text(origin, origin_len) });
         let before = builder.errors().len();
         builder.add_statement(statement, origin, origin_line);
-        add_result(builder, before)
+        add_result(builder, before, error_buf, error_buf_len)
     })
 }
 
@@ -334,8 +349,7 @@ pub extern "C" fn cert_authz_policy_builder_build(
             }
             Err(errors) => {
                 let io = errors.iter().any(|e| e.io);
-                let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-                write_error(error_buf, error_buf_len, &text.join("\n"));
+                write_error(error_buf, error_buf_len, &errors_text(&errors));
                 if io {
                     R::CERT_AUTHZ_ERR_IO
                 } else {
@@ -713,8 +727,8 @@ same_signature_as_header! {
     cert_authz_reason_text(_),
     cert_authz_set_log_callback(_ _ _),
     cert_authz_policy_builder_new(_),
-    cert_authz_policy_builder_add_file(_ _ _),
-    cert_authz_policy_builder_add_statement(_ _ _ _ _ _),
+    cert_authz_policy_builder_add_file(_ _ _ _ _),
+    cert_authz_policy_builder_add_statement(_ _ _ _ _ _ _ _),
     cert_authz_policy_builder_build(_ _ _ _),
     cert_authz_policy_builder_free(_),
     cert_authz_policy_rule_count(_ _),
@@ -784,6 +798,8 @@ mod tests {
                 origin.as_ptr() as *const c_char,
                 origin.len(),
                 1,
+                std::ptr::null_mut(),
+                0,
             )
         };
         assert_eq!(add(builder), R::CERT_AUTHZ_OK);

@@ -1187,13 +1187,14 @@ ngx_http_cert_authz_compile(ngx_conf_t *cf,
 
         if (src[i].type == NGX_HTTP_CERT_AUTHZ_FILE) {
             rc = cert_authz_policy_builder_add_file(builder,
-                     (const char *) src[i].value.data, src[i].value.len);
+                     (const char *) src[i].value.data, src[i].value.len,
+                     NULL, 0);
 
         } else {
             rc = cert_authz_policy_builder_add_statement(builder,
                      (const char *) src[i].value.data, src[i].value.len,
                      (const char *) src[i].origin.data, src[i].origin.len,
-                     (uint32_t) src[i].line);
+                     (uint32_t) src[i].line, NULL, 0);
         }
 
         if (rc != CERT_AUTHZ_OK

@@ -133,9 +133,10 @@ test_policies(const char *policy_path)
     CHECK_RESULT(cert_authz_policy_builder_new(&builder), CERT_AUTHZ_OK);
     CHECK(builder != NULL);
     CHECK_RESULT(cert_authz_policy_builder_add_file(builder, policy_path,
-                 strlen(policy_path)), CERT_AUTHZ_OK);
+                 strlen(policy_path), errors, sizeof(errors)), CERT_AUTHZ_OK);
     CHECK_RESULT(cert_authz_policy_builder_add_statement(builder, stmt,
-                 strlen(stmt), "/etc/httpd.conf", 15, 42), CERT_AUTHZ_OK);
+                 strlen(stmt), "/etc/httpd.conf", 15, 42, NULL, 0),
+                 CERT_AUTHZ_OK);
     CHECK_RESULT(cert_authz_policy_builder_build(builder, errors,
                  sizeof(errors), &policy), CERT_AUTHZ_OK);
     CHECK(policy != NULL);
@@ -145,18 +146,33 @@ test_policies(const char *policy_path)
     /* A broken policy: errors located, no policy written. */
     builder = NULL;
     CHECK_RESULT(cert_authz_policy_builder_new(&builder), CERT_AUTHZ_OK);
+    errors[0] = '\0';
     CHECK_RESULT(cert_authz_policy_builder_add_statement(builder,
-                 "allow GET /x nosuch=1", 21, "/etc/nginx.conf", 15, 7),
-                 CERT_AUTHZ_ERR_POLICY);
+                 "allow GET /x nosuch=1", 21, "/etc/nginx.conf", 15, 7,
+                 errors, sizeof(errors)), CERT_AUTHZ_ERR_POLICY);
+    /* ... reported at the add, for the directive's own error ... */
+    CHECK(strncmp(errors, "/etc/nginx.conf:7:14: unknown attribute", 39) == 0);
+    errors[0] = '\0';
     CHECK_RESULT(cert_authz_policy_builder_build(builder, errors,
                  sizeof(errors), &sentinel), CERT_AUTHZ_ERR_POLICY);
     CHECK(sentinel == (cert_authz_policy *) &passed);
     CHECK(strncmp(errors, "/etc/nginx.conf:7:14: unknown attribute", 39) == 0);
 
+    /* A group no source defines shows only when the builder builds. */
+    CHECK_RESULT(cert_authz_policy_builder_new(&builder), CERT_AUTHZ_OK);
+    CHECK_RESULT(cert_authz_policy_builder_add_statement(builder,
+                 "allow GET /x group=later", 24, "f", 1, 3, errors,
+                 sizeof(errors)), CERT_AUTHZ_OK);
+    CHECK_RESULT(cert_authz_policy_builder_build(builder, errors,
+                 sizeof(errors), &sentinel), CERT_AUTHZ_ERR_POLICY);
+    CHECK(strstr(errors, "f:3:") == errors && strstr(errors, "later") != NULL);
+
     /* Error text is truncated to the buffer and NUL-terminated. */
     CHECK_RESULT(cert_authz_policy_builder_new(&builder), CERT_AUTHZ_OK);
     CHECK_RESULT(cert_authz_policy_builder_add_statement(builder,
-                 "frob", 4, "f", 1, 1), CERT_AUTHZ_ERR_POLICY);
+                 "frob", 4, "f", 1, 1, tiny, sizeof(tiny)),
+                 CERT_AUTHZ_ERR_POLICY);
+    CHECK(strlen(tiny) == sizeof(tiny) - 1);
     CHECK_RESULT(cert_authz_policy_builder_build(builder, tiny,
                  sizeof(tiny), &sentinel), CERT_AUTHZ_ERR_POLICY);
     CHECK(strlen(tiny) == sizeof(tiny) - 1);
@@ -164,7 +180,7 @@ test_policies(const char *policy_path)
     /* An unreadable file is an I/O error, at add and at build. */
     CHECK_RESULT(cert_authz_policy_builder_new(&builder), CERT_AUTHZ_OK);
     CHECK_RESULT(cert_authz_policy_builder_add_file(builder,
-                 "/nonexistent/p", 14), CERT_AUTHZ_ERR_IO);
+                 "/nonexistent/p", 14, NULL, 0), CERT_AUTHZ_ERR_IO);
     CHECK_RESULT(cert_authz_policy_builder_build(builder, NULL, 0,
                  &sentinel), CERT_AUTHZ_ERR_IO);
 
@@ -176,7 +192,7 @@ test_policies(const char *policy_path)
     /* Misuse. */
     CHECK_RESULT(cert_authz_policy_builder_new(NULL),
                  CERT_AUTHZ_ERR_NULL_POINTER);
-    CHECK_RESULT(cert_authz_policy_builder_add_file(NULL, "x", 1),
+    CHECK_RESULT(cert_authz_policy_builder_add_file(NULL, "x", 1, NULL, 0),
                  CERT_AUTHZ_ERR_NULL_POINTER);
     CHECK_RESULT(cert_authz_policy_builder_build(NULL, NULL, 0, &policy),
                  CERT_AUTHZ_ERR_NULL_POINTER);
