@@ -46,9 +46,11 @@
  * Configuration notes:
  *
  *  - All CertAuthzPolicy files and CertAuthzRule statements of one scope
- *    make one policy, compiled when the last of them has been read (a rule
- *    may name a group that a later rule or the file defines).  Errors stop
- *    the configuration with the core's FILE:LINE:COL.
+ *    make one policy: each directive adds its source to the scope's
+ *    builder (an error in it stops the configuration at that directive,
+ *    with the core's FILE:LINE:COL), and the scope is built once the whole
+ *    configuration is read (a rule may name a group that a later rule or
+ *    the file defines).
  *  - The decision is made in the access phase, after mod_ssl's own access
  *    hook (which performs per-location renegotiation or TLS 1.3
  *    post-handshake authentication), through ap_ssl_var_lookup():
@@ -64,7 +66,6 @@
 
 #include "apr_lib.h"
 #include "apr_strings.h"
-#include "apr_atomic.h"
 #include "apr_thread_mutex.h"
 
 #include "ap_config.h"
@@ -120,14 +121,6 @@ typedef int ssl_HOOK_pre_handshake_t(conn_rec *c, SSL *ssl, int is_proxy);
 APLOG_USE_MODULE(cert_authz);
 
 
-/* One CertAuthzPolicy file or CertAuthzRule statement of a scope. */
-typedef struct {
-    int is_file;
-    const char *text;        /* absolute path, or the statement */
-    const char *origin;      /* configuration file of the directive */
-    unsigned origin_line;
-} cert_authz_source;
-
 typedef struct {
     int enabled;                  /* CertAuthz, or CERT_AUTHZ_UNSET */
     int mode;                     /* CertAuthzMode, or CERT_AUTHZ_UNSET */
@@ -136,20 +129,20 @@ typedef struct {
      * scope's own; NULL when none applies. */
     apr_array_header_t *headers;
 
-    /* The sources set in this scope itself; NULL when it sets none and so
-     * inherits its parent's policy. */
-    apr_array_header_t *sources;
-    /* The policy compiled from this scope's own sources. */
+    /* The scope's own CertAuthzPolicy and CertAuthzRule sources, added as
+     * each directive is read; built into `policy` by check_config, once the
+     * whole configuration is read (a rule may name a group that a later
+     * one defines).  NULL in a scope that sets none. */
+    cert_authz_policy_builder *builder;
     cert_authz_policy *policy;
-    /* The policy in effect: &policy of the scope that defines it.  Merges
-     * copy this pointer, not the policy, because httpd merges the main
-     * server into virtual hosts before check_config may compile a scope
-     * whose last source sat in an inactive conditional section. */
+    /* The policy in effect: &policy of the scope that defines it, NULL
+     * where none does.  Merges copy this pointer, not the policy: httpd
+     * merges the main server into virtual hosts before check_config
+     * builds. */
     cert_authz_policy **policy_ref;
 
     /* Bookkeeping for the configuration-time checks; unused per request. */
     int registered;
-    int compiled;
     server_rec *server;
     const char *enabled_where;    /* "FILE:LINE" of CertAuthz On */
     const char *sources_where;    /* "FILE:LINE" of the first source */
@@ -238,20 +231,13 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 
     /* A scope that sets a policy or rules replaces the inherited policy as
      * a whole; merging rule sets would make a child unable to narrow. */
-    if (add->sources) {
-        conf->sources = add->sources;
-        conf->policy_ref = add->policy_ref;
-    }
-    else {
-        conf->sources = base->sources;
-        conf->policy_ref = base->policy_ref;
-    }
+    conf->policy_ref = add->policy_ref ? add->policy_ref : base->policy_ref;
 
     conf->server = add->server ? add->server : base->server;
     conf->enabled_where = add->enabled_where ? add->enabled_where
                                              : base->enabled_where;
-    conf->sources_where = add->sources ? add->sources_where
-                                       : base->sources_where;
+    conf->sources_where = add->policy_ref ? add->sources_where
+                                          : base->sources_where;
     return conf;
 }
 
@@ -290,132 +276,40 @@ static apr_status_t free_policy(void *data)
     return APR_SUCCESS;
 }
 
-/* Compiles all sources of a scope into one policy owned by pool p. */
-static const char *compile_scope(apr_pool_t *p, cert_authz_dir_conf *conf)
+/* A builder that check_config never built (a failed configuration). */
+static apr_status_t free_builder(void *data)
 {
-    cert_authz_policy_builder *builder = NULL;
-    cert_authz_policy *policy = NULL;
-    cert_authz_result rc;
-    char errors[CERT_AUTHZ_ERROR_BUF];
-    size_t len;
-    int i;
+    cert_authz_dir_conf *conf = data;
 
-    rc = cert_authz_policy_builder_new(&builder);
-    if (rc != CERT_AUTHZ_OK) {
-        return apr_psprintf(p, "cert-authz: cannot create a policy "
-                            "builder: %s", cert_authz_result_name(rc));
-    }
-    /* Policy and I/O errors of add_* are kept by the builder and reported
-     * by build(); anything else (a contained internal error) stops here. */
-    for (i = 0; i < conf->sources->nelts; i++) {
-        const cert_authz_source *src =
-            &APR_ARRAY_IDX(conf->sources, i, cert_authz_source);
-
-        if (src->is_file) {
-            rc = cert_authz_policy_builder_add_file(builder, src->text,
-                                                    strlen(src->text));
-        }
-        else {
-            rc = cert_authz_policy_builder_add_statement(
-                builder, src->text, strlen(src->text),
-                src->origin, strlen(src->origin), src->origin_line);
-        }
-        if (rc != CERT_AUTHZ_OK && rc != CERT_AUTHZ_ERR_POLICY
-            && rc != CERT_AUTHZ_ERR_IO) {
-            cert_authz_policy_builder_free(builder);
-            return apr_psprintf(p, "cert-authz: reading %s failed: %s",
-                                src->text, cert_authz_result_name(rc));
-        }
-    }
-
-    errors[0] = '\0';
-    rc = cert_authz_policy_builder_build(builder, errors, sizeof(errors),
-                                         &policy);
-    if (rc != CERT_AUTHZ_OK) {
-        len = strlen(errors);
-        while (len > 0 && (errors[len - 1] == '\n' || errors[len - 1] == '\r')) {
-            errors[--len] = '\0';
-        }
-        if (len == 0) {
-            return apr_psprintf(p, "cert-authz: the policy of %s does not "
-                                "compile: %s", conf->sources_where,
-                                cert_authz_result_name(rc));
-        }
-        return apr_pstrcat(p, "cert-authz: ", errors, NULL);
-    }
-
-    /* A second compile of the same scope (see source_follows) leaves the
-     * first policy to its own cleanup. */
-    apr_pool_cleanup_register(p, policy, free_policy, apr_pool_cleanup_null);
-    conf->policy = policy;
-    conf->compiled = 1;
-    return NULL;
+    cert_authz_policy_builder_free(conf->builder);
+    conf->builder = NULL;
+    return APR_SUCCESS;
 }
 
-static int is_source_directive(const ap_directive_t *d)
+/* The core's error lines, with the trailing newline cut. */
+static const char *core_errors(apr_pool_t *p, const char *errors,
+                               cert_authz_result rc)
 {
-    return d->directive
-           && (!strcasecmp(d->directive, "CertAuthzRule")
-               || !strcasecmp(d->directive, "CertAuthzPolicy"));
+    size_t len = strlen(errors);
+
+    while (len > 0 && (errors[len - 1] == '\n' || errors[len - 1] == '\r')) {
+        len--;
+    }
+    if (len == 0) {
+        return apr_pstrcat(p, "cert-authz: ", cert_authz_result_name(rc),
+                           NULL);
+    }
+    return apr_pstrcat(p, "cert-authz: ", apr_pstrmemdup(p, errors, len),
+                       NULL);
 }
 
-/* Containers that do not open a scope of their own: their contents belong
- * to the enclosing section's per-directory configuration. */
-static int is_transparent_container(const ap_directive_t *d)
-{
-    static const char *const names[] = {
-        "<IfModule", "<IfDefine", "<IfVersion", "<IfFile", "<IfDirective",
-        "<IfSection", NULL
-    };
-    int i;
-
-    if (!d || !d->directive) {
-        return 0;
-    }
-    for (i = 0; names[i]; i++) {
-        if (!strcasecmp(d->directive, names[i])) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static int source_in_subtree(const ap_directive_t *d)
-{
-    for (; d; d = d->next) {
-        if (is_source_directive(d)) {
-            return 1;
-        }
-        if (is_transparent_container(d) && source_in_subtree(d->first_child)) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/*
- * Whether another CertAuthzRule or CertAuthzPolicy of the same scope comes
- * after directive d.  The sources of one scope must be compiled together,
- * so each directive compiles only when it is the last; one hidden in an
- * inactive <IfDefine> is caught by cert_authz_check_config.
- */
-static int source_follows(const ap_directive_t *d)
-{
-    for (;;) {
-        if (source_in_subtree(d->next)) {
-            return 1;
-        }
-        if (!is_transparent_container(d->parent)) {
-            return 0;
-        }
-        d = d->parent;
-    }
-}
-
+/* Adds a CertAuthzPolicy file or CertAuthzRule statement to the scope's
+ * builder; an error in it stops the configuration at this directive. */
 static const char *add_source(cmd_parms *cmd, cert_authz_dir_conf *conf,
                               int is_file, const char *text)
 {
-    cert_authz_source *src;
+    char errors[CERT_AUTHZ_ERROR_BUF];
+    cert_authz_result rc;
     const char *err;
 
     err = ap_check_cmd_context(cmd, NOT_IN_LIMIT);
@@ -423,22 +317,29 @@ static const char *add_source(cmd_parms *cmd, cert_authz_dir_conf *conf,
         return err;
     }
     register_scope(cmd, conf);
-    if (!conf->sources) {
-        conf->sources = apr_array_make(cmd->pool, 4, sizeof(*src));
+    if (!conf->policy_ref) {
+        rc = cert_authz_policy_builder_new(&conf->builder);
+        if (rc != CERT_AUTHZ_OK) {
+            return core_errors(cmd->pool, "", rc);
+        }
+        apr_pool_cleanup_register(cmd->pool, conf, free_builder,
+                                  apr_pool_cleanup_null);
         conf->sources_where = directive_where(cmd);
         conf->policy_ref = &conf->policy;
     }
-    src = apr_array_push(conf->sources);
-    src->is_file = is_file;
-    src->text = text;
-    src->origin = cmd->directive->filename;
-    src->origin_line = (unsigned)cmd->directive->line_num;
-    conf->compiled = 0;
-
-    if (source_follows(cmd->directive)) {
-        return NULL;
+    errors[0] = '\0';
+    if (is_file) {
+        rc = cert_authz_policy_builder_add_file(conf->builder, text,
+                                                strlen(text), errors,
+                                                sizeof(errors));
     }
-    return compile_scope(cmd->pool, conf);
+    else {
+        rc = cert_authz_policy_builder_add_statement(
+            conf->builder, text, strlen(text), cmd->directive->filename,
+            strlen(cmd->directive->filename),
+            (uint32_t)cmd->directive->line_num, errors, sizeof(errors));
+    }
+    return rc == CERT_AUTHZ_OK ? NULL : core_errors(cmd->pool, errors, rc);
 }
 
 static const char *set_policy_file(cmd_parms *cmd, void *dconf,
@@ -660,8 +561,9 @@ static int server_has_policy(apr_array_header_t *scopes, server_rec *s)
  * before a graceful restart is signalled, so that every error here keeps a
  * running server on its old configuration.
  *
- *  1. A scope whose last source sits in an inactive conditional section
- *     was not compiled by its directives: compile it now.
+ *  1. Every scope with sources of its own builds its policy; errors that
+ *     show only now (a group no source defines) stop here, with the
+ *     core's FILE:LINE:COL.
  *  2. `CertAuthz On` where no policy can be in effect is an error.  Which
  *     <Location> sections merge is known only per request, so this checks
  *     what is decidable: a scope that turns the module on without a policy
@@ -685,18 +587,28 @@ static int cert_authz_check_config(apr_pool_t *pconf, apr_pool_t *plog,
         return OK;
     }
 
+    /* Each scope with sources of its own builds once, now that all are
+     * read; the build frees the builder whatever the outcome. */
     for (i = 0; i < scopes->nelts; i++) {
         cert_authz_dir_conf *c = APR_ARRAY_IDX(scopes, i, cert_authz_dir_conf *);
-        const char *err;
+        char errors[CERT_AUTHZ_ERROR_BUF];
+        cert_authz_result rc;
 
-        if (c->sources && !c->compiled) {
-            err = compile_scope(pconf, c);
-            if (err) {
-                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                             CERT_AUTHZ_LOGNO(00002) "%s", err);
-                return !OK;
-            }
+        if (!c->builder) {
+            continue;
         }
+        errors[0] = '\0';
+        rc = cert_authz_policy_builder_build(c->builder, errors,
+                                             sizeof(errors), &c->policy);
+        c->builder = NULL;
+        if (rc != CERT_AUTHZ_OK) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                         CERT_AUTHZ_LOGNO(00002) "%s: %s", c->sources_where,
+                         core_errors(ptemp, errors, rc));
+            return !OK;
+        }
+        apr_pool_cleanup_register(pconf, c->policy, free_policy,
+                                  apr_pool_cleanup_null);
     }
 
     for (i = 0; i < scopes->nelts; i++) {
@@ -716,7 +628,7 @@ static int cert_authz_check_config(apr_pool_t *pconf, apr_pool_t *plog,
                          "policy", c->enabled_where);
             return !OK;
         }
-        if (c->policy && c->sources
+        if (c->policy
             && cert_authz_policy_rule_count(c->policy, &count)
                == CERT_AUTHZ_OK
             && count == 0) {
@@ -727,7 +639,6 @@ static int cert_authz_check_config(apr_pool_t *pconf, apr_pool_t *plog,
             return !OK;
         }
     }
-    (void)ptemp;
     return OK;
 }
 
