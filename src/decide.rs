@@ -1,17 +1,30 @@
 //! The compiled policy and its decisions.
 //!
-//! Rules and group lines are indexed by the exact identity value they ask
-//! for, so a decision looks up the identity's own values instead of
-//! scanning every rule: a 100,000-rule policy decides about as fast as a
-//! 10-rule one.  Only rules with no exact matcher (`any`, prefixes) are
-//! scanned.  The order of statements never changes a decision: deny beats
-//! allow, and among several matches the first written is reported.
+//! No rule is found by checking rules one by one: a path trie
+//! ([`paths`]) takes a request to the few places where the patterns that
+//! match its path end, and at each a value index ([`values`]) gives the
+//! rules filed under a value, prefix, DNS suffix or group that the identity
+//! has, or under `any`.  Group lines are indexed the same way.  Every
+//! candidate is then checked in full, so a 100,000-rule policy of any form
+//! decides about as fast as a 10-rule one, and the order of statements
+//! never changes a decision: deny beats allow, and among several matches
+//! the first written is reported.
+//!
+//! A decision allocates nothing: path segments are read from the path as
+//! the walk needs them, and the identity's groups are kept on the stack.
+
+mod paths;
+mod values;
+
+use std::cell::OnceCell;
 
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::attr::{Attr, ATTR_COUNT};
+use crate::attr::Attr;
 use crate::identity::{Identity, KeyKind};
 use crate::policy::Pos;
+use paths::PathTrie;
+use values::{KeyIndex, NONE};
 
 /// How a value in a policy matches an identity's value.
 #[derive(Debug, Clone)]
@@ -69,21 +82,6 @@ pub struct PathPattern {
     pub segs: Box<[Seg]>,
     /// Ends in `**`: zero or more further segments.
     pub rest: bool,
-}
-
-impl PathPattern {
-    fn matches(&self, path: &[&str], identity: &Identity) -> bool {
-        if path.len() < self.segs.len() || (!self.rest && path.len() != self.segs.len()) {
-            return false;
-        }
-        self.segs.iter().zip(path).all(|(seg, part)| match seg {
-            Seg::Literal(lit) => **lit == **part,
-            Seg::Star => true,
-            Seg::Template(attr) => {
-                identity.values(*attr).iter().any(|v| template_value_ok(v) && **v == **part)
-            }
-        })
-    }
 }
 
 /// A value that could make a template match more than one segment, or a
@@ -152,7 +150,9 @@ impl Reason {
             Reason::BadPath => "path is not unambiguous",
             Reason::BadMethod => "method is not a valid token",
             Reason::InternalError => "internal error",
-            Reason::UserAmbiguous => "the user attribute has several values and the allow rule does not single one out",
+            Reason::UserAmbiguous => {
+                "the user attribute has several values and the allow rule does not single one out"
+            }
         }
     }
 }
@@ -184,100 +184,30 @@ impl Decision<'_> {
     }
 }
 
-/// Entries keyed by the exact identity values they ask for.  FxHash: keys
-/// come from the administrator's policy; certificates only look up.
-#[derive(Default)]
-struct ValueIndex {
-    exact: Vec<HashMap<Box<str>, Vec<u32>>>,
-    dns_label: HashMap<Box<str>, Vec<u32>>,
-    by_group: Vec<Vec<u32>>,
-    scan: Vec<u32>,
-}
-
-impl ValueIndex {
-    fn new(groups: usize) -> ValueIndex {
-        ValueIndex {
-            exact: (0..ATTR_COUNT).map(|_| HashMap::default()).collect(),
-            dns_label: HashMap::default(),
-            by_group: vec![Vec::new(); groups],
-            scan: Vec::new(),
-        }
-    }
-
-    /// Files an entry under its most selective matcher.
-    fn insert(&mut self, id: u32, matchers: &[Matcher]) {
-        let exact = matchers.iter().find_map(|m| match m {
-            Matcher::Attr(attr, ValueMatch::Exact(v)) => Some((*attr, v)),
-            _ => None,
-        });
-        if let Some((attr, value)) = exact {
-            self.exact[attr.index()].entry(value.clone()).or_default().push(id);
-            return;
-        }
-        let label = matchers.iter().find_map(|m| match m {
-            Matcher::Attr(Attr::SanDns, ValueMatch::DnsLabel(suffix)) => Some(suffix),
-            _ => None,
-        });
-        if let Some(suffix) = label {
-            self.dns_label.entry(suffix.clone()).or_default().push(id);
-            return;
-        }
-        let group = matchers.iter().find_map(|m| match m {
-            Matcher::Group(g) => Some(*g as usize),
-            _ => None,
-        });
-        match group {
-            Some(g) => self.by_group[g].push(id),
-            None => self.scan.push(id),
-        }
-    }
-
-    /// Calls `f` with every entry that may match the identity (and some
-    /// that may not: the caller checks each in full).
-    fn candidates(&self, identity: &Identity, groups: &[u32], mut f: impl FnMut(u32)) {
-        for (index, table) in self.exact.iter().enumerate() {
-            if table.is_empty() {
-                continue;
-            }
-            for value in identity.match_values(attr_for_index(index)) {
-                if let Some(ids) = table.get(&**value) {
-                    ids.iter().for_each(|id| f(*id));
-                }
-            }
-        }
-        if !self.dns_label.is_empty() {
-            for name in identity.values(Attr::SanDns) {
-                if let Some((_, rest)) = name.split_once('.') {
-                    if let Some(ids) = self.dns_label.get(rest) {
-                        ids.iter().for_each(|id| f(*id));
-                    }
-                }
-            }
-        }
-        for g in groups {
-            self.by_group[*g as usize].iter().for_each(|id| f(*id));
-        }
-        self.scan.iter().for_each(|id| f(*id));
-    }
-}
-
-/// The attribute with a given index (the inverse of Attr::index).
-fn attr_for_index(index: usize) -> Attr {
-    static ALL: once_cell::sync::Lazy<Vec<Attr>> = once_cell::sync::Lazy::new(|| {
-        let mut by_index = Attr::all();
-        by_index.sort_by_key(|a| a.index());
-        by_index
-    });
-    ALL[index]
+/// A rule as the index keeps it: its path lives in the trie, and only the
+/// places of its `{ATTR}` segments are kept, for `authorized_value`.
+#[derive(Debug)]
+struct CompiledRule {
+    matchers: Box<[Matcher]>,
+    /// (segment number, attribute) of each template segment.
+    templates: Box<[(u32, Attr)]>,
+    /// Into `Policy::methods`: most policies have a handful of distinct lists.
+    methods: u32,
+    deny: bool,
+    file: u32,
+    line: u32,
 }
 
 /// A compiled, immutable policy.
 pub struct Policy {
     files: Vec<Box<str>>,
-    rules: Vec<Rule>,
-    rule_index: ValueIndex,
+    rules: Vec<CompiledRule>,
+    methods: Vec<Methods>,
+    paths: PathTrie,
+    rule_index: KeyIndex,
     group_lines: Vec<(u32, Box<[Matcher]>)>,
-    group_index: ValueIndex,
+    /// Group lines are filed in one bucket, 0: they have no paths.
+    group_index: KeyIndex,
     group_count: usize,
     key_requirements: Vec<(Vec<KeySpec>, Pos)>,
     lifetime_requirements: Vec<(i64, Pos)>,
@@ -292,19 +222,65 @@ impl Policy {
         key_requirements: Vec<(Vec<KeySpec>, Pos)>,
         lifetime_requirements: Vec<(i64, Pos)>,
     ) -> Policy {
-        let mut rule_index = ValueIndex::new(group_count);
-        for (id, rule) in rules.iter().enumerate() {
-            rule_index.insert(id as u32, &rule.matchers);
+        let mut paths = PathTrie::new();
+        let mut method_ids: HashMap<String, u32> = HashMap::default();
+        let mut methods = Vec::new();
+        let mut buckets = Vec::with_capacity(rules.len());
+        let mut compiled = Vec::with_capacity(rules.len());
+        for rule in rules {
+            let templates = rule
+                .path
+                .segs
+                .iter()
+                .enumerate()
+                .filter_map(|(i, seg)| match seg {
+                    Seg::Template(attr) => Some((i as u32, *attr)),
+                    _ => None,
+                })
+                .collect();
+            buckets.push(paths.insert(rule.path));
+            // Rules written one after another mostly share their methods.
+            let last = compiled.last().map(|r: &CompiledRule| r.methods);
+            let method_id = match last {
+                Some(id) if same_methods(&methods[id as usize], &rule.methods) => id,
+                _ => {
+                    let name = match &rule.methods {
+                        Methods::Any => "*".to_string(),
+                        Methods::List(list) => list.join(","),
+                    };
+                    let next = methods.len() as u32;
+                    let id = *method_ids.entry(name).or_insert(next);
+                    if id == next {
+                        methods.push(rule.methods);
+                    }
+                    id
+                }
+            };
+            compiled.push(CompiledRule {
+                matchers: rule.matchers,
+                templates,
+                methods: method_id,
+                deny: rule.deny,
+                file: rule.file,
+                line: rule.line,
+            });
         }
-        let mut group_index = ValueIndex::new(0);
+        paths.shrink_to_fit();
+        let entries: Vec<(u32, &[Matcher])> =
+            buckets.iter().zip(&compiled).map(|(bucket, rule)| (*bucket, &*rule.matchers)).collect();
+        let rule_index = KeyIndex::build(paths.bucket_count(), &entries);
+        drop(entries);
+
         let group_lines: Vec<(u32, Box<[Matcher]>)> =
             group_lines.into_iter().map(|(g, m)| (g, m.into_boxed_slice())).collect();
-        for (id, (_, matchers)) in group_lines.iter().enumerate() {
-            group_index.insert(id as u32, matchers);
-        }
+        let entries: Vec<(u32, &[Matcher])> = group_lines.iter().map(|(_, m)| (0, &**m)).collect();
+        let group_index = KeyIndex::build(1, &entries);
+        drop(entries);
         Policy {
             files,
-            rules,
+            rules: compiled,
+            methods,
+            paths,
             rule_index,
             group_lines,
             group_index,
@@ -323,19 +299,27 @@ impl Policy {
         Some((&self.files[file as usize], line))
     }
 
+    /// Calls `f` with the group of every group line the identity matches
+    /// (a group once per matching line).
+    fn each_group_line(&self, identity: &Identity, mut f: impl FnMut(u32)) {
+        if self.group_count == 0 {
+            return;
+        }
+        self.group_index.probe(0, identity, &mut |line| {
+            let (group, matchers) = &self.group_lines[line as usize];
+            // Group lines hold no `group=` (the parser refuses it).
+            if matchers.iter().all(|m| matcher_ok(m, identity, &|_| false)) {
+                f(*group);
+            }
+        });
+    }
+
     /// The groups an identity belongs to, sorted.
     pub fn groups_of(&self, identity: &Identity) -> Vec<u32> {
         let mut groups = Vec::new();
-        if self.group_count == 0 {
-            return groups;
-        }
-        self.group_index.candidates(identity, &[], |line| {
-            let (group, matchers) = &self.group_lines[line as usize];
-            if !groups.contains(group) && matchers.iter().all(|m| matcher_ok(m, identity, &[])) {
-                groups.push(*group);
-            }
-        });
+        self.each_group_line(identity, |g| groups.push(g));
         groups.sort_unstable();
+        groups.dedup();
         groups
     }
 
@@ -362,10 +346,9 @@ impl Policy {
         {
             return Decision::deny(Reason::BadMethod);
         }
-        let mut segments: Vec<&str> = Vec::with_capacity(8);
-        if !split_path(path, &mut segments) {
+        let Some(rest) = normalized_path(path) else {
             return Decision::deny(Reason::BadPath);
-        }
+        };
         for (specs, pos) in &self.key_requirements {
             if !specs.iter().any(|s| s.accepts(identity.key)) {
                 return Decision {
@@ -386,22 +369,29 @@ impl Policy {
                 };
             }
         }
-        let groups = self.groups_of(identity);
-        let (mut first_allow, mut first_deny) = (u32::MAX, u32::MAX);
-        self.rule_index.candidates(identity, &groups, |id| {
+        let search = Search { policy: self, identity, method, groups: OnceCell::new() };
+        let (mut first_allow, mut first_deny) = (NONE, NONE);
+        let mut consider = |id: u32| {
             let rule = &self.rules[id as usize];
-            let slot = if rule.deny { &mut first_deny } else { &mut first_allow };
-            if id < *slot
-                && rule.methods.allows(method)
-                && rule.path.matches(&segments, identity)
-                && rule.matchers.iter().all(|m| matcher_ok(m, identity, &groups))
-            {
-                *slot = id;
+            // Once a deny has matched, no allow can decide.
+            let best = match (rule.deny, first_deny) {
+                (true, _) => first_deny,
+                (false, NONE) => first_allow,
+                (false, _) => 0,
+            };
+            if id < best && search.matches(rule) {
+                *(if rule.deny { &mut first_deny } else { &mut first_allow }) = id;
+            }
+        };
+        self.paths.walk(rest, identity, |bucket| {
+            self.rule_index.probe(bucket, identity, &mut consider);
+            if self.rule_index.has_groups(bucket) {
+                search.each_group(|g| self.rule_index.probe_group(bucket, g, &mut consider));
             }
         });
-        let (id, allowed, reason) = if first_deny != u32::MAX {
+        let (id, allowed, reason) = if first_deny != NONE {
             (first_deny, false, Reason::DenyRule)
-        } else if first_allow != u32::MAX {
+        } else if first_allow != NONE {
             (first_allow, true, Reason::AllowRule)
         } else {
             return Decision::deny(Reason::NoMatchingRule);
@@ -411,10 +401,105 @@ impl Policy {
         let Some(attr) = user.filter(|_| allowed) else {
             return Decision { allowed, reason, origin, user: None };
         };
-        match authorized_value(rule, attr, identity, &segments) {
+        match authorized_value(rule, attr, identity, rest) {
             Ok(user) => Decision { allowed, reason, origin, user },
             Err(()) => Decision { allowed: false, reason: Reason::UserAmbiguous, origin, user: None },
         }
+    }
+}
+
+fn same_methods(a: &Methods, b: &Methods) -> bool {
+    match (a, b) {
+        (Methods::Any, Methods::Any) => true,
+        (Methods::List(a), Methods::List(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// The groups of an identity that a decision has found, on the stack.  An
+/// identity in more groups than fit is still decided exactly: the groups
+/// past the first GROUP_CAPACITY are then looked up again when asked for.
+const GROUP_CAPACITY: usize = 64;
+
+#[derive(Debug)]
+struct GroupSet {
+    sorted: [u32; GROUP_CAPACITY],
+    len: usize,
+    overflow: bool,
+}
+
+impl Default for GroupSet {
+    fn default() -> GroupSet {
+        GroupSet { sorted: [0; GROUP_CAPACITY], len: 0, overflow: false }
+    }
+}
+
+impl GroupSet {
+    fn listed(&self) -> &[u32] {
+        &self.sorted[..self.len]
+    }
+
+    fn insert(&mut self, group: u32) {
+        let Err(at) = self.listed().binary_search(&group) else {
+            return;
+        };
+        if self.len == GROUP_CAPACITY {
+            self.overflow = true;
+            return;
+        }
+        self.sorted.copy_within(at..self.len, at + 1);
+        self.sorted[at] = group;
+        self.len += 1;
+    }
+}
+
+/// One decision's view of the identity: the groups are found on first use,
+/// as most requests reach no rule that asks for one.
+struct Search<'a> {
+    policy: &'a Policy,
+    identity: &'a Identity,
+    method: &'a str,
+    groups: OnceCell<GroupSet>,
+}
+
+impl Search<'_> {
+    fn groups(&self) -> &GroupSet {
+        self.groups.get_or_init(|| {
+            let mut set = GroupSet::default();
+            self.policy.each_group_line(self.identity, |g| set.insert(g));
+            set
+        })
+    }
+
+    fn in_group(&self, group: u32) -> bool {
+        let set = self.groups();
+        if set.listed().binary_search(&group).is_ok() {
+            return true;
+        }
+        if !set.overflow {
+            return false;
+        }
+        let mut found = false;
+        self.policy.each_group_line(self.identity, |g| found |= g == group);
+        found
+    }
+
+    /// Calls `f` with each group of the identity (with GroupSet overflowed,
+    /// some more than once).
+    fn each_group(&self, mut f: impl FnMut(u32)) {
+        let set = self.groups();
+        if set.overflow {
+            self.policy.each_group_line(self.identity, f);
+        } else {
+            set.listed().iter().for_each(|g| f(*g));
+        }
+    }
+
+    /// The full check of a candidate: methods and every matcher.  Its path
+    /// matched already: the trie led to it.
+    fn matches(&self, rule: &CompiledRule) -> bool {
+        self.policy.methods[rule.methods as usize].allows(self.method)
+            && rule.matchers.iter().all(|m| matcher_ok(m, self.identity, &|g| self.in_group(g)))
     }
 }
 
@@ -424,7 +509,12 @@ impl Policy {
 /// rule on `attr` accepts.  Err when several remain, or when the rule does
 /// not look at `attr` at all (it matched through `any`, a group, or another
 /// attribute): then no value was authorized more than another.
-fn authorized_value(rule: &Rule, attr: Attr, identity: &Identity, segments: &[&str]) -> Result<Option<usize>, ()> {
+fn authorized_value(
+    rule: &CompiledRule,
+    attr: Attr,
+    identity: &Identity,
+    rest: &str,
+) -> Result<Option<usize>, ()> {
     let values = identity.match_values(attr);
     match values.len() {
         0 => return Ok(None),
@@ -443,12 +533,11 @@ fn authorized_value(rule: &Rule, attr: Attr, identity: &Identity, segments: &[&s
                 }
             }
         }
-        for (seg, part) in rule.path.segs.iter().zip(segments) {
-            if let Seg::Template(a) = seg {
-                if *a == attr {
-                    constrained = true;
-                    accepted &= **value == **part;
-                }
+        for (segment, a) in rule.templates.iter() {
+            if *a == attr {
+                constrained = true;
+                // The rule matched, so the path has this segment.
+                accepted &= rest.split('/').nth(*segment as usize) == Some(&**value);
             }
         }
         if accepted {
@@ -464,42 +553,37 @@ fn authorized_value(rule: &Rule, attr: Attr, identity: &Identity, segments: &[&s
     }
 }
 
-fn matcher_ok(matcher: &Matcher, identity: &Identity, groups: &[u32]) -> bool {
+fn matcher_ok(matcher: &Matcher, identity: &Identity, in_group: &dyn Fn(u32) -> bool) -> bool {
     match matcher {
         Matcher::Any => true,
-        Matcher::Group(g) => groups.contains(g),
+        Matcher::Group(g) => in_group(*g),
         Matcher::Attr(attr, value) => identity.match_values(*attr).iter().any(|v| value.matches(v)),
     }
 }
 
-/// Splits a request path into segments.  One trailing `/` is ignored;
-/// an empty path, a path not starting with `/`, an empty, `.` or `..`
-/// segment, or a NUL make the path ambiguous: false.
-pub fn split_path<'a>(path: &'a str, out: &mut Vec<&'a str>) -> bool {
-    let Some(rest) = path.strip_prefix('/') else {
-        return false;
-    };
+/// Checks a request path and returns it without its leading `/` and one
+/// trailing `/`.  An empty path, a path not starting with `/`, an empty,
+/// `.` or `..` segment, a NUL or an encoded slash make the path ambiguous:
+/// None.
+pub fn normalized_path(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix('/')?;
     if path.contains('\0') {
-        return false;
+        return None;
     }
     // A server that leaves `%2F` encoded (Apache's AllowEncodedSlashes
     // NoDecode) hands on a path whose segments a backend may split
     // differently: `/api/admin%2Fusers` is `/api/admin/users` to it.
     if path.as_bytes().windows(3).any(|w| w[0] == b'%' && w[1] == b'2' && (w[2] | 0x20) == b'f') {
-        return false;
+        return None;
     }
     if rest == "/" {
-        return false;
+        return None;
     }
     let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if rest.is_empty() {
-        return true;
+    if !rest.is_empty()
+        && rest.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
+        return None;
     }
-    for segment in rest.split('/') {
-        if segment.is_empty() || segment == "." || segment == ".." {
-            return false;
-        }
-        out.push(segment);
-    }
-    true
+    Some(rest)
 }

@@ -1,0 +1,373 @@
+//! The value index: entries (rules, or group lines) filed by bucket under
+//! one key drawn from their matchers, so that a decision looks up the
+//! identity's own values instead of checking entries one by one.
+//!
+//! A bucket is one place in the path trie (or the single place of the
+//! group lines).  Each entry is filed once, under the key of its matchers
+//! that the fewest entries of its bucket share: an exact value, a prefix, a
+//! `*.` DNS suffix, a group, or, when it has nothing else, `any`.  Looking
+//! up gives every entry whose key the identity satisfies, plus a few more
+//! on a hash collision: the caller checks each in full, so the index only
+//! ever has to be complete, never exact.
+
+use rustc_hash::FxHashMap as HashMap;
+
+use super::{Matcher, ValueMatch};
+use crate::attr::{Attr, ATTR_COUNT};
+use crate::identity::Identity;
+
+/// No entry, no bucket, no node.
+pub(super) const NONE: u32 = u32::MAX;
+
+/// What one bucket holds, so that a look-up probes only the kinds of keys
+/// and the attributes that are there.
+#[derive(Debug, Clone)]
+struct Bucket {
+    /// The chain of entries that match every identity.
+    any: u32,
+    /// The attributes with exact keys: an index into `KeyIndex::exact_attrs`, or NONE.
+    exact: u32,
+    /// The prefix lengths: an index into `KeyIndex::prefix_lengths`, or NONE.
+    prefixes: u32,
+    dns_label: bool,
+    groups: bool,
+}
+
+impl Default for Bucket {
+    fn default() -> Bucket {
+        Bucket { any: NONE, exact: NONE, prefixes: NONE, dns_label: false, groups: false }
+    }
+}
+
+/// One key, as an entry is filed under it.
+#[derive(Debug, Clone, Copy)]
+enum Key<'a> {
+    Exact(Attr, &'a str),
+    Prefix(Attr, &'a str),
+    DnsLabel(&'a str),
+    Group(u32),
+}
+
+impl Key<'_> {
+    fn of(matcher: &Matcher) -> Option<Key<'_>> {
+        match matcher {
+            Matcher::Any => None,
+            Matcher::Group(g) => Some(Key::Group(*g)),
+            Matcher::Attr(attr, ValueMatch::Exact(v)) => Some(Key::Exact(*attr, v)),
+            Matcher::Attr(attr, ValueMatch::Prefix(p)) => Some(Key::Prefix(*attr, p)),
+            Matcher::Attr(_, ValueMatch::DnsLabel(suffix)) => Some(Key::DnsLabel(suffix)),
+        }
+    }
+
+    /// Which key to prefer when two are shared by as many entries: an
+    /// exact value costs one probe per identity value, a prefix one per
+    /// prefix length, a group one per group of the identity.
+    fn cost_rank(self) -> u8 {
+        match self {
+            Key::Exact(..) => 0,
+            Key::DnsLabel(_) => 1,
+            Key::Prefix(..) => 2,
+            Key::Group(_) => 3,
+        }
+    }
+
+    fn hash(self, bucket: u32) -> u64 {
+        match self {
+            Key::Exact(attr, value) => hash_bytes(seed(bucket, TAG_EXACT, attr), value.as_bytes()),
+            Key::Prefix(attr, prefix) => hash_bytes(seed(bucket, TAG_PREFIX, attr), prefix.as_bytes()),
+            Key::DnsLabel(suffix) => hash_bytes(seed(bucket, TAG_DNS_LABEL, Attr::SanDns), suffix.as_bytes()),
+            Key::Group(g) => group_hash(bucket, g),
+        }
+    }
+}
+
+// Keys are 64-bit hashes of (bucket, kind, attribute, value): the tables
+// then hold no strings of their own, and a look-up with a borrowed value
+// needs no owned key.  Two keys that collide share a chain, which only adds
+// candidates that the full check refuses.
+const TAG_EXACT: u64 = 1;
+const TAG_PREFIX: u64 = 2;
+const TAG_DNS_LABEL: u64 = 3;
+const TAG_GROUP: u64 = 4;
+const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// The murmur3 finalizer: every input bit reaches every output bit.
+fn fmix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+fn seed(bucket: u32, tag: u64, attr: Attr) -> u64 {
+    fmix(u64::from(bucket) | (tag << 32) | ((attr.index() as u64) << 40))
+}
+
+fn absorb(h: u64, word: u64) -> u64 {
+    (h ^ word).wrapping_mul(MULTIPLIER).rotate_left(29)
+}
+
+/// Up to eight bytes as one little-endian word, zero-padded.
+fn word(bytes: &[u8]) -> u64 {
+    match <[u8; 8]>::try_from(bytes) {
+        Ok(full) => u64::from_le_bytes(full),
+        Err(_) => bytes.iter().rev().fold(0, |w, b| (w << 8) | u64::from(*b)),
+    }
+}
+
+fn finish(h: u64, len: usize) -> u64 {
+    fmix(h ^ len as u64)
+}
+
+fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut h = seed;
+    for chunk in &mut chunks {
+        h = absorb(h, word(chunk));
+    }
+    if !chunks.remainder().is_empty() {
+        h = absorb(h, word(chunks.remainder()));
+    }
+    finish(h, bytes.len())
+}
+
+/// The hashes `hash_bytes(seed, &value[..len])` for each of the ascending
+/// `lengths` that fit, computed in one pass over `value`.
+fn each_prefix_hash(seed: u64, value: &[u8], lengths: &[u32], mut f: impl FnMut(u64)) {
+    let mut h = seed;
+    let mut words = 0;
+    for &len in lengths {
+        let len = len as usize;
+        if len > value.len() {
+            break;
+        }
+        while (words + 1) * 8 <= len {
+            h = absorb(h, word(&value[words * 8..words * 8 + 8]));
+            words += 1;
+        }
+        let tail = &value[words * 8..len];
+        let last = if tail.is_empty() { h } else { absorb(h, word(tail)) };
+        f(finish(last, len));
+    }
+}
+
+fn group_hash(bucket: u32, group: u32) -> u64 {
+    finish(absorb(seed(bucket, TAG_GROUP, Attr::Subject), u64::from(group)), 4)
+}
+
+/// The index of one kind of entry (rules or group lines).
+pub(super) struct KeyIndex {
+    buckets: Vec<Bucket>,
+    /// Key hash → the first entry of its chain.
+    heads: HashMap<u64, u32>,
+    /// Entry → the next entry of the same chain, or NONE.
+    next: Vec<u32>,
+    /// Lists of the attributes that have exact keys in a bucket, shared
+    /// by the buckets with the same list.
+    exact_attrs: Vec<Box<[Attr]>>,
+    /// For each attribute with prefix keys in a bucket, the distinct
+    /// prefix lengths in bytes, ascending; shared as `exact_attrs` is.
+    prefix_lengths: Vec<Box<[(Attr, Box<[u32]>)]>>,
+}
+
+impl KeyIndex {
+    /// Files entry `i` of `entries`, (bucket, matchers), under its most
+    /// selective key.  Entry ids are their positions.
+    pub(super) fn build(bucket_count: usize, entries: &[(u32, &[Matcher])]) -> KeyIndex {
+        // Every entry's keys with their hashes, computed once: entry i has
+        // keys[starts[i]..starts[i + 1]].
+        let mut keys: Vec<(Key, u64)> = Vec::with_capacity(entries.len() * 2);
+        let mut starts = Vec::with_capacity(entries.len() + 1);
+        for (bucket, matchers) in entries {
+            starts.push(keys.len());
+            keys.extend(matchers.iter().filter_map(Key::of).map(|key| (key, key.hash(*bucket))));
+        }
+        starts.push(keys.len());
+        // How many entries of a bucket could be filed under each key.
+        let mut shared: HashMap<u64, u32> = HashMap::default();
+        shared.reserve(keys.len());
+        for (_, hash) in &keys {
+            *shared.entry(*hash).or_default() += 1;
+        }
+
+        let mut buckets = vec![Bucket::default(); bucket_count];
+        let mut heads: HashMap<u64, u32> = HashMap::default();
+        heads.reserve(entries.len());
+        let mut next = vec![NONE; entries.len()];
+        let mut exact = vec![AttrMask::default(); bucket_count];
+        let mut prefixes: HashMap<(u32, Attr), Vec<u32>> = HashMap::default();
+        // Entries are filed last to first, each at the front of its chain,
+        // so that every chain runs in ascending order.
+        for (id, (bucket, _)) in entries.iter().enumerate().rev() {
+            let candidates = &keys[starts[id]..starts[id + 1]];
+            let best = match candidates {
+                [only] => Some(only),
+                _ => candidates.iter().min_by_key(|(key, hash)| (shared[hash], key.cost_rank())),
+            };
+            let b = &mut buckets[*bucket as usize];
+            let Some((key, hash)) = best else {
+                next[id] = b.any;
+                b.any = id as u32;
+                continue;
+            };
+            match key {
+                Key::Exact(attr, _) => exact[*bucket as usize].insert(*attr),
+                Key::Prefix(attr, prefix) => {
+                    prefixes.entry((*bucket, *attr)).or_default().push(prefix.len() as u32)
+                }
+                Key::DnsLabel(_) => b.dns_label = true,
+                Key::Group(_) => b.groups = true,
+            }
+            let head = heads.entry(*hash).or_insert(NONE);
+            next[id] = *head;
+            *head = id as u32;
+        }
+        drop((keys, shared));
+        heads.shrink_to_fit();
+
+        let mut exact_attrs = Interned::default();
+        let mut mask_ids: HashMap<AttrMask, u32> = HashMap::default();
+        for (bucket, mask) in buckets.iter_mut().zip(&exact) {
+            if *mask != AttrMask::default() {
+                bucket.exact = *mask_ids.entry(*mask).or_insert_with(|| exact_attrs.id(mask.attrs()));
+            }
+        }
+        let mut prefixes: Vec<((u32, Attr), Vec<u32>)> = prefixes.into_iter().collect();
+        prefixes.sort_unstable_by_key(|((bucket, attr), _)| (*bucket, attr.index()));
+        let mut prefix_lengths = Interned::default();
+        for run in prefixes.chunk_by(|a, b| a.0 .0 == b.0 .0) {
+            let list = run
+                .iter()
+                .map(|((_, attr), lengths)| {
+                    let mut lengths = lengths.clone();
+                    lengths.sort_unstable();
+                    lengths.dedup();
+                    (*attr, lengths.into_boxed_slice())
+                })
+                .collect();
+            buckets[run[0].0 .0 as usize].prefixes = prefix_lengths.id(list);
+        }
+        KeyIndex {
+            buckets,
+            heads,
+            next,
+            exact_attrs: exact_attrs.into_lists(),
+            prefix_lengths: prefix_lengths.into_lists(),
+        }
+    }
+
+    fn chain(&self, head: Option<&u32>, visit: &mut impl FnMut(u32)) {
+        let mut id = head.copied().unwrap_or(NONE);
+        while id != NONE {
+            visit(id);
+            id = self.next[id as usize];
+        }
+    }
+
+    /// Whether looking up `bucket` needs the identity's groups.
+    pub(super) fn has_groups(&self, bucket: u32) -> bool {
+        self.buckets[bucket as usize].groups
+    }
+
+    /// Calls `visit` with every entry of `bucket` filed under `any` or
+    /// under a value key that one of the identity's values satisfies.
+    pub(super) fn probe(&self, bucket: u32, identity: &Identity, visit: &mut impl FnMut(u32)) {
+        let b = &self.buckets[bucket as usize];
+        let mut any = b.any;
+        while any != NONE {
+            visit(any);
+            any = self.next[any as usize];
+        }
+        if b.exact != NONE {
+            for attr in self.exact_attrs[b.exact as usize].iter() {
+                let seed = seed(bucket, TAG_EXACT, *attr);
+                for value in identity.match_values(*attr) {
+                    self.chain(self.heads.get(&hash_bytes(seed, value.as_bytes())), visit);
+                }
+            }
+        }
+        if b.prefixes != NONE {
+            for (attr, lengths) in self.prefix_lengths[b.prefixes as usize].iter() {
+                let seed = seed(bucket, TAG_PREFIX, *attr);
+                for value in identity.match_values(*attr) {
+                    each_prefix_hash(seed, value.as_bytes(), lengths, |hash| {
+                        self.chain(self.heads.get(&hash), visit)
+                    });
+                }
+            }
+        }
+        if b.dns_label {
+            let seed = seed(bucket, TAG_DNS_LABEL, Attr::SanDns);
+            for name in identity.match_values(Attr::SanDns) {
+                if let Some((label, suffix)) = name.split_once('.') {
+                    if !label.is_empty() {
+                        self.chain(self.heads.get(&hash_bytes(seed, suffix.as_bytes())), visit);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Calls `visit` with every entry of `bucket` filed under `group`.
+    pub(super) fn probe_group(&self, bucket: u32, group: u32, visit: &mut impl FnMut(u32)) {
+        self.chain(self.heads.get(&group_hash(bucket, group)), visit);
+    }
+}
+
+/// A set of attributes while the index is built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+struct AttrMask([u64; ATTR_COUNT.div_ceil(64)]);
+
+impl AttrMask {
+    fn insert(&mut self, attr: Attr) {
+        self.0[attr.index() / 64] |= 1 << (attr.index() % 64);
+    }
+
+    fn attrs(&self) -> Box<[Attr]> {
+        Attr::all().into_iter().filter(|a| self.0[a.index() / 64] & (1 << (a.index() % 64)) != 0).collect()
+    }
+}
+
+/// Lists kept once however many buckets have them (100,000 buckets that
+/// each key on `subject.CN` share one list).
+struct Interned<T: std::hash::Hash + Eq + Clone> {
+    ids: HashMap<Box<[T]>, u32>,
+    lists: Vec<Box<[T]>>,
+}
+
+impl<T: std::hash::Hash + Eq + Clone> Default for Interned<T> {
+    fn default() -> Self {
+        Interned { ids: HashMap::default(), lists: Vec::new() }
+    }
+}
+
+impl<T: std::hash::Hash + Eq + Clone> Interned<T> {
+    fn id(&mut self, list: Box<[T]>) -> u32 {
+        let next = self.lists.len() as u32;
+        *self.ids.entry(list).or_insert_with_key(|list| {
+            self.lists.push(list.clone());
+            next
+        })
+    }
+
+    fn into_lists(mut self) -> Vec<Box<[T]>> {
+        self.lists.shrink_to_fit();
+        self.lists
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_hashes_are_the_hashes_of_the_prefixes() {
+        let value = b"spiffe://example.org/ns/team42/sa/x";
+        let lengths: Vec<u32> = (0..=value.len() as u32 + 3).collect();
+        let mut got = Vec::new();
+        each_prefix_hash(7, value, &lengths, |h| got.push(h));
+        let want: Vec<u64> = (0..=value.len()).map(|n| hash_bytes(7, &value[..n])).collect();
+        assert_eq!(got, want);
+    }
+}
