@@ -1,185 +1,35 @@
-//! End-to-end tests of ngx_http_cert_authz_module against the real nginx
-//! (/usr/sbin/nginx): each test starts its own nginx with its own prefix
-//! under target/test-scratch/, on loopback high ports, with the test PKI of
-//! tests/common, and stops it by its pid (a Drop guard, so a failing test
-//! stops its server too).  A missing nginx or module is a failure.
+//! End-to-end tests of what only ngx_http_cert_authz_module in nginx has:
+//! `satisfy any` with the access module, internal redirects and
+//! `try_files`, the variables in proxy headers, FastCGI parameters and the
+//! access log, php-fpm with Debian's fastcgi_params, `cert_authz on` where
+//! a server{} does not verify, and certificates verified by another
+//! server{}.  What both servers do is tested once for both in
+//! tests/both.rs.
 //!
-//! The module is target/release/ngx_http_cert_authz_module.so, built by
-//! `make build`; CERT_AUTHZ_NGINX_MODULE names another one.
+//! Each test starts its own nginx (common::nginx: its own prefix from
+//! common::scratch(), loopback ports, the test PKI of common::pki) and stops
+//! it by its pid when the test ends, also when it panics.  A missing nginx
+//! or module is a failure, never a skip: run `make build` first.
 
 mod common;
 
 use std::fs;
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use common::{free_port, make_pki, root, scratch, serve, Backend, Pki, SHARED_CASES, SHARED_POLICY};
-
-const NGINX: &str = "/usr/sbin/nginx";
-
-/// The test PKI, made once per test binary.
-fn pki() -> &'static Pki {
-    static PKI: OnceLock<Pki> = OnceLock::new();
-    PKI.get_or_init(|| make_pki(&scratch("nginx-pki")))
-}
-
-/// The module under test; panics (fails the test) when it is missing or
-/// older than its source, which would test something else than the code.
-fn module() -> PathBuf {
-    if let Some(path) = std::env::var_os("CERT_AUTHZ_NGINX_MODULE") {
-        return PathBuf::from(path);
-    }
-    let so = root().join("target/release/ngx_http_cert_authz_module.so");
-    let so_time = fs::metadata(&so)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|e| panic!("{}: {e}: run `make build` first", so.display()));
-    for src in ["module/nginx/ngx_http_cert_authz_module.c", "target/release/libcert_authz.a"] {
-        if let Ok(t) = fs::metadata(root().join(src)).and_then(|m| m.modified()) {
-            assert!(t <= so_time, "{} is older than {src}: run `make build`", so.display());
-        }
-    }
-    so
-}
-
-/// One nginx instance: its prefix, the port of its TLS server and, once
-/// started, its master's pid.  Dropping it stops nginx.
-struct Nginx {
-    dir: PathBuf,
-    port: u16,
-    pid: Option<i32>,
-}
-
-impl Nginx {
-    /// A prefix with conf/nginx.conf holding `http_body` inside http{}.
-    /// In `http_body`, PORT is the TLS server's port, PREFIX the prefix, PKI
-    /// the PKI directory.
-    fn new(name: &str, http_body: &str) -> Nginx {
-        let dir = scratch(&format!("nginx-{name}"));
-        for sub in ["conf", "logs", "temp"] {
-            fs::create_dir_all(dir.join(sub)).unwrap();
-        }
-        let nginx = Nginx { dir, port: free_port(), pid: None };
-        nginx.write_conf(http_body);
-        nginx
-    }
-
-    fn write_conf(&self, http_body: &str) {
-        let prefix = self.dir.display().to_string();
-        let body = http_body
-            .replace("PORT", &self.port.to_string())
-            .replace("PREFIX", &prefix)
-            .replace("PKI", &pki().dir.display().to_string());
-        let conf = format!(
-            "load_module {module};\n\
-             user www-data;\n\
-             worker_processes 1;\n\
-             pid {prefix}/logs/nginx.pid;\n\
-             error_log {prefix}/logs/error.log error;\n\
-             events {{ worker_connections 256; }}\n\
-             http {{\n\
-             access_log {prefix}/logs/access.log;\n\
-             client_body_temp_path {prefix}/temp/body;\n\
-             proxy_temp_path {prefix}/temp/proxy;\n\
-             fastcgi_temp_path {prefix}/temp/fastcgi;\n\
-             uwsgi_temp_path {prefix}/temp/uwsgi;\n\
-             scgi_temp_path {prefix}/temp/scgi;\n\
-             {body}\n\
-             }}\n",
-            module = module().display(),
-        );
-        fs::write(self.dir.join("conf/nginx.conf"), conf).unwrap();
-    }
-
-    /// Writes a file into conf/ (policies).
-    fn conf_file(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.dir.join("conf").join(name);
-        fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(NGINX);
-        cmd.arg("-p")
-            .arg(&self.dir)
-            .args(["-c", "conf/nginx.conf", "-e"])
-            .arg(self.dir.join("logs/error.log"));
-        cmd
-    }
-
-    /// `nginx -t`: its exit status and its output (stderr).
-    fn config_test(&self) -> (bool, String) {
-        let out: Output = self.command().arg("-t").output().expect("running nginx -t");
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-
-    fn start(&mut self) {
-        let out = self.command().output().expect("running nginx");
-        assert!(
-            out.status.success(),
-            "nginx did not start:\n{}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            self.error_log()
-        );
-        let pid_file = self.dir.join("logs/nginx.pid");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(text) = fs::read_to_string(&pid_file) {
-                if let Ok(pid) = text.trim().parse() {
-                    self.pid = Some(pid);
-                    break;
-                }
-            }
-            assert!(Instant::now() < deadline, "nginx wrote no pid file");
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.pid.expect("nginx is running");
-        let status = Command::new("kill").arg(sig).arg(pid.to_string()).status().unwrap();
-        assert!(status.success(), "kill {sig} {pid} failed");
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn error_log(&self) -> String {
-        fs::read_to_string(self.dir.join("logs/error.log")).unwrap_or_default()
-    }
-
-    /// The status of one request as `client` (None: no certificate).
-    fn status(&self, client: Option<&str>, method: &str, path: &str) -> u16 {
-        common::curl(pki(), client, method, &self.url(path), &[]).status
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let Some(pid) = self.pid.take() else { return };
-        let alive = || Path::new(&format!("/proc/{pid}")).exists();
-        let _ = Command::new("kill").arg("-QUIT").arg(pid.to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        // the daemonized master is not our child: init reaps it
-        while alive() && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(20));
-        }
-        if alive() {
-            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
-        }
-    }
-}
+use common::nginx::Nginx;
+use common::server::Server;
+use common::{free_port, pki, serve, share_with_workers, Backend};
 
 /// A TLS server block on PORT with the test PKI; `verify` is the
-/// ssl_verify_client value, `listen_extra` e.g. " http2".
-fn tls_server(verify: &str, listen_extra: &str, body: &str) -> String {
+/// ssl_verify_client value.
+fn tls_server(verify: &str, body: &str) -> String {
     format!(
         "server {{\n\
-         listen 127.0.0.1:PORT ssl{listen_extra};\n\
+         listen 127.0.0.1:PORT ssl;\n\
          server_name localhost;\n\
          ssl_certificate PKI/server.pem;\n\
          ssl_certificate_key PKI/server.key;\n\
@@ -203,201 +53,16 @@ fn app_server(port: u16) -> String {
 
 /// A TLS server block (see tls_server) followed by the app_server it proxies
 /// to: `body` gets the app's port and returns the TLS server's body.
-fn tls_server_with_app(verify: &str, listen_extra: &str, body: impl FnOnce(u16) -> String) -> String {
+fn tls_server_with_app(verify: &str, body: impl FnOnce(u16) -> String) -> String {
     let app = free_port();
-    format!("{}{}", tls_server(verify, listen_extra, &body(app)), app_server(app))
-}
-
-/// Statuses of several requests over one connection (keep-alive or HTTP/2
-/// streams), as curl reports them: (status, HTTP version).
-fn curl_many(nginx: &Nginx, client: Option<&str>, extra: &[&str], paths: &[&str]) -> Vec<(u16, String)> {
-    let pki = pki();
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "--max-time", "20"])
-        .args(["-w", "%{http_code} %{http_version}\\n"])
-        .arg("--cacert")
-        .arg(pki.path("ca.pem"));
-    if let Some(name) = client {
-        cmd.arg("--cert").arg(pki.cert(name)).arg("--key").arg(pki.key(name));
-    }
-    cmd.args(extra);
-    for path in paths {
-        // -o is per URL
-        cmd.args(["-o", "/dev/null"]).arg(nginx.url(path));
-    }
-    let out = cmd.output().expect("running curl");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let (code, version) = l.split_once(' ').unwrap_or((l, ""));
-            (code.parse().unwrap_or(0), version.to_string())
-        })
-        .collect()
-}
-
-/// Waits until `f` is true, up to 15 s.
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The lines of the error log that the module wrote for refusals.
-fn deny_lines(log: &str) -> Vec<&str> {
-    log.lines().filter(|l| l.contains("cert_authz: access")).collect()
-}
-
-#[test]
-fn shared_cases_decide_as_the_table_says() {
-    let mut nginx = Nginx::new(
-        "shared",
-        &format!(
-            "cert_authz_policy shared.policy;\n{}",
-            tls_server_with_app("on", "", |app| {
-                format!(
-                    "location / {{\n\
-                     cert_authz on;\n\
-                     cert_authz_user subject.CN;\n\
-                     proxy_set_header X-Client-Identity $cert_authz_user;\n\
-                     proxy_pass http://127.0.0.1:{app};\n\
-                     }}"
-                )
-            })
-        ),
-    );
-    // relative: taken from the conf directory, as nginx's include takes it
-    let policy = nginx.conf_file("shared.policy", SHARED_POLICY);
-    nginx.start();
-
-    let mut failures = Vec::new();
-    let mut denied = 0;
-    for (expected, client, method, path) in SHARED_CASES {
-        let reply = common::curl(pki(), Some(client), method, &nginx.url(path), &[]);
-        let want = if *expected == "ALLOW" { 200 } else { 403 };
-        if reply.status != want {
-            failures.push(format!("{expected} {client} {method} {path}: got {}", reply.status));
-        }
-        if want == 403 {
-            denied += 1;
-        } else if *method != "HEAD" {
-            assert_eq!(reply.body, format!("user={client}"), "{client} {method} {path}");
-        }
-    }
-    assert!(failures.is_empty(), "nginx disagrees with the case table:\n{}", failures.join("\n"));
-
-    // Every deny is one error-level line naming method, path, subject,
-    // reason and (when a statement decided) its FILE:LINE, and the client.
-    let log = nginx.error_log();
-    let lines = deny_lines(&log);
-    assert_eq!(lines.len(), denied, "one line per deny:\n{log}");
-    for line in &lines {
-        assert!(line.contains("[error]"), "{line}");
-        assert!(line.contains("cert_authz: access forbidden: "), "{line}");
-        assert!(line.contains("client: 127.0.0.1"), "{line}");
-    }
-    let secrets = lines
-        .iter()
-        .find(|l| l.contains("GET /admin/secrets/key"))
-        .expect("a deny line for /admin/secrets/key");
-    assert!(secrets.contains("subject \"CN=opsbot,OU=ops,O=Example Corp\""), "{secrets}");
-    // the deny statement is the 8th line of SHARED_POLICY
-    assert!(
-        secrets.contains(&format!(", reason: deny rule matched, rule {}:8,", policy.display())),
-        "{secrets}"
-    );
-    let nowhere = lines.iter().find(|l| l.contains("GET /nowhere")).expect("a deny line for /nowhere");
-    assert!(nowhere.contains("subject \"CN=reporter\", reason: "), "{nowhere}");
-    assert!(nowhere.contains(", rule -,"), "{nowhere}");
-}
-
-#[test]
-fn unverified_and_missing_certificates_are_refused() {
-    let mut nginx = Nginx::new(
-        "unverified",
-        &tls_server_with_app("optional_no_ca", "", |app| {
-            format!(
-                "location / {{\n\
-                 cert_authz on;\n\
-                 cert_authz_rule \"allow * /x any\";\n\
-                 proxy_pass http://127.0.0.1:{app};\n\
-                 }}"
-            )
-        }),
-    );
-    nginx.start();
-
-    // A trusted certificate passes "any"; the same name from an untrusted
-    // CA, which optional_no_ca lets through the handshake, does not.
-    assert_eq!(nginx.status(Some("alice"), "GET", "/x"), 200);
-    assert_eq!(nginx.status(Some("rogue"), "GET", "/x"), 403);
-    assert_eq!(nginx.status(None, "GET", "/x"), 403);
-    // the query string is never part of the path
-    assert_eq!(nginx.status(Some("alice"), "GET", "/x?next=/admin"), 200);
-
-    let log = nginx.error_log();
-    let lines = deny_lines(&log);
-    assert_eq!(lines.len(), 2, "{log}");
-    assert!(lines.iter().all(|l| l.contains("GET /x,") && l.contains("subject \"-\"")), "{log}");
-}
-
-#[test]
-fn report_mode_decides_logs_and_exports_but_never_refuses() {
-    // report lines are warnings: log them
-    let mut nginx = Nginx::new(
-        "report",
-        &format!(
-            "error_log PREFIX/logs/error.log warn;\n{}",
-            tls_server_with_app("optional", "", |app| {
-                format!(
-                    "cert_authz_rule \"allow GET /open/** any\";\n\
-                 cert_authz on;\n\
-                 cert_authz_mode report;\n\
-                 cert_authz_user subject.CN;\n\
-                 location / {{\n\
-                 add_header X-Decision \"$cert_authz_decision\" always;\n\
-                 add_header X-User \"$cert_authz_user\" always;\n\
-                 add_header X-Rule \"$cert_authz_rule\" always;\n\
-                 proxy_pass http://127.0.0.1:{app};\n\
-                 }}"
-                )
-            })
-        ),
-    );
-    nginx.start();
-
-    let headers = |client: Option<&str>, path: &str| {
-        let reply = common::curl(pki(), client, "GET", &nginx.url(path), &["-D", "-"]);
-        (reply.status, reply.body)
-    };
-
-    let (status, head) = headers(Some("alice"), "/closed");
-    assert_eq!(status, 200, "{head}");
-    assert!(head.contains("X-Decision: deny"), "{head}");
-    assert!(!head.contains("X-User:"), "no user on a deny: {head}");
-
-    let (status, head) = headers(None, "/closed");
-    assert_eq!(status, 200, "{head}");
-
-    let (status, head) = headers(Some("alice"), "/open/door");
-    assert_eq!(status, 200, "{head}");
-    assert!(head.contains("X-Decision: allow"), "{head}");
-    assert!(head.contains("X-User: alice"), "{head}");
-    let conf = nginx.dir.join("conf/nginx.conf");
-    assert!(head.contains(&format!("X-Rule: {}:", conf.display())), "{head}");
-
-    let log = nginx.error_log();
-    let lines = deny_lines(&log);
-    assert_eq!(lines.len(), 2, "{log}");
-    assert!(lines.iter().all(|l| l.contains("would be forbidden (report mode)")), "{log}");
+    format!("{}{}", tls_server(verify, &body(app)), app_server(app))
 }
 
 #[test]
 fn satisfy_any_combines_with_the_access_module() {
-    let mut nginx = Nginx::new(
+    let mut nginx = Nginx::with_http(
         "satisfy",
-        &tls_server_with_app("optional", "", |app| {
+        &tls_server_with_app("optional", |app| {
             format!(
                 "cert_authz_rule \"allow GET /** subject.CN=alice\";\n\
                  cert_authz on;\n\
@@ -442,7 +107,7 @@ fn satisfy_any_combines_with_the_access_module() {
     assert_eq!(nginx.status(Some("reporter"), "GET", "/both/a"), 403);
     // a refusal that is not final under satisfy any is not an error line
     let log = nginx.error_log();
-    assert_eq!(deny_lines(&log).len(), 1, "{log}");
+    assert_eq!(nginx.deny_lines(&log).len(), 1, "{log}");
 
     // report mode under satisfy any, as Apache's Require cert-authz in a
     // <RequireAny>: the policy's allow grants, its would-be refusal leaves
@@ -453,107 +118,11 @@ fn satisfy_any_combines_with_the_access_module() {
 }
 
 #[test]
-fn locations_inherit_or_replace_the_policy() {
-    let mut nginx = Nginx::new(
-        "inherit",
-        &format!(
-            "cert_authz_policy PREFIX/conf/site.policy;\n\
-             cert_authz_user subject.CN;\n\
-             {}",
-            tls_server_with_app("optional", "", |app| {
-                format!(
-                    "cert_authz on;\n\
-                     proxy_set_header X-Client-Identity $cert_authz_user;\n\
-                     location / {{ proxy_pass http://127.0.0.1:{app}; }}\n\
-                     location /api/ {{\n\
-                     cert_authz_rule \"allow GET /api/reports/** subject.CN=reporter\";\n\
-                     proxy_pass http://127.0.0.1:{app};\n\
-                     location /api/reports/inner/ {{ proxy_pass http://127.0.0.1:{app}; }}\n\
-                     }}\n\
-                     location /public/ {{\n\
-                     cert_authz off;\n\
-                     proxy_pass http://127.0.0.1:{app};\n\
-                     }}\n\
-                     location /ops/ {{\n\
-                     cert_authz_user subject.OU;\n\
-                     proxy_pass http://127.0.0.1:{app};\n\
-                     }}"
-                )
-            })
-        ),
-    );
-    nginx.conf_file(
-        "site.policy",
-        "allow GET /** subject.CN=alice\n\
-         allow GET /ops/** group=ops\n\
-         group ops subject.OU=ops\n",
-    );
-    nginx.start();
-
-    // the server inherits the http{} policy
-    assert_eq!(nginx.status(Some("alice"), "GET", "/anything"), 200);
-    assert_eq!(nginx.status(Some("reporter"), "GET", "/anything"), 403);
-    // /api/ replaces it whole: alice's blanket allow is gone there
-    assert_eq!(nginx.status(Some("reporter"), "GET", "/api/reports/q3"), 200);
-    assert_eq!(nginx.status(Some("alice"), "GET", "/api/reports/q3"), 403);
-    // a nested location inherits its parent location's rule set
-    assert_eq!(nginx.status(Some("reporter"), "GET", "/api/reports/inner/x"), 200);
-    assert_eq!(nginx.status(Some("alice"), "GET", "/api/reports/inner/x"), 403);
-    // off where it says off, even without a certificate
-    assert_eq!(nginx.status(None, "GET", "/public/x"), 200);
-    // cert_authz_user is inherited and overridden like the others
-    let reply = common::curl(pki(), Some("alice"), "GET", &nginx.url("/x"), &[]);
-    assert_eq!(reply.body, "user=alice");
-    let reply = common::curl(pki(), Some("opsbot"), "GET", &nginx.url("/ops/x"), &[]);
-    assert_eq!((reply.status, reply.body.as_str()), (200, "user=ops"));
-}
-
-#[test]
-fn configuration_errors_fail_nginx_t_with_their_location() {
-    let server = |body: &str| tls_server("on", "", body);
-
-    // a policy file with an error on its 3rd line
-    let nginx =
-        Nginx::new("bad-policy", &server("location / { cert_authz on; cert_authz_policy bad.policy; }"));
-    let bad = nginx.conf_file("bad.policy", "# fine\nallow GET /a any\nallow GET /b no.such.attr=1\n");
-    let (ok, out) = nginx.config_test();
-    assert!(!ok, "nginx -t accepted a broken policy:\n{out}");
-    assert!(out.contains(&format!("{}:3:", bad.display())), "{out}");
-
-    // an inline rule: the error points at the nginx.conf line
-    let nginx = Nginx::new(
-        "bad-rule",
-        &server("location / {\ncert_authz on;\ncert_authz_rule \"allow GET /a group=nobody\";\n}"),
-    );
-    let (ok, out) = nginx.config_test();
-    assert!(!ok, "nginx -t accepted a broken rule:\n{out}");
-    let conf = nginx.dir.join("conf/nginx.conf");
-    let text = fs::read_to_string(&conf).unwrap();
-    let line = text.lines().position(|l| l.contains("group=nobody")).unwrap() + 1;
-    assert!(out.contains(&format!("{}:{line}:", conf.display())), "{out}");
-
-    // a missing policy file
-    let nginx = Nginx::new("missing-policy", &server("cert_authz_policy nowhere.policy;"));
-    let (ok, out) = nginx.config_test();
-    assert!(!ok && out.contains("nowhere.policy"), "{out}");
-
-    // values that are not values refuse, never default to off
-    for (name, body, needle) in [
-        ("bad-flag", "cert_authz maybe;", "maybe"),
-        ("bad-mode", "cert_authz_mode warn;", "warn"),
-        ("bad-user", "cert_authz_user subject.XYZ;", "subject.XYZ"),
-        ("no-policy", "cert_authz on;", "cert_authz on"),
-    ] {
-        let nginx = Nginx::new(name, &server(body));
-        let (ok, out) = nginx.config_test();
-        assert!(!ok, "{name}: nginx -t accepted it:\n{out}");
-        assert!(out.contains(needle), "{name}: {out}");
-    }
-
-    // and a good one passes
-    let nginx = Nginx::new(
+fn a_configuration_with_the_variables_passes_nginx_t() {
+    let nginx = Nginx::with_http(
         "good",
-        &server(
+        &tls_server(
+            "on",
             "cert_authz on; cert_authz_rule \"allow GET /** any\";\n\
              cert_authz_mode enforce; cert_authz_user san.uri;\n\
              location / { fastcgi_param CERT_AUTHZ_USER $cert_authz_user;\n\
@@ -564,141 +133,10 @@ fn configuration_errors_fail_nginx_t_with_their_location() {
     assert!(ok, "{out}");
 }
 
-/// A running nginx whose one location enforces conf/live.policy, which
-/// allows alice GET /a/** (checked): for the reload tests to change.
-fn live_policy_nginx(name: &str) -> Nginx {
-    let mut nginx = Nginx::new(
-        name,
-        &tls_server_with_app("on", "", |app| {
-            format!(
-                "location / {{ cert_authz on; cert_authz_policy live.policy;\n\
-                 proxy_pass http://127.0.0.1:{app}; }}"
-            )
-        }),
-    );
-    nginx.conf_file("live.policy", "allow GET /a/** subject.CN=alice\n");
-    nginx.start();
-    assert_eq!(nginx.status(Some("alice"), "GET", "/a/1"), 200);
-    assert_eq!(nginx.status(Some("alice"), "GET", "/b/1"), 403);
-    nginx
-}
-
-#[test]
-fn reload_changes_the_policy_and_a_broken_reload_keeps_the_old_one() {
-    let nginx = live_policy_nginx("reload");
-
-    nginx.conf_file("live.policy", "allow GET /b/** subject.CN=alice\n");
-    nginx.signal("-HUP");
-    // old workers accept connections until the new ones are up: wait for
-    // the new policy on both counts
-    wait_for("the new policy", || {
-        nginx.status(Some("alice"), "GET", "/b/1") == 200 && nginx.status(Some("alice"), "GET", "/a/1") == 403
-    });
-
-    let bad = nginx.conf_file("live.policy", "allow GET /c/** subject.CN=alice\nallow GET /d bogus\n");
-    nginx.signal("-HUP");
-    let needle = format!("{}:2:", bad.display());
-    wait_for("the reload to fail", || nginx.error_log().contains(&needle));
-    assert!(nginx.error_log().contains("[emerg]"), "{}", nginx.error_log());
-    // the workers still run the last good policy
-    assert_eq!(nginx.status(Some("alice"), "GET", "/b/1"), 200);
-    assert_eq!(nginx.status(Some("alice"), "GET", "/c/1"), 403);
-}
-
-#[test]
-fn http2_streams_and_keepalive_requests_share_the_connection_identity() {
-    let mut nginx = Nginx::new(
-        "h2",
-        &tls_server_with_app("on", " http2", |app| {
-            format!(
-                "error_log PREFIX/logs/debug.log debug;\n\
-                 location / {{ cert_authz on;\n\
-                 cert_authz_rule \"allow GET /users/{{subject.CN}}/** any\";\n\
-                 cert_authz_user subject.CN;\n\
-                 proxy_set_header X-Client-Identity $cert_authz_user;\n\
-                 proxy_pass http://127.0.0.1:{app}; }}"
-            )
-        }),
-    );
-    nginx.start();
-
-    let paths = ["/users/alice/1", "/users/bob/1", "/users/alice/2", "/users/opsbot/1"];
-    let want: Vec<u16> = vec![200, 403, 200, 403];
-
-    // several streams of one HTTP/2 connection, sequential and concurrent
-    for extra in [&["--http2"][..], &["--http2", "--parallel", "--parallel-max", "4"][..]] {
-        let got = curl_many(&nginx, Some("alice"), extra, &paths);
-        assert_eq!(got.len(), paths.len(), "{got:?}");
-        assert!(got.iter().all(|(_, v)| v == "2"), "not HTTP/2: {got:?}");
-        let mut statuses: Vec<u16> = got.iter().map(|(s, _)| *s).collect();
-        if extra.len() > 1 {
-            // --parallel reports in completion order
-            statuses.sort();
-            let mut sorted = want.clone();
-            sorted.sort();
-            assert_eq!(statuses, sorted);
-        } else {
-            assert_eq!(statuses, want);
-        }
-    }
-
-    // HTTP/1.1 keep-alive: one connection, several requests
-    let got = curl_many(&nginx, Some("opsbot"), &["--http1.1"], &["/users/opsbot/1", "/users/alice/1"]);
-    assert_eq!(got.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![200, 403]);
-    assert!(got.iter().all(|(_, v)| v == "1.1"), "{got:?}");
-
-    // and the identity reaches the backend over HTTP/2
-    let reply = common::curl(pki(), Some("alice"), "GET", &nginx.url("/users/alice/x"), &["--http2"]);
-    assert_eq!((reply.status, reply.body.as_str()), (200, "user=alice"));
-
-    // one parse per connection (4 connections, 11 requests), not per request
-    let debug = fs::read_to_string(nginx.dir.join("logs/debug.log")).unwrap();
-    let parses = debug.matches("cert_authz: parsed the client certificate").count();
-    assert_eq!(parses, 4, "certificate parses");
-}
-
-#[test]
-fn the_user_handed_on_is_the_value_that_was_authorized() {
-    let mut nginx = Nginx::new(
-        "user-choice",
-        &tls_server_with_app("on", "", |app| {
-            format!(
-                "cert_authz_user subject.CN;\n\
-                 proxy_set_header X-Client-Identity $cert_authz_user;\n\
-                 location / {{\n\
-                 cert_authz on;\n\
-                 cert_authz_rule \"allow GET /ops/** subject.CN=opsbot\";\n\
-                 cert_authz_rule \"allow GET /home/{{subject.CN}}/** any\";\n\
-                 cert_authz_rule \"allow GET /any/** any\";\n\
-                 proxy_pass http://127.0.0.1:{app};\n\
-                 }}"
-            )
-        }),
-    );
-    nginx.start();
-
-    // twocn has CN=admin and CN=opsbot, in that order
-    let user = |client: &str, path: &str| {
-        let reply = common::curl(pki(), Some(client), "GET", &nginx.url(path), &[]);
-        (reply.status, reply.body)
-    };
-    assert_eq!(user("twocn", "/ops/x"), (200, "user=opsbot".to_string()));
-    assert_eq!(user("twocn", "/home/admin/x"), (200, "user=admin".to_string()));
-    assert_eq!(user("twocn", "/home/opsbot/x"), (200, "user=opsbot".to_string()));
-    assert_eq!(user("alice", "/any/x"), (200, "user=alice".to_string()));
-
-    // `any` authorizes neither CN more than the other: refused
-    assert_eq!(nginx.status(Some("twocn"), "GET", "/any/x"), 403);
-    let log = nginx.error_log();
-    let lines = deny_lines(&log);
-    assert_eq!(lines.len(), 1, "{log}");
-    assert!(lines[0].contains("GET /any/x") && lines[0].contains("several values"), "{log}");
-}
-
 #[test]
 fn the_backend_gets_the_real_identity_and_never_a_forged_one() {
     let backend = Backend::start();
-    let mut nginx = Nginx::new(
+    let mut nginx = Nginx::with_http(
         "proxy",
         &format!(
             "log_format authz '$cert_authz_decision|$cert_authz_rule|$cert_authz_user|\
@@ -706,7 +144,6 @@ fn the_backend_gets_the_real_identity_and_never_a_forged_one() {
              {}",
             tls_server(
                 "optional",
-                "",
                 &format!(
                     "access_log PREFIX/logs/authz.log authz;\n\
                      cert_authz_user subject.CN;\n\
@@ -728,11 +165,12 @@ fn the_backend_gets_the_real_identity_and_never_a_forged_one() {
 
     // spellings that WSGI or PHP read as the same variable: nginx ignores
     // header names with '_' (ignore_invalid_headers, on by default)
+    #[rustfmt::skip]
     let forged = [
         "-H", "X-Client-Identity: admin", "-H", "X-Cert-Authz-Decision: allow",
         "-H", "X_Client_Identity: admin", "-H", "x-client_identity: admin",
     ];
-    let reply = common::curl(pki(), Some("alice"), "GET", &nginx.url("/app/x?q=1"), &forged);
+    let reply = nginx.request_with(Some("alice"), "GET", "/app/x?q=1", &forged);
     assert_eq!(reply.status, 200);
     assert_eq!(backend.header(0, "X-Client-Identity"), vec!["alice"]);
     let folded = backend.requests.lock().unwrap()[0]
@@ -745,22 +183,22 @@ fn the_backend_gets_the_real_identity_and_never_a_forged_one() {
 
     // where the module is off nothing is exported, and the forged header
     // still does not pass: proxy_set_header replaces the client's
-    let reply = common::curl(pki(), None, "GET", &nginx.url("/open/x"), &forged);
+    let reply = nginx.request_with(None, "GET", "/open/x", &forged);
     assert_eq!(reply.status, 200);
     assert!(backend.header(1, "X-Client-Identity").is_empty());
     assert!(backend.header(1, "X-Cert-Authz-Decision").is_empty());
 
     // denied requests never reach the backend
-    let reply = common::curl(pki(), Some("reporter"), "GET", &nginx.url("/app/x"), &forged);
+    let reply = nginx.request_with(Some("reporter"), "GET", "/app/x", &forged);
     assert_eq!(reply.status, 403);
     assert_eq!(backend.requests.lock().unwrap().len(), 2);
 
     // log_format sees the variables too; nginx writes the line after the
     // response, so it may come a moment after curl is done
-    let read_log = || fs::read_to_string(nginx.dir.join("logs/authz.log")).unwrap_or_default();
-    wait_for("three access log lines", || read_log().lines().count() >= 3);
+    let read_log = || fs::read_to_string(nginx.dir().join("logs/authz.log")).unwrap_or_default();
+    nginx.wait_for("three access log lines", || read_log().lines().count() >= 3);
     let log = read_log();
-    let conf = nginx.dir.join("conf/nginx.conf").display().to_string();
+    let conf = nginx.dir().join("conf/nginx.conf").display().to_string();
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(lines.len(), 3, "{log}");
     assert!(lines[0].starts_with(&format!("allow|{conf}:")), "{log}");
@@ -771,9 +209,9 @@ fn the_backend_gets_the_real_identity_and_never_a_forged_one() {
 
 #[test]
 fn an_internal_redirect_is_a_new_decision() {
-    let mut nginx = Nginx::new(
+    let mut nginx = Nginx::with_http(
         "redirect",
-        &tls_server_with_app("on", "", |app| {
+        &tls_server_with_app("on", |app| {
             format!(
                 "location /pub/ {{\n\
                  cert_authz on;\n\
@@ -794,10 +232,10 @@ fn an_internal_redirect_is_a_new_decision() {
 
     // allowed into /pub/, then try_files redirects to /priv/: decided again
     assert_eq!(nginx.status(Some("alice"), "GET", "/pub/a"), 403);
-    let reply = common::curl(pki(), Some("opsbot"), "GET", &nginx.url("/pub/a"), &[]);
+    let reply = nginx.request_with(Some("opsbot"), "GET", "/pub/a", &[]);
     assert_eq!((reply.status, reply.body.as_str()), (200, "user=opsbot"));
     let log = nginx.error_log();
-    let lines = deny_lines(&log);
+    let lines = nginx.deny_lines(&log);
     assert_eq!(lines.len(), 1, "{log}");
     assert!(lines[0].contains("GET /priv/from-pub,"), "{log}");
 }
@@ -820,11 +258,10 @@ fn raw_backend() -> (u16, Arc<Mutex<Vec<u8>>>) {
 #[test]
 fn fastcgi_params_carry_the_identity() {
     let (port, seen) = raw_backend();
-    let mut nginx = Nginx::new(
+    let mut nginx = Nginx::with_http(
         "fastcgi",
         &tls_server(
             "on",
-            "",
             &format!(
                 "location / {{\n\
                  cert_authz on;\n\
@@ -848,106 +285,6 @@ fn fastcgi_params_carry_the_identity() {
     assert!(has(b"CERT_AUTHZ_DECISIONallow"), "{}", String::from_utf8_lossy(&bytes));
 }
 
-/// A CA of its own and a client certificate from it whose CN holds a
-/// control character: the TLS layer verifies it, the core must refuse it.
-/// Returns (CA PEM, certificate file, key file).
-fn hostile_client(dir: &Path) -> (String, PathBuf, PathBuf) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-        Issuer, KeyPair, KeyUsagePurpose,
-    };
-    let now = time::OffsetDateTime::now_utc();
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.distinguished_name = DistinguishedName::new();
-    ca.distinguished_name.push(DnType::CommonName, "Hostile Test CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-    ca.not_before = now - time::Duration::days(1);
-    ca.not_after = now + time::Duration::days(30);
-    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
-    let issuer = Issuer::from_params(&ca, &ca_key);
-
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::OrganizationName, "Example Corp");
-    params.distinguished_name.push(DnType::CommonName, "alice\u{1}admin");
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    params.not_before = now - time::Duration::days(1);
-    params.not_after = now + time::Duration::days(30);
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    let (cert_path, key_path) = (dir.join("hostile.pem"), dir.join("hostile.key"));
-    fs::write(&cert_path, cert.pem()).unwrap();
-    fs::write(&key_path, key.serialize_pem()).unwrap();
-    (ca_pem, cert_path, key_path)
-}
-
-#[test]
-fn a_verified_certificate_that_the_core_refuses_is_denied() {
-    let mut nginx = Nginx::new(
-        "hostile",
-        &tls_server_with_app("on", "", |app| {
-            format!(
-                "location / {{ cert_authz on;\n\
-                 cert_authz_rule \"allow GET /** subject.O=\\\"Example Corp\\\"\";\n\
-                 proxy_pass http://127.0.0.1:{app}; }}"
-            )
-        })
-        // trust the test CA and the hostile one
-        .replace("PKI/ca.pem", "PREFIX/conf/clients.pem"),
-    );
-
-    let (ca_pem, cert, key) = hostile_client(&nginx.dir.join("conf"));
-    let bundle = fs::read_to_string(pki().path("ca.pem")).unwrap() + &ca_pem;
-    nginx.conf_file("clients.pem", &bundle);
-    nginx.start();
-
-    assert_eq!(nginx.status(Some("alice"), "GET", "/x"), 200);
-    let reply = common::curl(
-        pki(),
-        None,
-        "GET",
-        &nginx.url("/x"),
-        &["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()],
-    );
-    assert_eq!(reply.status, 403, "a CN with a control character");
-    let log = nginx.error_log();
-    let lines = deny_lines(&log);
-    assert_eq!(lines.len(), 1, "{log}");
-    assert!(lines[0].contains("subject \"-\""), "{log}");
-}
-
-#[test]
-fn a_reload_with_a_policy_source_that_is_a_fifo_fails_at_once_and_keeps_the_old_policy() {
-    let mut nginx = live_policy_nginx("reload-fifo");
-
-    // Reading a FIFO blocked the master until a writer came: it then ignored HUP and QUIT.
-    let pipe = nginx.dir.join("conf/pipe");
-    let made = Command::new("mkfifo").arg(&pipe).status().expect("running mkfifo");
-    assert!(made.success());
-    let live = nginx.conf_file("live.policy", "allow GET /b/** subject.CN=alice\ninclude pipe\n");
-    nginx.signal("-HUP");
-    let needle =
-        format!("{}:2:9: policy file {} is not a regular file (a FIFO)", live.display(), pipe.display());
-    wait_for("the reload to fail", || nginx.error_log().contains(&needle));
-    assert!(nginx.error_log().contains("[emerg]"), "{}", nginx.error_log());
-    assert_eq!(nginx.status(Some("alice"), "GET", "/a/1"), 200);
-    assert_eq!(nginx.status(Some("alice"), "GET", "/b/1"), 403);
-
-    // The master still answers HUP, with a good policy now...
-    nginx.conf_file("live.policy", "allow GET /b/** subject.CN=alice\n");
-    nginx.signal("-HUP");
-    wait_for("the good reload", || {
-        nginx.status(Some("alice"), "GET", "/b/1") == 200 && nginx.status(Some("alice"), "GET", "/a/1") == 403
-    });
-    // ...and QUIT.
-    let pid = nginx.pid.expect("nginx is running");
-    nginx.signal("-QUIT");
-    wait_for("the master to quit", || !Path::new(&format!("/proc/{pid}")).exists());
-    nginx.pid = None;
-}
-
 /// Three TLS servers on one listener, as in issue 7: a.test (the default
 /// server) verifies with the partner CA (the PKI's rogue CA, whose "rogue"
 /// client is named alice too), b.test and c.test with the test CA and
@@ -969,7 +306,7 @@ fn three_servers(name: &str, c_verify: &str, session: &str) -> Nginx {
         )
     };
     let authz = "cert_authz on;\ncert_authz_rule \"allow GET /** subject.CN=alice\";";
-    let nginx = Nginx::new(
+    let nginx = Nginx::with_http(
         name,
         &format!(
             "ssl_protocols TLSv1.2 TLSv1.3;\n\
@@ -982,11 +319,11 @@ fn three_servers(name: &str, c_verify: &str, session: &str) -> Nginx {
         ),
     );
     for host in ["a", "b", "c"] {
-        let dir = nginx.dir.join("html").join(host);
+        let dir = nginx.dir().join("html").join(host);
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join("who"), format!("{host}.test\n")).unwrap();
     }
-    let _ = Command::new("chmod").arg("-R").arg("a+rX").arg(nginx.dir.join("html")).status();
+    share_with_workers(&nginx.dir().join("html"));
     nginx
 }
 
@@ -1016,7 +353,7 @@ fn s_client(
     let mut cmd = Command::new("timeout");
     // -quiet: only what the server sends (and -ign_eof)
     cmd.args(["20", "openssl", "s_client", "-quiet", "-connect"])
-        .arg(format!("127.0.0.1:{}", nginx.port))
+        .arg(format!("127.0.0.1:{}", nginx.port()))
         .arg(format!("-{proto}"));
     match sni {
         Some(name) => cmd.args(["-servername", name]),
@@ -1044,7 +381,8 @@ fn s_client(
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let reused = head.lines().any(|l| l == "X-Reused: r");
-    let status = head.strip_prefix("HTTP/1.1 ").and_then(|l| l.get(..3)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status =
+        head.strip_prefix("HTTP/1.1 ").and_then(|l| l.get(..3)).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = body.lines().next().unwrap_or("").to_string();
     TlsReply { reused, status, body }
 }
@@ -1053,13 +391,12 @@ fn s_client(
 fn a_certificate_verified_by_another_server_does_not_count() {
     // Resumption with session tickets (nginx's default) and with the
     // shared session cache.
-    for (variant, session) in [
-        ("tickets", ""),
-        ("cache", "ssl_session_tickets off;\nssl_session_cache shared:SSL:1m;"),
-    ] {
+    for (variant, session) in
+        [("tickets", ""), ("cache", "ssl_session_tickets off;\nssl_session_cache shared:SSL:1m;")]
+    {
         let mut nginx = three_servers(&format!("sni-{variant}"), "optional", session);
         nginx.start();
-        let sess = nginx.dir.join("session.pem");
+        let sess = nginx.dir().join("session.pem");
         let mut refused = 0;
 
         for proto in ["tls1_2", "tls1_3"] {
@@ -1078,7 +415,12 @@ fn a_certificate_verified_by_another_server_does_not_count() {
             // c.test: nginx resumes it and reports it verified, the module
             // refuses it.
             let made = s_client(&nginx, proto, None, Some("rogue"), "a.test", Some(&sess), None);
-            assert_eq!((made.status, made.body.as_str()), (200, "a.test"), "{}", what("the partner at a.test"));
+            assert_eq!(
+                (made.status, made.body.as_str()),
+                (200, "a.test"),
+                "{}",
+                what("the partner at a.test")
+            );
             for target in ["b.test", "c.test"] {
                 let resumed = s_client(&nginx, proto, Some(target), None, target, None, Some(&sess));
                 assert!(resumed.reused, "{}: {resumed:?}", what("not resumed: the case is not tested"));
@@ -1096,7 +438,11 @@ fn a_certificate_verified_by_another_server_does_not_count() {
             // its CVE-2025-23419 fix rejects the handshake).
             s_client(&nginx, proto, Some("a.test"), Some("rogue"), "a.test", Some(&sess), None);
             let resumed = s_client(&nginx, proto, Some("c.test"), None, "c.test", None, Some(&sess));
-            assert!(resumed.status == 421 || resumed.status == 0, "{}: {resumed:?}", what("SNI a.test into c.test"));
+            assert!(
+                resumed.status == 421 || resumed.status == 0,
+                "{}: {resumed:?}",
+                what("SNI a.test into c.test")
+            );
 
             // SNI other than Host in a full handshake.
             let reply = s_client(&nginx, proto, None, Some("rogue"), "b.test", None, None);
@@ -1109,7 +455,7 @@ fn a_certificate_verified_by_another_server_does_not_count() {
         }
 
         let log = nginx.error_log();
-        let lines = deny_lines(&log);
+        let lines = nginx.deny_lines(&log);
         assert_eq!(lines.len(), refused, "one line per refusal:\n{log}");
         for line in &lines {
             assert!(line.contains("[error]"), "{line}");
@@ -1122,7 +468,7 @@ fn a_certificate_verified_by_another_server_does_not_count() {
 #[test]
 fn cert_authz_on_in_a_server_that_does_not_verify_fails_nginx_t() {
     let conf_line = |nginx: &Nginx, needle: &str| {
-        let conf = nginx.dir.join("conf/nginx.conf");
+        let conf = nginx.dir().join("conf/nginx.conf");
         let text = fs::read_to_string(&conf).unwrap();
         let line = text.lines().position(|l| l.contains(needle)).expect(needle) + 1;
         format!("\"cert_authz on\" in {}:{line} ", conf.display())
@@ -1134,7 +480,7 @@ fn cert_authz_on_in_a_server_that_does_not_verify_fails_nginx_t() {
         ("unverified-report", "location / {\ncert_authz_mode report;\ncert_authz on; # HERE\n}"),
         ("unverified-server", "cert_authz on; # HERE\n"),
     ] {
-        let nginx = Nginx::new(
+        let nginx = Nginx::with_http(
             name,
             &format!(
                 "cert_authz_rule \"allow GET /** any\";\n\
@@ -1155,32 +501,32 @@ fn cert_authz_on_in_a_server_that_does_not_verify_fails_nginx_t() {
     // inherited from http{}: the error names the http{} line, and the
     // server{} that does not verify (here one without TLS)
     let app = free_port();
-    let nginx = Nginx::new(
+    let nginx = Nginx::with_http(
         "unverified-http",
         &format!(
             "cert_authz on; # HERE\n\
              cert_authz_rule \"allow GET /** any\";\n{}\
              server {{ # PLAIN\nlisten 127.0.0.1:{app};\n}}\n",
-            tls_server("on", "", "")
+            tls_server("on", "")
         ),
     );
     let (ok, out) = nginx.config_test();
     assert!(!ok, "nginx -t accepted it:\n{out}");
     assert!(out.contains(&conf_line(&nginx, "# HERE")), "{out}");
-    let conf = nginx.dir.join("conf/nginx.conf");
+    let conf = nginx.dir().join("conf/nginx.conf");
     let plain = fs::read_to_string(&conf).unwrap().lines().position(|l| l.contains("# PLAIN")).unwrap() + 1;
     assert!(out.contains(&format!("in the server in {}:{plain},", conf.display())), "{out}");
 
     // every verifying mode passes, and so does "cert_authz off" where the
     // server does not verify
     for verify in ["on", "optional", "optional_no_ca"] {
-        let nginx = Nginx::new(
+        let nginx = Nginx::with_http(
             &format!("verified-{verify}"),
             &format!(
                 "cert_authz on;\n\
                  cert_authz_rule \"allow GET /** any\";\n{}\
                  server {{ listen 127.0.0.1:{app}; cert_authz off; }}\n",
-                tls_server(verify, "", "")
+                tls_server(verify, "")
             ),
         );
         let (ok, out) = nginx.config_test();
@@ -1190,13 +536,12 @@ fn cert_authz_on_in_a_server_that_does_not_verify_fails_nginx_t() {
 
 #[test]
 fn try_files_serves_only_what_the_policy_allows() {
-    let mut nginx = Nginx::new(
+    let mut nginx = Nginx::with_http(
         "try-files",
         &format!(
             "error_log PREFIX/logs/error.log warn;\n{}",
             tls_server(
                 "on",
-                "",
                 "root PREFIX/html;\n\
                  cert_authz on;\n\
                  cert_authz_rule \"allow GET /** any\";\n\
@@ -1209,20 +554,18 @@ fn try_files_serves_only_what_the_policy_allows() {
             )
         ),
     );
-    for (path, text) in [
-        ("site/internal.html", "internal"),
-        ("site/public.html", "public"),
-        ("denied/file", "denied"),
-    ] {
-        let file = nginx.dir.join("html").join(path);
+    for (path, text) in
+        [("site/internal.html", "internal"), ("site/public.html", "public"), ("denied/file", "denied")]
+    {
+        let file = nginx.dir().join("html").join(path);
         fs::create_dir_all(file.parent().unwrap()).unwrap();
         fs::write(file, text).unwrap();
     }
-    let _ = Command::new("chmod").arg("-R").arg("a+rX").arg(nginx.dir.join("html")).status();
+    share_with_workers(&nginx.dir().join("html"));
     nginx.start();
 
     let get = |path: &str| {
-        let reply = common::curl(pki(), Some("alice"), "GET", &nginx.url(path), &["-D", "-"]);
+        let reply = nginx.request_with(Some("alice"), "GET", path, &["-D", "-"]);
         let body = reply.body.rsplit("\r\n\r\n").next().unwrap_or("").to_string();
         (reply.status, body, reply.body)
     };
@@ -1251,14 +594,16 @@ fn try_files_serves_only_what_the_policy_allows() {
     assert!(head.contains("X-Decision: deny"), "{head}");
 
     let log = nginx.error_log();
-    let lines = deny_lines(&log);
-    assert_eq!(lines.len(), 4, "one line per refusal:\n{log}");
-    let forbidden: Vec<&&str> = lines.iter().filter(|l| l.contains("cert_authz: access forbidden: ")).collect();
+    // one line per refusal, and one for report mode's
+    let forbidden = nginx.deny_lines(&log);
     assert_eq!(forbidden.len(), 3, "{log}");
-    assert_eq!(forbidden.iter().filter(|l| l.contains("GET /site/internal.html,")).count(), 2, "{log}");
-    assert_eq!(forbidden.iter().filter(|l| l.contains("GET /denied/file,")).count(), 1, "{log}");
-    assert!(forbidden.iter().all(|l| l.contains("[error]") && l.contains("reason: deny rule matched")), "{log}");
-    let report: Vec<&&str> = lines.iter().filter(|l| l.contains("(report mode)")).collect();
+    assert_eq!(nginx.denies_of(&log, "/site/internal.html").len(), 2, "{log}");
+    assert_eq!(nginx.denies_of(&log, "/denied/file").len(), 1, "{log}");
+    assert!(
+        forbidden.iter().all(|l| l.contains("[error]") && l.contains("reason: deny rule matched")),
+        "{log}"
+    );
+    let report = nginx.report_lines(&log);
     assert_eq!(report.len(), 1, "{log}");
     assert!(report[0].contains("GET /denied/file,") && report[0].contains("[warn]"), "{log}");
 }
@@ -1278,11 +623,10 @@ fn php_fpm_with_debians_fastcgi_params_reads_only_the_authorized_identity() {
             port = php.port,
         )
     };
-    let mut nginx = Nginx::new(
+    let mut nginx = Nginx::with_http(
         "php-fpm",
         &tls_server(
             "on",
-            "",
             &format!(
                 "cert_authz_rule \"allow GET /** subject.CN=alice\";\n\
                  cert_authz_rule \"allow GET /** subject.CN=reporter\";\n\
@@ -1296,12 +640,13 @@ fn php_fpm_with_debians_fastcgi_params_reads_only_the_authorized_identity() {
         ),
     );
     nginx.start();
+    #[rustfmt::skip]
     let forged = [
         "-H", "Authorization: Basic YWRtaW46eA==", "-H", "X-Client-Identity: admin",
         "-H", "X_Client_Identity: admin", "-H", "Remote-User: admin",
     ];
     let get = |client: &str, path: &str, extra: &[&str]| {
-        let r = common::curl(pki(), Some(client), "GET", &nginx.url(path), extra);
+        let r = nginx.request_with(Some(client), "GET", path, extra);
         assert_eq!(r.status, 200, "{path}: {r:?}\n{}\n{}", nginx.error_log(), php.logs());
         r
     };
@@ -1334,7 +679,7 @@ fn php_fpm_with_debians_fastcgi_params_reads_only_the_authorized_identity() {
     assert_eq!(value(&r, "CERT_AUTHZ_USER"), "", "{r:?}");
 
     // Refused: a 403 from nginx, and PHP never runs.
-    let r = common::curl(pki(), Some("opsbot"), "GET", &nginx.url("/php/refused"), &forged);
+    let r = nginx.request_with(Some("opsbot"), "GET", "/php/refused", &forged);
     assert_eq!(r.status, 403, "{r:?}");
     let r = get("alice", "/php/after", &[]);
     assert_eq!(value(&r, "REMOTE_USER"), "alice", "{r:?}");
@@ -1352,7 +697,7 @@ fn php_fpm_with_debians_fastcgi_params_reads_only_the_authorized_identity() {
         php.logs()
     );
     let log = nginx.error_log();
-    let lines = deny_lines(&log);
+    let lines = nginx.deny_lines(&log);
     assert_eq!(lines.len(), 1, "{log}");
     assert!(lines[0].contains("GET /php/refused,"), "{log}");
 }
