@@ -4,9 +4,10 @@
 //! check, and, under Apache's prefork MPM, the module against a PHP script
 //! doing the same check.  `make bench` runs it after the core benchmarks.
 //!
-//! A Rust bench rather than a script so that it shares the tests' PKI
-//! (tests/common, rcgen) and stops every server by its pid from a Drop
-//! guard, also when a step panics.
+//! A Rust bench rather than a script so that it shares the tests' harness
+//! (tests/common: the PKI, and `Server`, whose Apache and nginx start in
+//! scratch directories and stop by their pid when dropped, also when a step
+//! panics); only the configurations are the bench's own.
 //!
 //! Load comes from `ab -k -E` (HTTP/1.0 keep-alive, client certificate) on
 //! 127.0.0.1 only.  The servers of one family run side by side on their own
@@ -29,19 +30,17 @@ mod common;
 
 use std::fmt::Write as _;
 use std::fs;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use common::{curl, free_port, make_pki, root, scratch, Pki};
+use common::apache::{Apache, MODULES as APACHE_MODULES};
+use common::nginx::Nginx;
+use common::server::Server;
+use common::{curl, pki, scratch, share_with_workers, Pki};
 
-const APACHE: &str = "/usr/sbin/apache2";
-const APACHE_MODULES: &str = "/usr/lib/apache2/modules";
 /// Debian's mod_php (libapache2-mod-php8.2).
 const MOD_PHP: &str = "/usr/lib/apache2/modules/libphp8.2.so";
-const NGINX: &str = "/usr/sbin/nginx";
 const AB: &str = "/usr/bin/ab";
 
 /// Requests per measured run, per family: each run lasts a second or two,
@@ -82,16 +81,14 @@ fn policy(n: usize) -> String {
     text
 }
 
-/// The files every server shares: PKI, policies, document root.
+/// The files every server shares besides the PKI: policies, document root.
 struct Assets {
     dir: PathBuf,
-    pki: Pki,
 }
 
 impl Assets {
     fn new() -> Assets {
-        let dir = scratch("bench-servers");
-        let pki = make_pki(&dir.join("pki"));
+        let dir = scratch("assets");
         fs::write(dir.join("policy-1k.policy"), policy(1_000)).unwrap();
         fs::write(dir.join("policy-100k.policy"), policy(100_000)).unwrap();
         let htdocs = dir.join("htdocs");
@@ -102,9 +99,8 @@ impl Assets {
         assert_eq!(body.len(), BODY_LEN);
         fs::write(htdocs.join("1k.html"), body).unwrap();
         fs::write(htdocs.join("check.php"), CHECK_PHP).unwrap();
-        // Servers run as www-data.
-        let _ = Command::new("chmod").arg("-R").arg("a+rX").arg(&dir).status();
-        Assets { dir, pki }
+        share_with_workers(&dir);
+        Assets { dir }
     }
 
     fn path(&self, file: &str) -> PathBuf {
@@ -112,76 +108,26 @@ impl Assets {
     }
 }
 
-fn module_file(name: &str) -> PathBuf {
-    let so = root().join("target/release").join(name);
-    assert!(so.is_file(), "{} is missing: run `make build` first (`make bench` does)", so.display());
-    so
-}
-
 fn require_file(path: &str, package: &str) {
     assert!(Path::new(path).is_file(), "{path} is missing: install {package} (`make deps`)");
 }
 
-/// One running server, stopped by its pid when dropped.
-struct Server {
+/// One configuration to measure: a running server of the harness.
+struct Measured {
     label: &'static str,
     /// Whether the configuration checks the certificate (refuses opsbot)
     /// or serves every verified client.
     checked: bool,
     /// The URL path that is measured.
     path: &'static str,
-    dir: PathBuf,
-    port: u16,
-    pid_file: PathBuf,
-    /// The signal that stops it gracefully (Apache TERM, nginx QUIT).
-    stop_signal: &'static str,
-    pid: Option<i32>,
+    server: Box<dyn Server>,
 }
 
-impl Server {
-    fn read_pid(&self) -> Option<i32> {
-        fs::read_to_string(&self.pid_file).ok()?.trim().parse().ok()
-    }
-
-    fn error_log(&self) -> String {
-        fs::read_to_string(self.dir.join("logs/error.log")).unwrap_or_default()
-    }
-
-    /// Runs the (daemonizing) start command, then waits for the pid file
-    /// and the port.  A 100,000-rule policy is compiled at startup, so the
-    /// wait is generous.
-    fn start(&mut self, mut cmd: Command) {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{}: starting: {e}", self.label));
-        self.pid = self.read_pid();
-        assert!(
-            out.status.success(),
-            "{} did not start:\n{}{}\n{}",
-            self.label,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.error_log()
-        );
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if self.pid.is_none() {
-                self.pid = self.read_pid();
-            }
-            if self.pid.is_some() && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not come up on port {}:\n{}",
-                self.label,
-                self.port,
-                self.error_log()
-            );
-            sleep(Duration::from_millis(50));
-        }
-    }
-
+impl Measured {
+    /// By address, not name: ab resolves no names the way curl's --resolve
+    /// does, and the servers listen on 127.0.0.1 only.
     fn url(&self) -> String {
-        format!("https://127.0.0.1:{}{}", self.port, self.path)
+        format!("https://127.0.0.1:{}{}", self.server.port(), self.path)
     }
 
     /// alice gets the full 1 KiB; opsbot is refused where a check is on.
@@ -193,27 +139,11 @@ impl Server {
             self.label,
             alice.status,
             alice.body.len(),
-            self.error_log()
+            self.server.error_log()
         );
         let opsbot = curl(pki, Some("opsbot"), "GET", &self.url(), &[]).status;
         let expected = if self.checked { 403 } else { 200 };
         assert_eq!(opsbot, expected, "{}: opsbot got {opsbot}, expected {expected}", self.label);
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let Some(pid) = self.pid.or_else(|| self.read_pid()) else { return };
-        let alive = || Path::new(&format!("/proc/{pid}")).exists();
-        let _ = Command::new("kill").arg(self.stop_signal).arg(pid.to_string()).status();
-        // the daemonized parent is not our child: init reaps it
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while alive() && Instant::now() < deadline {
-            sleep(Duration::from_millis(50));
-        }
-        if alive() {
-            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
-        }
     }
 }
 
@@ -236,17 +166,14 @@ fn apache(
     body: &str,
     path: &'static str,
     checked: bool,
-) -> Server {
-    let dir = assets.path(name);
-    for sub in ["conf", "logs", "run"] {
-        fs::create_dir_all(dir.join(sub)).unwrap();
-    }
-    let d = dir.display();
-    let pki = assets.pki.dir.display();
+) -> Measured {
+    let mut server = Apache::new(name);
+    let d = server.dir().display().to_string();
+    let pki = server.pki().dir.display();
     let htdocs = assets.path("htdocs");
     let htdocs = htdocs.display();
     let m = APACHE_MODULES;
-    let port = free_port();
+    let port = server.port();
     let mpm = match mpm {
         // prefork: one process per keep-alive connection, all forked up front
         Mpm::Prefork => format!(
@@ -292,21 +219,9 @@ SSLVerifyDepth 2
 {body}
 "#
     );
-    fs::write(dir.join("conf/httpd.conf"), conf).unwrap();
-    let mut server = Server {
-        label,
-        checked,
-        path,
-        pid_file: dir.join("logs/httpd.pid"),
-        dir: dir.clone(),
-        port,
-        stop_signal: "-TERM",
-        pid: None,
-    };
-    let mut cmd = Command::new(APACHE);
-    cmd.arg("-d").arg(&dir).args(["-f", "conf/httpd.conf", "-k", "start"]);
-    server.start(cmd);
-    server
+    server.write_raw_conf(&conf);
+    server.start();
+    Measured { label, checked, path, server: Box::new(server) }
 }
 
 /// Starts an nginx with `ssl_verify_client on` and effectively unlimited
@@ -320,16 +235,13 @@ fn nginx(
     http: &str,
     server_body: &str,
     checked: bool,
-) -> Server {
-    let dir = assets.path(name);
-    for sub in ["conf", "logs", "temp"] {
-        fs::create_dir_all(dir.join(sub)).unwrap();
-    }
-    let d = dir.display();
-    let pki = assets.pki.dir.display();
+) -> Measured {
+    let mut server = Nginx::new(name);
+    let d = server.dir().display().to_string();
+    let pki = server.pki().dir.display();
     let htdocs = assets.path("htdocs");
     let htdocs = htdocs.display();
-    let port = free_port();
+    let port = server.port();
     // One worker per core; the access log is off as in the Apache configs.
     let conf = format!(
         r#"{main}
@@ -362,21 +274,9 @@ http {{
 }}
 "#
     );
-    fs::write(dir.join("conf/nginx.conf"), conf).unwrap();
-    let mut server = Server {
-        label,
-        checked,
-        path: STATIC_PATH,
-        pid_file: dir.join("logs/nginx.pid"),
-        dir: dir.clone(),
-        port,
-        stop_signal: "-QUIT",
-        pid: None,
-    };
-    let mut cmd = Command::new(NGINX);
-    cmd.arg("-p").arg(&dir).args(["-c", "conf/nginx.conf", "-e"]).arg(dir.join("logs/error.log"));
-    server.start(cmd);
-    server
+    server.write_raw_conf(&conf);
+    server.start();
+    Measured { label, checked, path: STATIC_PATH, server: Box::new(server) }
 }
 
 /// One ab run, as ab reported it.
@@ -437,13 +337,13 @@ fn clock_ticks_per_second() -> f64 {
         .unwrap_or(100.0)
 }
 
-fn ab(pki: &Pki, server: &Server, requests: u32) -> Run {
-    let pid = server.pid.expect("a started server has a pid");
+fn ab(pki: &Pki, measured: &Measured, requests: u32) -> Run {
+    let pid = measured.server.pid().expect("a started server has a pid");
     let ticks_before = server_ticks(pid);
     let out = Command::new(AB)
         .args(["-q", "-k", "-n", &requests.to_string(), "-c", &CONCURRENCY.to_string(), "-E"])
         .arg(pki.path("alice.both.pem"))
-        .arg(server.url())
+        .arg(measured.url())
         .output()
         .expect("running ab");
     let ticks = server_ticks(pid).saturating_sub(ticks_before);
@@ -497,7 +397,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 
 /// Checks each server's decisions, warms it up, then measures all of them
 /// in `ROUNDS` interleaved rounds of `requests` requests.
-fn measure(pki: &Pki, servers: &[Server], requests: u32) -> Vec<Figure> {
+fn measure(pki: &Pki, servers: &[Measured], requests: u32) -> Vec<Figure> {
     let mut runs: Vec<Vec<Run>> = servers.iter().map(|_| Vec::new()).collect();
     for server in servers {
         server.check_decisions(pki);
@@ -591,18 +491,16 @@ fn loadavg() -> String {
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is taken.
-    require_file(APACHE, "apache2");
-    require_file(NGINX, "nginx");
     require_file(AB, "apache2-utils");
     require_file(MOD_PHP, "libapache2-mod-php");
-    let apache_so = module_file("mod_cert_authz.so");
-    let nginx_so = module_file("ngx_http_cert_authz_module.so");
+    let apache_so = common::apache::module();
+    let nginx_so = common::nginx::module();
     let started = Instant::now();
 
     let assets = Assets::new();
     let p1k = assets.path("policy-1k.policy");
     let p100k = assets.path("policy-100k.policy");
-    let pki = &assets.pki;
+    let pki = pki();
 
     let load_before = loadavg();
     eprintln!(
@@ -620,10 +518,10 @@ fn main() {
     let native = "<Location \"/\">\n    Require expr \"%{SSL_CLIENT_S_DN_CN} == 'alice'\"\n</Location>";
     let apache_event = {
         let servers = [
-            apache(&assets, "apache-off", "Apache event, module off", Mpm::Event, "", "", STATIC_PATH, false),
+            apache(&assets, "off", "Apache event, module off", Mpm::Event, "", "", STATIC_PATH, false),
             apache(
                 &assets,
-                "apache-1k",
+                "1k",
                 "Apache event, module on, 1k rules",
                 Mpm::Event,
                 &load_module,
@@ -633,7 +531,7 @@ fn main() {
             ),
             apache(
                 &assets,
-                "apache-100k",
+                "100k",
                 "Apache event, module on, 100k rules",
                 Mpm::Event,
                 &load_module,
@@ -643,7 +541,7 @@ fn main() {
             ),
             apache(
                 &assets,
-                "apache-native",
+                "native",
                 "Apache event, native Require expr",
                 Mpm::Event,
                 "",
@@ -666,10 +564,10 @@ fn main() {
     let nginx_native_if = "location / {\n            if ($cert_ok = 0) { return 403; }\n        }";
     let nginx_figures = {
         let servers = [
-            nginx(&assets, "nginx-off", "nginx, module off", "", "", "", false),
+            nginx(&assets, "off", "nginx, module off", "", "", "", false),
             nginx(
                 &assets,
-                "nginx-1k",
+                "1k",
                 "nginx, module on, 1k rules",
                 &load_module,
                 &nginx_module_on(&p1k),
@@ -678,22 +576,14 @@ fn main() {
             ),
             nginx(
                 &assets,
-                "nginx-100k",
+                "100k",
                 "nginx, module on, 100k rules",
                 &load_module,
                 &nginx_module_on(&p100k),
                 "cert_authz on;",
                 true,
             ),
-            nginx(
-                &assets,
-                "nginx-native",
-                "nginx, native map + if",
-                "",
-                nginx_native_map,
-                nginx_native_if,
-                true,
-            ),
+            nginx(&assets, "native", "nginx, native map + if", "", nginx_native_map, nginx_native_if, true),
         ];
         measure(pki, &servers, NGINX_REQUESTS)
     };
