@@ -26,18 +26,19 @@ use common::pki::hostile_client;
 use common::server::{Kind, LogLevel, Scope, Server, Site, Verify};
 use common::{env_of, Reply, SHARED_CASES, SHARED_POLICY};
 
-/// One test per server for `scenario`, in a module named after it.
+/// One test per server for `scenario`, in a module named after it; `dir`
+/// names its scratch directories (short: Apache's sockets live there).
 macro_rules! both {
-    ($scenario:ident) => {
+    ($scenario:ident, $dir:literal) => {
         mod $scenario {
             #[test]
             fn apache() {
-                super::$scenario::<super::Apache>(stringify!($scenario));
+                super::$scenario::<super::Apache>($dir);
             }
 
             #[test]
             fn nginx() {
-                super::$scenario::<super::Nginx>(stringify!($scenario));
+                super::$scenario::<super::Nginx>($dir);
             }
         }
     };
@@ -60,7 +61,7 @@ fn subject_of(line: &str) -> &str {
 
 // ---- the shared case table -------------------------------------------------
 
-both!(shared_cases_decide_as_the_table_says);
+both!(shared_cases_decide_as_the_table_says, "shared");
 
 fn shared_cases_decide_as_the_table_says<S: Server>(name: &str) {
     let mut server = S::new(name);
@@ -154,7 +155,7 @@ fn shared_cases_decide_as_the_table_says<S: Server>(name: &str) {
 
 // ---- the user ------------------------------------------------------------------
 
-both!(the_user_handed_on_is_the_value_that_was_authorized);
+both!(the_user_handed_on_is_the_value_that_was_authorized, "user");
 
 fn the_user_handed_on_is_the_value_that_was_authorized<S: Server>(name: &str) {
     let mut server = S::new(name);
@@ -195,7 +196,7 @@ fn the_user_handed_on_is_the_value_that_was_authorized<S: Server>(name: &str) {
 
 // ---- certificates ----------------------------------------------------------------
 
-both!(a_verified_certificate_that_the_core_refuses_is_denied);
+both!(a_verified_certificate_that_the_core_refuses_is_denied, "refused-cert");
 
 fn a_verified_certificate_that_the_core_refuses_is_denied<S: Server>(name: &str) {
     let mut server = S::new(name);
@@ -230,7 +231,7 @@ fn a_verified_certificate_that_the_core_refuses_is_denied<S: Server>(name: &str)
 
 // ---- scopes ----------------------------------------------------------------------
 
-both!(scopes_inherit_or_replace_the_policy);
+both!(scopes_inherit_or_replace_the_policy, "scopes");
 
 fn scopes_inherit_or_replace_the_policy<S: Server>(name: &str) {
     let mut server = S::new(name);
@@ -290,7 +291,7 @@ fn scopes_inherit_or_replace_the_policy<S: Server>(name: &str) {
 
 // ---- report mode -------------------------------------------------------------------
 
-both!(report_mode_decides_logs_and_exports_but_never_refuses);
+both!(report_mode_decides_logs_and_exports_but_never_refuses, "report");
 
 fn report_mode_decides_logs_and_exports_but_never_refuses<S: Server>(name: &str) {
     let mut server = S::new(name);
@@ -351,7 +352,7 @@ fn live_policy_server<S: Server>(name: &str, log: LogLevel) -> S {
     server
 }
 
-both!(reload_changes_the_policy_and_a_broken_reload_keeps_the_old_one);
+both!(reload_changes_the_policy_and_a_broken_reload_keeps_the_old_one, "reload");
 
 fn reload_changes_the_policy_and_a_broken_reload_keeps_the_old_one<S: Server>(name: &str) {
     // crit: no deny lines
@@ -381,7 +382,7 @@ fn reload_changes_the_policy_and_a_broken_reload_keeps_the_old_one<S: Server>(na
     assert!(server.deny_lines(&server.error_log()).is_empty(), "{}", server.error_log());
 }
 
-both!(a_reload_with_a_policy_source_that_is_a_fifo_fails_at_once_and_keeps_the_old_policy);
+both!(a_reload_with_a_policy_source_that_is_a_fifo_fails_at_once_and_keeps_the_old_policy, "reload-fifo");
 
 fn a_reload_with_a_policy_source_that_is_a_fifo_fails_at_once_and_keeps_the_old_policy<S: Server>(
     name: &str,
@@ -414,7 +415,7 @@ fn a_reload_with_a_policy_source_that_is_a_fifo_fails_at_once_and_keeps_the_old_
 
 // ---- configuration errors ------------------------------------------------------------
 
-both!(configuration_errors_fail_the_configuration_test_with_their_position);
+both!(configuration_errors_fail_the_configuration_test_with_their_position, "configtest");
 
 fn configuration_errors_fail_the_configuration_test_with_their_position<S: Server>(name: &str) {
     let server = S::new(name);
@@ -490,7 +491,7 @@ fn configuration_errors_fail_the_configuration_test_with_their_position<S: Serve
 
 // ---- connections -------------------------------------------------------------------
 
-both!(http2_streams_and_keepalive_requests_share_the_connection_identity);
+both!(http2_streams_and_keepalive_requests_share_the_connection_identity, "h2");
 
 fn http2_streams_and_keepalive_requests_share_the_connection_identity<S: Server>(name: &str) {
     let mut server = S::new(name);

@@ -156,6 +156,14 @@ impl Server for Apache {
     fn new(name: &str) -> Apache {
         assert!(Path::new(APACHE).is_file(), "{APACHE} is missing: install apache2");
         let dir = scratch(&format!("apache-{name}"));
+        // httpd cuts a longer ScriptSock path (plus ".PID") to a socket
+        // address's 108 bytes, and two servers could then share a socket.
+        let sock = dir.join("run/cgid.sock.4194304");
+        assert!(
+            sock.as_os_str().len() < 108,
+            "{}: too long for a socket, name the test shorter",
+            sock.display()
+        );
         for sub in ["conf", "logs", "run", "cgi-bin", "htdocs"] {
             fs::create_dir_all(dir.join(sub)).unwrap();
         }

@@ -18,7 +18,8 @@ pub mod server;
 
 use std::fs;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 pub use cases::{SHARED_CASES, SHARED_POLICY};
 pub use http::{curl, curl_many, env_of, serve, Backend, Reply, Transfer};
@@ -30,15 +31,34 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A fresh scratch directory, named after the test binary and `name`.  It
-/// lives under the system's temporary directory, not the checkout: the
-/// servers' workers run as www-data and must reach their files whatever the
-/// checkout's parents allow (a clone under /root would not do).
+/// A fresh scratch directory `name` of this run.  It lives under the
+/// system's temporary directory, not the checkout: the servers' workers run
+/// as www-data and must reach their files whatever the checkout's parents
+/// allow (a clone under /root would not do).
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join("cert-authz-tests").join(env!("CARGO_CRATE_NAME")).join(name);
+    let dir = run_dir().join(name);
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).expect("creating a scratch directory");
     dir
+}
+
+/// cert-authz-tests/BINARY.PID: two runs of one test binary (from two
+/// checkouts) never share a file, such as the PKI their servers trust.  The
+/// directories of runs that have ended are removed on first use.
+fn run_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let base = std::env::temp_dir().join("cert-authz-tests");
+        let prefix = format!("{}.", env!("CARGO_CRATE_NAME"));
+        for entry in fs::read_dir(&base).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let pid = name.to_str().and_then(|n| n.strip_prefix(&prefix)).and_then(|p| p.parse::<i32>().ok());
+            if pid.is_some_and(|pid| !server::alive(pid)) {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+        base.join(format!("{prefix}{}", std::process::id()))
+    })
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
@@ -51,6 +71,6 @@ pub fn free_port() -> u16 {
 
 /// Makes `path` and everything under it readable by the servers' workers
 /// (www-data).
-pub fn share_with_workers(path: &std::path::Path) {
+pub fn share_with_workers(path: &Path) {
     let _ = std::process::Command::new("chmod").arg("-R").arg("a+rX").arg(path).status();
 }
