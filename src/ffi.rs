@@ -23,9 +23,9 @@ use crate::decide::{Decision, Peer, Policy, Reason};
 use std::sync::Arc;
 
 use crate::identity::Presented;
-use crate::report::{self, LineKind};
 use crate::logging::{self, Sink};
 use crate::policy::PolicyBuilder;
+use crate::report::{self, LineKind};
 
 mod sys {
     #![allow(non_camel_case_types, non_upper_case_globals, dead_code, non_snake_case)]
@@ -33,8 +33,9 @@ mod sys {
 }
 
 pub use sys::{
-    cert_authz_decision, cert_authz_identity, cert_authz_line_kind, cert_authz_log_callback, cert_authz_log_level,
-    cert_authz_peer, cert_authz_policy, cert_authz_policy_builder, cert_authz_reason, cert_authz_result,
+    cert_authz_decision, cert_authz_identity, cert_authz_line_kind, cert_authz_log_callback,
+    cert_authz_log_level, cert_authz_peer, cert_authz_policy, cert_authz_policy_builder, cert_authz_reason,
+    cert_authz_result,
 };
 
 /// What a `cert_authz_identity *` points to: one owner's share of a
@@ -241,7 +242,12 @@ unsafe fn builder_mut<'a>(builder: *mut cert_authz_policy_builder) -> Result<&'a
 /// The result of an add: the errors it added, if any, go to the caller's
 /// buffer (so that a server reports them at its directive), and decide
 /// POLICY or IO.
-fn add_result(builder: &PolicyBuilder, errors_before: usize, error_buf: *mut c_char, error_buf_len: usize) -> R {
+fn add_result(
+    builder: &PolicyBuilder,
+    errors_before: usize,
+    error_buf: *mut c_char,
+    error_buf_len: usize,
+) -> R {
     let new = &builder.errors()[errors_before..];
     if new.is_empty() {
         return R::CERT_AUTHZ_OK;
@@ -466,8 +472,9 @@ pub extern "C" fn cert_authz_identity_clone(
 ) -> cert_authz_result {
     guard(|| {
         // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
-        let handle = try_r!(unsafe { (identity as *const IdentityHandle).as_ref() }
-            .ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
+        let handle = try_r!(
+            unsafe { (identity as *const IdentityHandle).as_ref() }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER)
+        );
         if clone_out.is_null() {
             return R::CERT_AUTHZ_ERR_NULL_POINTER;
         }
@@ -488,7 +495,8 @@ pub extern "C" fn cert_authz_identity_is_certificate(
         // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
         let presented = try_r!(unsafe { presented_ref(identity) });
         // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
-        let cert = try_r!(unsafe { bytes(cert as *const u8, cert_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
+        let cert =
+            try_r!(unsafe { bytes(cert as *const u8, cert_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
         if same_out.is_null() {
             return R::CERT_AUTHZ_ERR_NULL_POINTER;
         }
@@ -605,10 +613,12 @@ pub extern "C" fn cert_authz_decide(
             cert_authz_peer::CERT_AUTHZ_PEER_UNVERIFIED => Peer::Unverified,
             cert_authz_peer::CERT_AUTHZ_PEER_UNPARSABLE => Peer::Unparsable,
             // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
-            cert_authz_peer::CERT_AUTHZ_PEER_VERIFIED => match try_r!(unsafe { presented_ref(identity) }).identity() {
-                Some(identity) => Peer::Verified(identity),
-                None => Peer::Unparsable,
-            },
+            cert_authz_peer::CERT_AUTHZ_PEER_VERIFIED => {
+                match try_r!(unsafe { presented_ref(identity) }).identity() {
+                    Some(identity) => Peer::Verified(identity),
+                    None => Peer::Unparsable,
+                }
+            }
             _ => return R::CERT_AUTHZ_ERR_INVALID_ARGUMENT,
         };
         let user = if user_attr_len == 0 {
@@ -627,7 +637,9 @@ pub extern "C" fn cert_authz_decide(
         };
         let (file, line) = decision.origin.unwrap_or(("", 0));
         let user_value = match (decision.user, user, peer) {
-            (Some(index), Some(attr), Peer::Verified(identity)) => identity.values(attr).get(index).map(|v| &**v),
+            (Some(index), Some(attr), Peer::Verified(identity)) => {
+                identity.values(attr).get(index).map(|v| &**v)
+            }
             _ => None,
         };
         // SAFETY: the output pointer was checked for NULL; the header makes it writable.
@@ -678,11 +690,14 @@ pub extern "C" fn cert_authz_decision_line(
         // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
         let rule_file = try_r!(unsafe { text(d.rule_file, d.rule_file_len) });
         // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
-        let method = try_r!(unsafe { bytes(method as *const u8, method_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
+        let method =
+            try_r!(unsafe { bytes(method as *const u8, method_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
         // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
-        let path = try_r!(unsafe { bytes(path as *const u8, path_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
+        let path =
+            try_r!(unsafe { bytes(path as *const u8, path_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
         // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
-        let presented = if identity.is_null() { None } else { Some(try_r!(unsafe { presented_ref(identity) })) };
+        let presented =
+            if identity.is_null() { None } else { Some(try_r!(unsafe { presented_ref(identity) })) };
         if buf.is_null() || len_out.is_null() {
             return R::CERT_AUTHZ_ERR_NULL_POINTER;
         }
@@ -780,7 +795,14 @@ mod tests {
         let long = "x".repeat(10_000);
         let decision =
             Decision { allowed: false, reason: Reason::BadCertificate, origin: Some((&long, 7)), user: None };
-        let line = report::line(LineKind::NotGranted, &decision, Some(&presented), false, long.as_bytes(), long.as_bytes());
+        let line = report::line(
+            LineKind::NotGranted,
+            &decision,
+            Some(&presented),
+            false,
+            long.as_bytes(),
+            long.as_bytes(),
+        );
         assert!(line.len() < sys::CERT_AUTHZ_LINE_MAX as usize, "{}", line.len());
     }
 

@@ -94,7 +94,13 @@ fn load_cert(path: &Path) -> Result<Presented, Fail> {
 /// Decides one request for a certificate file, as a verified certificate,
 /// as a server with CertAuthzUser `user` would.  The text is the line the
 /// servers log for the decision, and the user handed on.
-fn decide_one(policy: &Policy, cert: &Presented, method: &str, path: &str, user: Option<Attr>) -> (bool, String) {
+fn decide_one(
+    policy: &Policy,
+    cert: &Presented,
+    method: &str,
+    path: &str,
+    user: Option<Attr>,
+) -> (bool, String) {
     let peer = cert.identity().map_or(Peer::Unparsable, Peer::Verified);
     let decision = policy.decide_as(peer, method, path, user);
     let kind = if decision.allowed { LineKind::Allow } else { LineKind::Deny };
@@ -115,7 +121,9 @@ fn check(args: &[String]) -> Result<ExitCode, Fail> {
     let method = option(&opts, "method").unwrap_or("GET");
     let path = required(&opts, "path")?;
     let user = match option(&opts, "user") {
-        Some(name) => Some(Attr::parse(name).ok_or_else(|| Fail(format!("--user {name}: not an attribute")))?),
+        Some(name) => {
+            Some(Attr::parse(name).ok_or_else(|| Fail(format!("--user {name}: not an attribute")))?)
+        }
         None => None,
     };
     let (allowed, line) = decide_one(&policy, &cert, method, path, user);

@@ -148,7 +148,12 @@ mod tests {
             "CA00010: client denied by cert-authz: GET /x, subject \"-\", reason: no client certificate, rule -"
         );
         let refused = Presented::from_der(b"junk");
-        let d = Decision { allowed: false, reason: Reason::BadCertificate, origin: Some(("p.policy", 3)), user: None };
+        let d = Decision {
+            allowed: false,
+            reason: Reason::BadCertificate,
+            origin: Some(("p.policy", 3)),
+            user: None,
+        };
         let text = line(LineKind::WouldDeny, &d, Some(&refused), true, b"GET", b"/x");
         assert!(text.starts_with("CA00013: would deny (report mode): GET /x, subject \"(refused)\", reason: client certificate refused as malformed: not a certificate"), "{text}");
         assert!(text.ends_with(", rule p.policy:3"), "{text}");

@@ -78,8 +78,16 @@ fn check_prints_decision_reason_and_rule() {
         "/admin/secrets/x",
     ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).starts_with("CA00010: client denied by cert-authz: GET /admin/secrets/x, "), "{}", text(&out));
-    assert!(text(&out).contains("reason: deny rule matched, rule ") && text(&out).contains("p.policy:8"), "{}", text(&out));
+    assert!(
+        text(&out).starts_with("CA00010: client denied by cert-authz: GET /admin/secrets/x, "),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("reason: deny rule matched, rule ") && text(&out).contains("p.policy:8"),
+        "{}",
+        text(&out)
+    );
 
     for raw in ["/users//alice", "/users/./alice", "/users/alice/../bob"] {
         let out = cli(&["check", "--policy", s(&policy), "--cert", s(&alice), "--path", raw]);
@@ -249,7 +257,8 @@ fn check_with_user_names_the_authorized_value_or_refuses_an_ambiguous_one() {
     let pki = common::make_pki(&dir.join("pki"));
     let policy = dir.join("p.policy");
     // twocn: O=Example Corp, OU=ops, CN=admin, CN=opsbot: in group ops.
-    std::fs::write(&policy, format!("{}allow GET /ops/** subject.CN=opsbot\n", common::SHARED_POLICY)).unwrap();
+    std::fs::write(&policy, format!("{}allow GET /ops/** subject.CN=opsbot\n", common::SHARED_POLICY))
+        .unwrap();
     let twocn = pki.cert("twocn");
     let check = |path: &str, user: &[&str]| {
         let mut args = vec!["check", "--policy", s(&policy), "--cert", s(&twocn), "--path", path];
