@@ -701,3 +701,243 @@ fn php_fpm_with_debians_fastcgi_params_reads_only_the_authorized_identity() {
     assert_eq!(lines.len(), 1, "{log}");
     assert!(lines[0].contains("GET /php/refused,"), "{log}");
 }
+
+/// A CRL of the test CA that revokes `clients`, made by `openssl ca` with a
+/// database of its own in `dir` (the PKI stays as it is).
+fn crl_revoking(dir: &Path, clients: &[&str]) -> std::path::PathBuf {
+    let ca = dir.join("crl-ca");
+    fs::create_dir_all(&ca).unwrap();
+    fs::write(ca.join("index.txt"), "").unwrap();
+    fs::write(ca.join("crlnumber"), "01\n").unwrap();
+    fs::write(
+        ca.join("ca.cnf"),
+        "[ca]\ndefault_ca = test\n[test]\ndatabase = index.txt\ncrlnumber = crlnumber\n\
+         default_md = sha256\ndefault_crl_days = 30\n",
+    )
+    .unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(&ca)
+            .args(["ca", "-config", "ca.cnf", "-cert"])
+            .arg(pki().path("ca.pem"))
+            .arg("-keyfile")
+            .arg(pki().path("ca.key"))
+            .args(args)
+            .output()
+            .expect("running openssl ca");
+        assert!(out.status.success(), "openssl ca {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    for client in clients {
+        openssl(&["-revoke", pki().cert(client).to_str().unwrap()]);
+    }
+    let crl = dir.join("crl.pem");
+    openssl(&["-gencrl", "-out", crl.to_str().unwrap()]);
+    share_with_workers(&crl);
+    crl
+}
+
+/// One `openssl s_client` connection to 127.0.0.1:`port` without SNI,
+/// protocol `proto`, certificate `client`, writing the session to
+/// `sess_out` or resuming the one in `sess_in`, with `requests` pipelined
+/// `GET /who` (Host localhost): whether nginx resumed the session, and the
+/// status of each response (none when the handshake failed).
+fn on_one_connection(
+    port: u16,
+    proto: &str,
+    client: Option<&str>,
+    sess_out: Option<&Path>,
+    sess_in: Option<&Path>,
+    requests: usize,
+) -> (bool, Vec<u16>) {
+    use std::io::Write;
+    let mut cmd = Command::new("timeout");
+    cmd.args(["20", "openssl", "s_client", "-quiet", "-noservername", "-connect"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(format!("-{proto}"));
+    if let Some(name) = client {
+        cmd.arg("-cert").arg(pki().cert(name)).arg("-key").arg(pki().key(name));
+    }
+    if let Some(path) = sess_out {
+        cmd.arg("-sess_out").arg(path);
+    }
+    if let Some(path) = sess_in {
+        cmd.arg("-sess_in").arg(path);
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running openssl s_client");
+    let mut pipelined = "GET /who HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(requests - 1);
+    pipelined += "GET /who HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    child.stdin.take().unwrap().write_all(pipelined.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let statuses = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("HTTP/1.1 "))
+        .map(|l| l.get(..3).and_then(|s| s.parse().ok()).unwrap_or(0))
+        .collect();
+    (text.lines().any(|l| l.trim_end() == "X-Reused: r"), statuses)
+}
+
+/// Session settings under which a session made at one server{} resumes at
+/// another one or after a reload: nginx's shared cache, or tickets with
+/// keys of a file (without one, nginx 1.22 makes keys per server{} and per
+/// configuration load).
+fn resumption_variants(nginx: &Nginx) -> [(&'static str, String); 2] {
+    let key = nginx.dir().join("conf/ticket.key");
+    fs::write(&key, (0..80u8).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect::<Vec<u8>>()).unwrap();
+    share_with_workers(&key);
+    [
+        ("cache", "ssl_session_tickets off;\nssl_session_cache shared:SSL:1m;".to_string()),
+        ("tickets", format!("ssl_session_ticket_key {};", key.display())),
+    ]
+}
+
+/// The TLS settings the resumption tests share, in http{}: both protocols,
+/// one CA for every server{}, and /who served by every one.
+const RESUMPTION_HTTP: &str = "ssl_protocols TLSv1.2 TLSv1.3;\n\
+     ssl_certificate PKI/server.pem;\n\
+     ssl_certificate_key PKI/server.key;\n\
+     ssl_client_certificate PKI/ca.pem;\n\
+     ssl_verify_client on;\n\
+     root PREFIX/html;\n\
+     add_header X-Reused $ssl_session_reused always;\n\
+     error_log PREFIX/logs/error.log error;\n\
+     error_log PREFIX/logs/debug.log debug;\n";
+
+fn serve_who(nginx: &Nginx) {
+    fs::create_dir_all(nginx.dir().join("html")).unwrap();
+    fs::write(nginx.dir().join("html/who"), "localhost\n").unwrap();
+    share_with_workers(&nginx.dir().join("html"));
+}
+
+/// The lines of the debug log with `needle`.
+fn debug_lines(nginx: &Nginx, needle: &str) -> usize {
+    let debug = fs::read_to_string(nginx.dir().join("logs/debug.log")).unwrap_or_default();
+    debug.lines().filter(|l| l.contains(needle)).count()
+}
+
+#[test]
+fn a_session_resumed_from_another_listener_meets_this_servers_crl() {
+    let reverified = "cert_authz: verified the resumed session's client certificate again";
+    let fails = "cert_authz: the client certificate of the resumed session does not verify";
+    for variant in 0..2 {
+        let second = free_port();
+        let mut nginx = Nginx::with_http(&format!("resume-crl-{variant}"), "");
+        let (name, session) = resumption_variants(&nginx)[variant].clone();
+        let crl = crl_revoking(nginx.dir(), &["alice"]);
+        // Two server{}s of one name on two listeners; the second has the
+        // CRL. Both enforce the policy.
+        nginx.write_conf(&format!(
+            "{RESUMPTION_HTTP}{session}\n\
+             cert_authz on;\n\
+             cert_authz_rule \"allow GET /** any\";\n\
+             server {{ listen 127.0.0.1:PORT ssl; server_name localhost; }}\n\
+             server {{ listen 127.0.0.1:{second} ssl; server_name localhost;\n\
+             ssl_crl {}; }}\n",
+            crl.display()
+        ));
+        serve_who(&nginx);
+        nginx.start();
+        let first = nginx.port();
+        let sess = nginx.dir().join("session.pem");
+        let mut refused = 0;
+
+        for proto in ["tls1_2", "tls1_3"] {
+            let what = |case: &str| format!("{name} {proto}: {case}");
+
+            // alice is revoked: a full handshake at the second port fails
+            let got = on_one_connection(second, proto, Some("alice"), None, None, 1);
+            assert_eq!(got, (false, vec![400]), "{}", what("alice's full handshake at the second port"));
+
+            // her session of the first port resumes at the second (nginx's
+            // session id context covers certificates and CAs, not the CRL),
+            // and the module refuses it, on every request of the connection
+            let got = on_one_connection(first, proto, Some("alice"), Some(&sess), None, 1);
+            assert_eq!(got, (false, vec![200]), "{}", what("alice at the first port"));
+            let got = on_one_connection(second, proto, None, None, Some(&sess), 2);
+            assert_eq!(got, (true, vec![403, 403]), "{}", what("alice's session resumed at the second port"));
+            refused += 2;
+
+            // ordinary resumption still works: within the first server
+            // (no CRL), and a certificate the CRL does not revoke at the
+            // second, from either server
+            let got = on_one_connection(first, proto, None, None, Some(&sess), 2);
+            assert_eq!(got, (true, vec![200, 200]), "{}", what("alice's session resumed at the first port"));
+            let got = on_one_connection(first, proto, Some("reporter"), Some(&sess), None, 1);
+            assert_eq!(got, (false, vec![200]), "{}", what("reporter at the first port"));
+            let got = on_one_connection(second, proto, None, None, Some(&sess), 2);
+            assert_eq!(
+                got,
+                (true, vec![200, 200]),
+                "{}",
+                what("reporter's session resumed at the second port")
+            );
+            let got = on_one_connection(second, proto, Some("reporter"), Some(&sess), None, 1);
+            assert_eq!(got, (false, vec![200]), "{}", what("reporter at the second port"));
+            let got = on_one_connection(second, proto, None, None, Some(&sess), 1);
+            assert_eq!(got, (true, vec![200]), "{}", what("reporter's session resumed where it was made"));
+        }
+
+        // once per connection: 3 resumed connections that pass and 1 that
+        // fails per protocol, whatever the number of requests
+        assert_eq!(debug_lines(&nginx, reverified), 6, "{name}");
+        assert_eq!(debug_lines(&nginx, fails), 2, "{name}");
+        let log = nginx.error_log();
+        let lines = nginx.deny_lines(&log);
+        assert_eq!(lines.len(), refused, "{name}: one line per refusal:\n{log}");
+        assert!(
+            lines.iter().all(|l| l.contains("reason: client certificate not verified by the server,")),
+            "{name}: {log}"
+        );
+    }
+}
+
+#[test]
+fn a_reload_that_adds_a_crl_refuses_a_session_made_before_it() {
+    for variant in 0..2 {
+        let mut nginx = Nginx::with_http(&format!("resume-reload-{variant}"), "");
+        let (name, session) = resumption_variants(&nginx)[variant].clone();
+        let crl = crl_revoking(nginx.dir(), &["alice"]);
+        let conf = |crl: &str| {
+            format!(
+                "{RESUMPTION_HTTP}{session}\n\
+                 server {{ listen 127.0.0.1:PORT ssl; server_name localhost;\n\
+                 cert_authz on; cert_authz_rule \"allow GET /** any\";\n{crl} }}\n"
+            )
+        };
+        nginx.write_conf(&conf(""));
+        serve_who(&nginx);
+        nginx.start();
+        let port = nginx.port();
+        let sessions: Vec<std::path::PathBuf> = ["alice-1.2", "alice-1.3", "reporter-1.2", "reporter-1.3"]
+            .iter()
+            .map(|s| nginx.dir().join(s))
+            .collect();
+
+        for (i, proto) in ["tls1_2", "tls1_3"].iter().enumerate() {
+            for (client, sess) in [("alice", &sessions[i]), ("reporter", &sessions[2 + i])] {
+                let got = on_one_connection(port, proto, Some(client), Some(sess), None, 1);
+                assert_eq!(got, (false, vec![200]), "{name} {proto}: {client} before the CRL");
+            }
+        }
+
+        nginx.write_conf(&conf(&format!("ssl_crl {};", crl.display())));
+        nginx.reload().expect("the reload with the CRL");
+        nginx.wait_for("workers with the CRL", || {
+            on_one_connection(port, "tls1_2", Some("alice"), None, None, 1).1 == [400]
+        });
+
+        for (i, proto) in ["tls1_2", "tls1_3"].iter().enumerate() {
+            let got = on_one_connection(port, proto, None, None, Some(&sessions[i]), 1);
+            assert_eq!(got, (true, vec![403]), "{name} {proto}: alice's session after the CRL");
+            let got = on_one_connection(port, proto, None, None, Some(&sessions[2 + i]), 1);
+            assert_eq!(got, (true, vec![200]), "{name} {proto}: reporter's session after the CRL");
+        }
+        let log = nginx.error_log();
+        assert_eq!(nginx.deny_lines(&log).len(), 2, "{name}: {log}");
+    }
+}

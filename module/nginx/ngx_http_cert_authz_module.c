@@ -85,6 +85,14 @@ typedef struct {
 typedef struct {
     X509                      *cert;      /* a reference we hold */
     cert_authz_identity       *identity;  /* NULL: the core refused it */
+
+    /*
+     * A resumed session's certificate, verified again: the store it was
+     * verified against (NULL: not yet) and whether it passed.  The store is
+     * only compared, never used: the connection's SSL_CTX holds it.
+     */
+    X509_STORE                *reverified_store;
+    ngx_uint_t                 reverified;
 } ngx_http_cert_authz_conn_t;
 
 
@@ -117,6 +125,8 @@ static cert_authz_peer ngx_http_cert_authz_peer(ngx_http_request_t *r,
     const cert_authz_identity **identity);
 static ngx_uint_t ngx_http_cert_authz_verified_here(ngx_http_request_t *r,
     ngx_ssl_conn_t *ssl_conn);
+static ngx_uint_t ngx_http_cert_authz_verify_again(ngx_http_request_t *r,
+    ngx_ssl_conn_t *ssl_conn, X509 *cert, SSL_CTX *ssl_ctx);
 static void ngx_http_cert_authz_parse(ngx_http_cert_authz_conn_t *cc,
     X509 *cert, ngx_log_t *log);
 static ngx_http_cert_authz_conn_t *ngx_http_cert_authz_conn(
@@ -472,6 +482,8 @@ ngx_http_cert_authz_peer(ngx_http_request_t *r,
     const cert_authz_identity **identity)
 {
     X509                        *cert;
+    SSL_CTX                     *ssl_ctx;
+    X509_STORE                  *store;
     ngx_connection_t            *c;
     ngx_http_cert_authz_conn_t  *cc;
 
@@ -531,6 +543,28 @@ ngx_http_cert_authz_peer(ngx_http_request_t *r,
 
     if (cc->cert != cert) {
         ngx_http_cert_authz_parse(cc, cert, r->connection->log);
+    }
+
+    if (SSL_session_reused(c->ssl->connection)) {
+
+        /* the SSL_CTX is the request's server{}'s, as checked above */
+
+        ssl_ctx = SSL_get_SSL_CTX(c->ssl->connection);
+        store = SSL_CTX_get_cert_store(ssl_ctx);
+
+        if (store == NULL) {
+            return CERT_AUTHZ_PEER_UNVERIFIED;
+        }
+
+        if (cc->reverified_store != store) {
+            cc->reverified = ngx_http_cert_authz_verify_again(r,
+                                 c->ssl->connection, cert, ssl_ctx);
+            cc->reverified_store = store;
+        }
+
+        if (!cc->reverified) {
+            return CERT_AUTHZ_PEER_UNVERIFIED;
+        }
     }
 
     if (cc->identity == NULL) {
@@ -599,6 +633,89 @@ ngx_http_cert_authz_verified_here(ngx_http_request_t *r,
     }
 
     return ngx_strcmp(made, now) == 0;
+}
+
+
+/*
+ * OpenSSL does not verify the certificate of a resumed session again: it
+ * keeps the outcome of the handshake that made the session, under whatever
+ * server{} that was.  nginx's session id context covers the certificates
+ * and the CAs, not the CRL (ssl_crl) or ssl_verify_depth: through a shared
+ * session cache or common ticket keys, a session made at a server{} of
+ * another listener without a CRL resumes here, and so does one made before
+ * a reload that added the CRL.  This verifies the certificate again as the
+ * handshake would have here: against the server{}'s own store (its CAs and
+ * CRLs, with nginx's CRL flags), with its depth, purpose and security
+ * level.  A session keeps the client's certificate but, once stored in the
+ * shared cache or a ticket, not the intermediates it sent: a certificate
+ * that needs one the server does not have itself is refused.
+ */
+
+static ngx_uint_t
+ngx_http_cert_authz_verify_again(ngx_http_request_t *r,
+    ngx_ssl_conn_t *ssl_conn, X509 *cert, SSL_CTX *ssl_ctx)
+{
+    int                 ok, err;
+    X509_STORE_CTX     *xsc;
+    X509_VERIFY_PARAM  *param;
+
+    xsc = X509_STORE_CTX_new();
+    if (xsc == NULL) {
+        ngx_ssl_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "cert_authz: X509_STORE_CTX_new() failed");
+        return 0;
+    }
+
+    /* the intermediates the client sent, if the session still has them */
+
+    if (X509_STORE_CTX_init(xsc, SSL_CTX_get_cert_store(ssl_ctx), cert,
+                            SSL_get_peer_cert_chain(ssl_conn))
+        != 1)
+    {
+        ngx_ssl_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "cert_authz: X509_STORE_CTX_init() failed");
+        X509_STORE_CTX_free(xsc);
+        return 0;
+    }
+
+    /* as OpenSSL's ssl_verify_cert_chain() sets up a server's check */
+
+    param = X509_STORE_CTX_get0_param(xsc);
+
+    if (X509_STORE_CTX_set_default(xsc, "ssl_client") != 1
+        || X509_VERIFY_PARAM_set1(param, SSL_CTX_get0_param(ssl_ctx)) != 1)
+    {
+        ngx_ssl_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "cert_authz: setting up the verification failed");
+        X509_STORE_CTX_free(xsc);
+        return 0;
+    }
+
+    X509_VERIFY_PARAM_set_auth_level(param,
+                                     SSL_CTX_get_security_level(ssl_ctx));
+
+    ok = X509_verify_cert(xsc);
+    err = X509_STORE_CTX_get_error(xsc);
+
+    X509_STORE_CTX_free(xsc);
+
+    /* the lookups may leave errors that nginx would report later */
+    ERR_clear_error();
+
+    if (ok != 1) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "cert_authz: the client certificate of the resumed "
+                      "session does not verify under this server's "
+                      "settings: %d:%s",
+                      err, X509_verify_cert_error_string(err));
+        return 0;
+    }
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "cert_authz: verified the resumed session's client "
+                   "certificate again");
+
+    return 1;
 }
 
 
@@ -678,6 +795,8 @@ ngx_http_cert_authz_conn(ngx_connection_t *c)
     cc = cln->data;
     cc->cert = NULL;
     cc->identity = NULL;
+    cc->reverified_store = NULL;
+    cc->reverified = 0;
 
     cln->handler = ngx_http_cert_authz_conn_cleanup;
 
@@ -692,6 +811,9 @@ ngx_http_cert_authz_conn_cleanup(void *data)
 
     cert_authz_identity_free(cc->identity);
     cc->identity = NULL;
+
+    cc->reverified_store = NULL;
+    cc->reverified = 0;
 
     if (cc->cert) {
         X509_free(cc->cert);
