@@ -941,3 +941,148 @@ fn a_reload_that_adds_a_crl_refuses_a_session_made_before_it() {
         assert_eq!(nginx.deny_lines(&log).len(), 2, "{name}: {log}");
     }
 }
+
+#[test]
+fn webdav_copy_and_move_write_only_where_the_policy_allows() {
+    // report lines are warnings: log them
+    let mut nginx = Nginx::with_http(
+        "webdav",
+        &format!(
+            "error_log PREFIX/logs/error.log warn;\n{}",
+            tls_server(
+                "on",
+                "root PREFIX/html;\n\
+                 add_header X-Decision $cert_authz_decision always;\n\
+                 location / {\n\
+                 dav_methods PUT DELETE MKCOL COPY MOVE;\n\
+                 cert_authz on;\n\
+                 cert_authz_rule \"allow GET /site/** any\";\n\
+                 cert_authz_rule \"allow * /upload/** subject.CN=alice\";\n\
+                 }\n\
+                 location /report/ {\n\
+                 dav_methods PUT COPY MOVE;\n\
+                 cert_authz on;\n\
+                 cert_authz_mode report;\n\
+                 cert_authz_rule \"allow * /report/upload/** subject.CN=alice\";\n\
+                 }",
+            )
+        ),
+    );
+    let html = nginx.dir().join("html");
+    for dir in ["site", "upload", "report/site", "report/upload"] {
+        fs::create_dir_all(html.join(dir)).unwrap();
+    }
+    fs::write(html.join("site/index.html"), "original\n").unwrap();
+    // the dav module writes as the worker's user
+    let chown = Command::new("chown").arg("-R").arg("www-data").arg(&html).status().unwrap();
+    assert!(chown.success());
+    nginx.start();
+
+    let origin = format!("https://127.0.0.1:{}", nginx.port());
+    let request = |method: &str, path: &str, extra: &[&str]| {
+        nginx.request_with(Some("alice"), method, path, extra).status
+    };
+    let put = |path: &str| request("PUT", path, &["--data-binary", "evil\n"]);
+    let to = |destination: &str| format!("Destination: {destination}");
+    let site = || fs::read_to_string(html.join("site/index.html")).unwrap();
+
+    // the setting of the review: the policy refuses the PUT, allows the upload
+    assert_eq!(put("/site/index.html"), 403);
+    assert_eq!(put("/upload/evil.html"), 201);
+
+    // and now refuses a COPY or MOVE of it onto /site, however the
+    // Destination names it: as an absolute URI, an absolute path, with
+    // percent-encoding, or with a query that the dav module cuts off
+    let mut refused = Vec::new();
+    for destination in [
+        format!("{origin}/site/index.html"),
+        "/site/index.html".to_string(),
+        "/%73ite/index.html".to_string(),
+        format!("{origin}/site%2Findex.html"),
+        "/site/index.html?/upload/x".to_string(),
+    ] {
+        for method in ["MOVE", "COPY"] {
+            let status = request(method, "/upload/evil.html", &["-H", &to(&destination)]);
+            assert_eq!(status, 403, "{method} to {destination}");
+            refused.push(method);
+        }
+    }
+    assert_eq!(site(), "original\n");
+    assert!(html.join("upload/evil.html").exists());
+
+    // a Destination that cannot be read unambiguously is refused: none,
+    // two, an encoded slash still there after decoding, an empty or a dot
+    // segment, another host, another scheme
+    for extra in [
+        vec![],
+        vec!["-H".to_string(), to("/upload/a.html"), "-H".to_string(), to("/site/index.html")],
+        vec!["-H".to_string(), to("/upload/a%252Fb.html")],
+        vec!["-H".to_string(), to("/upload//a.html")],
+        vec!["-H".to_string(), to("/upload/./a.html")],
+        vec!["-H".to_string(), to("/upload/%2E%2E/site/index.html")],
+        vec!["-H".to_string(), to("https://example.org/upload/a.html")],
+        vec!["-H".to_string(), to(&format!("http://127.0.0.1:{}/upload/a.html", nginx.port()))],
+    ] {
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        assert_eq!(request("MOVE", "/upload/evil.html", &extra), 403, "{extra:?}");
+        refused.push("MOVE");
+    }
+    assert!(html.join("upload/evil.html").exists());
+
+    // where the policy allows both paths, COPY and MOVE still work (the
+    // dav module answers 204 to both)
+    assert_eq!(request("COPY", "/upload/evil.html", &["-H", &to("/upload/c%6Fpy.html")]), 204);
+    assert_eq!(
+        request("MOVE", "/upload/copy.html", &["-H", &to(&format!("{origin}/upload/moved.html"))]),
+        204
+    );
+    let reply = nginx.request_with(Some("alice"), "GET", "/upload/moved.html", &[]);
+    assert_eq!((reply.status, reply.body.as_str()), (200, "evil\n"));
+    assert!(!html.join("upload/copy.html").exists());
+    // and the source is decided first: a refused source is refused whatever
+    // the Destination
+    assert_eq!(
+        nginx
+            .request_with(Some("reporter"), "MOVE", "/upload/evil.html", &["-H", &to("/upload/b.html")])
+            .status,
+        403
+    );
+    refused.push("MOVE");
+
+    // report mode decides the Destination too, and only logs
+    let reply = nginx.request_with(
+        Some("alice"),
+        "PUT",
+        "/report/upload/a.html",
+        &["--data-binary", "report\n", "-D", "-"],
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let reply = nginx.request_with(
+        Some("alice"),
+        "MOVE",
+        "/report/upload/a.html",
+        &["-H", &to("/report/site/a.html"), "-D", "-"],
+    );
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    assert!(reply.body.contains("X-Decision: deny"), "{}", reply.body);
+
+    let log = nginx.error_log();
+    let forbidden = nginx.deny_lines(&log);
+    assert_eq!(forbidden.len(), refused.len() + 1, "one line per refusal, the PUT too:\n{log}");
+    assert!(forbidden.iter().all(|l| l.contains("[error]")), "{log}");
+    // the line names the Destination's path; nginx's context, the request's
+    let onto_site = forbidden.iter().filter(|l| l.contains(" /site/index.html, subject \"CN=alice,")).count();
+    assert_eq!(onto_site, 1 + 10, "the PUT, then 5 Destinations by 2 methods:\n{log}");
+    assert!(
+        forbidden.iter().any(|l| l.contains("cert_authz: access forbidden: MOVE /site/index.html, ")
+            && l.contains("reason: no allow rule matched")
+            && l.contains("request: \"MOVE /upload/evil.html HTTP/1.1\"")),
+        "{log}"
+    );
+    let ambiguous = forbidden.iter().filter(|l| l.contains("reason: path is not unambiguous")).count();
+    assert_eq!(ambiguous, 8, "{log}");
+    assert!(forbidden.iter().any(|l| l.contains("MOVE -, subject")), "no or two Destinations: {log}");
+    let report = nginx.report_lines(&log);
+    assert_eq!(report.len(), 1, "{log}");
+    assert!(report[0].contains("MOVE /report/site/a.html,") && report[0].contains("[warn]"), "{log}");
+}

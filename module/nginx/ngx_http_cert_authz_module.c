@@ -111,8 +111,11 @@ typedef struct {
     ngx_str_t                  subject;
     ngx_str_t                  user;
 
-    /* the path decided: try_files may serve another one, see below */
+    /* the URI decided: try_files may serve another one, see below */
     ngx_str_t                  uri;
+
+    /* the path the decision is about: the URI, or a COPY's Destination */
+    ngx_str_t                  path;
 } ngx_http_cert_authz_ctx_t;
 
 
@@ -121,6 +124,11 @@ static ngx_int_t ngx_http_cert_authz_try_files_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cert_authz_decide(ngx_http_request_t *r,
     ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx,
     ngx_uint_t final);
+static void ngx_http_cert_authz_decide_path(ngx_http_request_t *r,
+    ngx_http_cert_authz_loc_conf_t *alcf, const cert_authz_identity *identity,
+    cert_authz_peer peer, ngx_str_t *path, cert_authz_decision *decision);
+static ngx_int_t ngx_http_cert_authz_destination(ngx_http_request_t *r,
+    ngx_str_t *path);
 static cert_authz_peer ngx_http_cert_authz_peer(ngx_http_request_t *r,
     const cert_authz_identity **identity);
 static ngx_uint_t ngx_http_cert_authz_verified_here(ngx_http_request_t *r,
@@ -398,10 +406,11 @@ ngx_http_cert_authz_try_files_handler(ngx_http_request_t *r)
 
 
 /*
- * Decides on the request as it stands (r->uri) and sets the variables.
- * Returns NGX_OK on an allow, NGX_HTTP_FORBIDDEN on a refusal, and
- * NGX_DECLINED on a would-be refusal in report mode.  A refusal that is
- * not final (under "satisfy any") is logged at info level.
+ * Decides on the request as it stands (r->uri, and the Destination of a
+ * COPY or MOVE) and sets the variables.  Returns NGX_OK on an allow,
+ * NGX_HTTP_FORBIDDEN on a refusal, and NGX_DECLINED on a would-be refusal
+ * in report mode.  A refusal that is not final (under "satisfy any") is
+ * logged at info level.
  */
 
 static ngx_int_t
@@ -409,34 +418,55 @@ ngx_http_cert_authz_decide(ngx_http_request_t *r,
     ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx,
     ngx_uint_t final)
 {
+    ngx_int_t                   rc;
+    ngx_str_t                   destination;
     cert_authz_peer             peer;
-    cert_authz_result           rc;
+    cert_authz_decision         decision;
     const cert_authz_identity  *identity;
 
     ngx_memzero(ctx, sizeof(ngx_http_cert_authz_ctx_t));
 
     /* the buffer stays as it is when try_files sets another URI */
     ctx->uri = r->uri;
+    ctx->path = r->uri;
 
     identity = NULL;
     peer = ngx_http_cert_authz_peer(r, &identity);
 
-    rc = cert_authz_decide(alcf->policy, identity, peer,
-                           (const char *) r->method_name.data,
-                           r->method_name.len,
-                           (const char *) r->uri.data, r->uri.len,
-                           (const char *) alcf->user_attr.data,
-                           alcf->user_attr.len,
-                           &ctx->decision);
+    ngx_http_cert_authz_decide_path(r, alcf, identity, peer, &r->uri,
+                                    &ctx->decision);
 
-    if (rc != CERT_AUTHZ_OK) {
-        /* misuse of the ABI: never an allow */
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "cert_authz: decide failed: %s",
-                      cert_authz_result_name(rc));
-        ngx_memzero(&ctx->decision, sizeof(cert_authz_decision));
-        ctx->decision.allowed = 0;
-        ctx->decision.reason = CERT_AUTHZ_REASON_INTERNAL_ERROR;
+    /*
+     * COPY and MOVE also write to their Destination, which nginx's dav
+     * module (or a proxied WebDAV server) takes from a header, with no
+     * access check of its own: the request is allowed only if the policy
+     * allows the same method on that path too.  Apache's mod_dav asks the
+     * access checkers in a subrequest.
+     */
+
+    if (ctx->decision.allowed == 1
+        && (r->method & (NGX_HTTP_COPY|NGX_HTTP_MOVE)))
+    {
+        rc = ngx_http_cert_authz_destination(r, &destination);
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc == NGX_OK) {
+            ngx_http_cert_authz_decide_path(r, alcf, identity, peer,
+                                            &destination, &decision);
+
+        } else {
+            ngx_memzero(&decision, sizeof(cert_authz_decision));
+            decision.allowed = 0;
+            decision.reason = CERT_AUTHZ_REASON_BAD_PATH;
+        }
+
+        if (decision.allowed != 1) {
+            ctx->decision = decision;
+            ctx->path = destination;
+        }
     }
 
     if (ngx_http_cert_authz_export(r, alcf, ctx, identity) != NGX_OK) {
@@ -466,6 +496,157 @@ ngx_http_cert_authz_decide(ngx_http_request_t *r,
     }
 
     return NGX_HTTP_FORBIDDEN;
+}
+
+
+/* One decision on one path of the request; a failed call is a refusal. */
+
+static void
+ngx_http_cert_authz_decide_path(ngx_http_request_t *r,
+    ngx_http_cert_authz_loc_conf_t *alcf, const cert_authz_identity *identity,
+    cert_authz_peer peer, ngx_str_t *path, cert_authz_decision *decision)
+{
+    cert_authz_result  rc;
+
+    rc = cert_authz_decide(alcf->policy, identity, peer,
+                           (const char *) r->method_name.data,
+                           r->method_name.len,
+                           (const char *) path->data, path->len,
+                           (const char *) alcf->user_attr.data,
+                           alcf->user_attr.len,
+                           decision);
+
+    if (rc != CERT_AUTHZ_OK) {
+        /* misuse of the ABI: never an allow */
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "cert_authz: decide failed: %s",
+                      cert_authz_result_name(rc));
+        ngx_memzero(decision, sizeof(cert_authz_decision));
+        decision->allowed = 0;
+        decision->reason = CERT_AUTHZ_REASON_INTERNAL_ERROR;
+    }
+}
+
+
+/*
+ * The path that a COPY or MOVE writes to, read from its Destination header
+ * as nginx's dav module reads it (ngx_http_dav_copy_move_handler() of
+ * nginx 1.22): an absolute path, or an absolute URI with the request's
+ * scheme and Host, from its first "/" after the host; up to a "?"; then
+ * percent-decoded, as ngx_http_parse_unsafe_uri() decodes it.  The dav
+ * module checks only for "..", the core refuses every other ambiguous
+ * path.  NGX_DECLINED: no header, several, or one the dav module finds no
+ * path in; *path is then the header's value, if one, for the log.
+ */
+
+static ngx_int_t
+ngx_http_cert_authz_destination(ngx_http_request_t *r, ngx_str_t *path)
+{
+    u_char           *p, *last, *src, *dst;
+    size_t            len;
+    ngx_str_t         scheme;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *destination;
+
+    ngx_str_null(path);
+
+    destination = NULL;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != sizeof("Destination") - 1
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "Destination",
+                               sizeof("Destination") - 1)
+               != 0)
+        {
+            continue;
+        }
+
+        if (destination != NULL) {
+            /* the dav module takes the first, another server may not */
+            ngx_str_null(path);
+            return NGX_DECLINED;
+        }
+
+        destination = &h[i];
+        *path = h[i].value;
+    }
+
+    if (destination == NULL || destination->value.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    p = destination->value.data;
+    last = p + destination->value.len;
+
+    if (p[0] != '/') {
+
+        if (r->connection->ssl) {
+            ngx_str_set(&scheme, "https://");
+
+        } else {
+            ngx_str_set(&scheme, "http://");
+        }
+
+        len = r->headers_in.server.len;
+
+        if (len == 0
+            || (size_t) (last - p) < scheme.len + len
+            || ngx_strncmp(p, scheme.data, scheme.len) != 0
+            || ngx_strncmp(p + scheme.len, r->headers_in.server.data, len)
+               != 0)
+        {
+            return NGX_DECLINED;
+        }
+
+        p = ngx_strlchr(p + scheme.len + len, last, '/');
+
+        if (p == NULL) {
+            return NGX_DECLINED;
+        }
+    }
+
+    src = ngx_strlchr(p, last, '?');
+
+    if (src != NULL) {
+        last = src;
+    }
+
+    len = last - p;
+
+    if (ngx_strlchr(p, last, '%') == NULL) {
+        path->data = p;
+        path->len = len;
+        return NGX_OK;
+    }
+
+    dst = ngx_pnalloc(r->pool, len);
+    if (dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    path->data = dst;
+    src = p;
+
+    ngx_unescape_uri(&dst, &src, len, 0);
+
+    path->len = dst - path->data;
+
+    return NGX_OK;
 }
 
 
@@ -877,10 +1058,11 @@ ngx_http_cert_authz_export(ngx_http_request_t *r,
 
 /*
  * One error-level line per deny, as the access module's "access forbidden
- * by rule"; the log context adds the client, server and request line.
- * A refusal that is not final (under "satisfy any" in the access phase,
- * where another module may allow) is not logged by the access module
- * either: info level then.
+ * by rule"; the log context adds the client, server and request line.  The
+ * path is the one refused: the URI, or the Destination of a COPY or MOVE
+ * (the request line shows the URI then).  A refusal that is not final
+ * (under "satisfy any" in the access phase, where another module may
+ * allow) is not logged by the access module either: info level then.
  */
 
 static void
@@ -914,15 +1096,19 @@ ngx_http_cert_authz_log_deny(ngx_http_request_t *r,
 
     /* the decoded path may hold control characters: escape for the log */
 
-    n = ngx_escape_uri(NULL, r->uri.data, r->uri.len, NGX_ESCAPE_URI);
+    n = ngx_escape_uri(NULL, ctx->path.data, ctx->path.len, NGX_ESCAPE_URI);
 
-    if (n == 0) {
-        path = r->uri;
+    if (ctx->path.len == 0) {
+        ngx_str_set(&path, "-");
 
-    } else if (r->uri.len + 2 * n <= NGX_MAX_ERROR_STR) {
+    } else if (n == 0) {
+        path = ctx->path;
+
+    } else if (ctx->path.len + 2 * n <= NGX_MAX_ERROR_STR) {
         path.data = buf;
-        path.len = (u_char *) ngx_escape_uri(buf, r->uri.data, r->uri.len,
-                                             NGX_ESCAPE_URI) - buf;
+        path.len = (u_char *) ngx_escape_uri(buf, ctx->path.data,
+                                             ctx->path.len, NGX_ESCAPE_URI)
+                   - buf;
 
     } else {
         ngx_str_set(&path, "(too long)");
