@@ -59,7 +59,7 @@ fn tls_server_with_app(verify: &str, body: impl FnOnce(u16) -> String) -> String
 }
 
 #[test]
-fn satisfy_any_combines_with_the_access_module() {
+fn satisfy_any_lifts_no_enforced_refusal_and_combines_in_report_mode() {
     let mut nginx = Nginx::with_http(
         "satisfy",
         &tls_server_with_app("optional", |app| {
@@ -83,6 +83,13 @@ fn satisfy_any_combines_with_the_access_module() {
                  deny all;\n\
                  proxy_pass http://127.0.0.1:{app};\n\
                  }}\n\
+                 location /local-report/ {{\n\
+                 cert_authz_mode report;\n\
+                 satisfy any;\n\
+                 allow 127.0.0.1;\n\
+                 deny all;\n\
+                 proxy_pass http://127.0.0.1:{app};\n\
+                 }}\n\
                  location /remote-report/ {{\n\
                  cert_authz_mode report;\n\
                  satisfy any;\n\
@@ -95,26 +102,41 @@ fn satisfy_any_combines_with_the_access_module() {
     );
     nginx.start();
 
-    // the address alone suffices under satisfy any
-    assert_eq!(nginx.status(None, "GET", "/local/a"), 200);
-    assert_eq!(nginx.status(Some("reporter"), "GET", "/local/a"), 200);
-    // the address fails: the policy alone decides, and its allow is NGX_OK
+    // An enforced refusal is final under satisfy any too: the address that
+    // the access module allows does not lift it.
+    assert_eq!(nginx.status(None, "GET", "/local/a"), 403);
+    assert_eq!(nginx.status(Some("reporter"), "GET", "/local/a"), 403);
+    assert_eq!(nginx.status(Some("alice"), "GET", "/local/a"), 200);
+    // an allow is NGX_OK, which grants under satisfy any
     assert_eq!(nginx.status(Some("alice"), "GET", "/remote/a"), 200);
     assert_eq!(nginx.status(Some("reporter"), "GET", "/remote/a"), 403);
     assert_eq!(nginx.status(None, "GET", "/remote/a"), 403);
     // satisfy all: both must allow
     assert_eq!(nginx.status(Some("alice"), "GET", "/both/a"), 200);
     assert_eq!(nginx.status(Some("reporter"), "GET", "/both/a"), 403);
-    // a refusal that is not final under satisfy any is not an error line
+    // each is one error line, the module's, as any final refusal
     let log = nginx.error_log();
-    assert_eq!(nginx.deny_lines(&log).len(), 1, "{log}");
+    let lines = nginx.deny_lines(&log);
+    assert_eq!(lines.len(), 5, "{log}");
+    assert!(
+        lines.iter().all(|l| l.contains("[error]") && l.contains("cert_authz: access forbidden: ")),
+        "{log}"
+    );
+    assert_eq!(lines.iter().filter(|l| l.contains("GET /local/a,")).count(), 2, "{log}");
+    assert!(!log.contains("access forbidden by rule"), "{log}");
 
-    // report mode under satisfy any, as Apache's Require cert-authz in a
-    // <RequireAny>: the policy's allow grants, its would-be refusal leaves
-    // the outcome to the access module
+    // Report mode is the composable form, as Apache's Require cert-authz in
+    // a <RequireAny>: the policy's allow grants, its would-be refusal leaves
+    // the outcome to the access module.
+    assert_eq!(nginx.status(None, "GET", "/local-report/a"), 200);
+    assert_eq!(nginx.status(Some("reporter"), "GET", "/local-report/a"), 200);
     assert_eq!(nginx.status(Some("alice"), "GET", "/remote-report/a"), 200);
     assert_eq!(nginx.status(Some("reporter"), "GET", "/remote-report/a"), 403);
     assert_eq!(nginx.status(None, "GET", "/remote-report/a"), 403);
+    // the two refusals are the access module's
+    let log = nginx.error_log();
+    assert_eq!(nginx.deny_lines(&log).len(), 5, "{log}");
+    assert_eq!(log.matches("access forbidden by rule").count(), 2, "{log}");
 }
 
 #[test]
@@ -941,7 +963,6 @@ fn a_reload_that_adds_a_crl_refuses_a_session_made_before_it() {
         assert_eq!(nginx.deny_lines(&log).len(), 2, "{name}: {log}");
     }
 }
-
 #[test]
 fn webdav_copy_and_move_write_only_where_the_policy_allows() {
     // report lines are warnings: log them

@@ -120,10 +120,12 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_cert_authz_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_cert_authz_try_files_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_cert_authz_precontent_handler(
+    ngx_http_request_t *r);
+static ngx_http_cert_authz_ctx_t *ngx_http_cert_authz_ctx(
+    ngx_http_request_t *r);
 static ngx_int_t ngx_http_cert_authz_decide(ngx_http_request_t *r,
-    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx,
-    ngx_uint_t final);
+    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx);
 static void ngx_http_cert_authz_decide_path(ngx_http_request_t *r,
     ngx_http_cert_authz_loc_conf_t *alcf, const cert_authz_identity *identity,
     cert_authz_peer peer, ngx_str_t *path, cert_authz_decision *decision);
@@ -144,8 +146,7 @@ static ngx_int_t ngx_http_cert_authz_export(ngx_http_request_t *r,
     ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx,
     const cert_authz_identity *identity);
 static void ngx_http_cert_authz_log_deny(ngx_http_request_t *r,
-    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx,
-    ngx_uint_t final);
+    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx);
 
 static ngx_int_t ngx_http_cert_authz_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -293,6 +294,7 @@ static ngx_str_t  ngx_http_cert_authz_deny = ngx_string("deny");
 static ngx_int_t
 ngx_http_cert_authz_handler(ngx_http_request_t *r)
 {
+    ngx_int_t                        rc;
     ngx_http_core_loc_conf_t        *clcf;
     ngx_http_cert_authz_ctx_t       *ctx;
     ngx_http_cert_authz_loc_conf_t  *alcf;
@@ -318,57 +320,62 @@ ngx_http_cert_authz_handler(ngx_http_request_t *r)
      * and comes back here with a new URI, which is a new decision.
      */
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
-
+    ctx = ngx_http_cert_authz_ctx(r);
     if (ctx == NULL) {
-        /* ngx_http_cert_authz_decide() zeroes it */
-        ctx = ngx_palloc(r->pool, sizeof(ngx_http_cert_authz_ctx_t));
-        if (ctx == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
-        ngx_http_set_ctx(r, ctx, ngx_http_cert_authz_module);
+    rc = ngx_http_cert_authz_decide(r, alcf, ctx);
+
+    if (rc != NGX_HTTP_FORBIDDEN) {
+        return rc;
     }
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
-    /* under "satisfy any" a refusal here is not final */
+    if (clcf->satisfy == NGX_HTTP_SATISFY_ANY) {
 
-    return ngx_http_cert_authz_decide(r, alcf, ctx,
-                                      clcf->satisfy == NGX_HTTP_SATISFY_ALL);
+        /*
+         * An enforced refusal is final.  Under "satisfy any" the access
+         * phase takes NGX_HTTP_FORBIDDEN as one vote, which an NGX_OK of
+         * another access module would lift: end the request here, as the
+         * phase checker ends it on any other status.
+         */
+
+        ngx_http_finalize_request(r, NGX_HTTP_FORBIDDEN);
+        return NGX_DONE;
+    }
+
+    return NGX_HTTP_FORBIDDEN;
 }
 
 
 /*
- * try_files, in the precontent phase, may serve another file than the URI
- * that the access phase decided on, in the same location and without a
- * new location lookup (its last parameter, an internal redirect, comes
- * back through the access phase): decide again on the URI served.  This
- * handler runs after try_files (see ngx_http_cert_authz_init()).
+ * The precontent phase, after try_files (see ngx_http_cert_authz_init()),
+ * makes the decision hold for what is served:
+ *
+ * - under "satisfy any" an access module that runs before this one (one
+ *   loaded after it) and allows ends the access phase before this module
+ *   is asked: the request is decided here, and an enforced refusal is a
+ *   403 all the same;
+ * - an enforced refusal that got here anyway is a 403, logged already;
+ * - try_files may serve another file than the URI that was decided, in
+ *   the same location and without a new location lookup (its last
+ *   parameter, an internal redirect, comes back through the access
+ *   phase): the URI served is decided again.
+ *
+ * Subrequests (SSI, mirror, auth_request) skip the access phase by nginx's
+ * design: as nginx's access modules, this one decides nothing for them.
  */
 
 static ngx_int_t
-ngx_http_cert_authz_try_files_handler(ngx_http_request_t *r)
+ngx_http_cert_authz_precontent_handler(ngx_http_request_t *r)
 {
     ngx_int_t                        rc;
     ngx_http_cert_authz_ctx_t       *ctx;
     ngx_http_cert_authz_loc_conf_t  *alcf;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
-
-    /*
-     * Nothing was decided for this request: the module is off here, or the
-     * access phase did not ask it (subrequests skip that phase by nginx's
-     * design, and under "satisfy any" a module that allows first ends it).
-     */
-
-    if (ctx == NULL || ctx->uri.data == NULL) {
-        return NGX_DECLINED;
-    }
-
-    if (r->uri.len == ctx->uri.len
-        && ngx_memcmp(r->uri.data, ctx->uri.data, r->uri.len) == 0)
-    {
+    if (r != r->main) {
         return NGX_DECLINED;
     }
 
@@ -378,23 +385,35 @@ ngx_http_cert_authz_try_files_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    if (ctx->decision.allowed != 1
-        && alcf->mode == NGX_HTTP_CERT_AUTHZ_ENFORCE)
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
+
+    if (ctx == NULL || ctx->uri.data == NULL) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "cert_authz: not asked in the access phase: "
+                       "deciding now");
+
+        ctx = ngx_http_cert_authz_ctx(r);
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+    } else if (ctx->decision.allowed != 1
+               && alcf->mode == NGX_HTTP_CERT_AUTHZ_ENFORCE)
     {
-        /*
-         * an enforced refusal that got here was lifted under "satisfy any"
-         * by another access module, which nginx does not ask again either
-         */
+        return NGX_HTTP_FORBIDDEN;
+
+    } else if (r->uri.len == ctx->uri.len
+               && ngx_memcmp(r->uri.data, ctx->uri.data, r->uri.len) == 0)
+    {
         return NGX_DECLINED;
+
+    } else {
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "cert_authz: \"%V\" is served as \"%V\": "
+                       "deciding again", &ctx->uri, &r->uri);
     }
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "cert_authz: \"%V\" is served as \"%V\": deciding again",
-                   &ctx->uri, &r->uri);
-
-    /* no other access module decides on the new URI: a refusal is final */
-
-    rc = ngx_http_cert_authz_decide(r, alcf, ctx, 1);
+    rc = ngx_http_cert_authz_decide(r, alcf, ctx);
 
     if (rc == NGX_OK) {
         /* NGX_OK would end the phase and skip its other handlers */
@@ -405,18 +424,38 @@ ngx_http_cert_authz_try_files_handler(ngx_http_request_t *r)
 }
 
 
+/* the request's context, made on first use: the decision fills it */
+
+static ngx_http_cert_authz_ctx_t *
+ngx_http_cert_authz_ctx(ngx_http_request_t *r)
+{
+    ngx_http_cert_authz_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
+
+    if (ctx == NULL) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_cert_authz_ctx_t));
+        if (ctx == NULL) {
+            return NULL;
+        }
+
+        ngx_http_set_ctx(r, ctx, ngx_http_cert_authz_module);
+    }
+
+    return ctx;
+}
+
+
 /*
  * Decides on the request as it stands (r->uri, and the Destination of a
  * COPY or MOVE) and sets the variables.  Returns NGX_OK on an allow,
- * NGX_HTTP_FORBIDDEN on a refusal, and NGX_DECLINED on a would-be refusal
- * in report mode.  A refusal that is not final (under "satisfy any") is
- * logged at info level.
+ * NGX_HTTP_FORBIDDEN on a refusal, NGX_DECLINED on a would-be refusal in
+ * report mode; each refusal is logged.
  */
 
 static ngx_int_t
 ngx_http_cert_authz_decide(ngx_http_request_t *r,
-    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx,
-    ngx_uint_t final)
+    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx)
 {
     ngx_int_t                   rc;
     ngx_str_t                   destination;
@@ -484,7 +523,7 @@ ngx_http_cert_authz_decide(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    ngx_http_cert_authz_log_deny(r, alcf, ctx, final);
+    ngx_http_cert_authz_log_deny(r, alcf, ctx);
 
     /*
      * report mode never refuses, and under "satisfy any" leaves a would-be
@@ -1060,15 +1099,12 @@ ngx_http_cert_authz_export(ngx_http_request_t *r,
  * One error-level line per deny, as the access module's "access forbidden
  * by rule"; the log context adds the client, server and request line.  The
  * path is the one refused: the URI, or the Destination of a COPY or MOVE
- * (the request line shows the URI then).  A refusal that is not final
- * (under "satisfy any" in the access phase, where another module may
- * allow) is not logged by the access module either: info level then.
+ * (the request line shows the URI then).
  */
 
 static void
 ngx_http_cert_authz_log_deny(ngx_http_request_t *r,
-    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx,
-    ngx_uint_t final)
+    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx)
 {
     u_char       *p;
     ngx_str_t     path, rule, subject;
@@ -1081,13 +1117,9 @@ ngx_http_cert_authz_log_deny(ngx_http_request_t *r,
         level = NGX_LOG_WARN;
         what = "access would be forbidden (report mode)";
 
-    } else if (final) {
+    } else {
         level = NGX_LOG_ERR;
         what = "access forbidden";
-
-    } else {
-        level = NGX_LOG_INFO;
-        what = "access not granted (satisfy any)";
     }
 
     if (r->connection->log->log_level < level) {
@@ -1802,7 +1834,7 @@ ngx_http_cert_authz_init(ngx_conf_t *cf)
 
     h = handlers->elts;
     ngx_memmove(&h[1], &h[0], (handlers->nelts - 1) * sizeof(*h));
-    h[0] = ngx_http_cert_authz_try_files_handler;
+    h[0] = ngx_http_cert_authz_precontent_handler;
 
     return NGX_OK;
 }
