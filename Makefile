@@ -73,6 +73,13 @@ bench: build
 demo: build
 	demo/run.sh
 
+# The differential fuzz target (cargo-fuzz on nightly; fuzz/ is a workspace
+# of its own, never built by `build` or `test`): FUZZ_SECONDS of fuzzing.
+FUZZ_SECONDS ?= 300
+.PHONY: fuzz
+fuzz:
+	cd fuzz && $(CARGO) +nightly fuzz run decide_differential -- -max_total_time=$(FUZZ_SECONDS)
+
 install: build
 	install -d /usr/lib/apache2/modules /usr/lib/nginx/modules /usr/local/bin \
 	    /etc/apache2/mods-available /usr/share/nginx/modules-available

@@ -53,14 +53,29 @@ impl Source for Rng {
     }
 }
 
-/// The fuzzer's bytes as choices; zeros once they run out.
+/// The fuzzer's bytes as choices; once they run out, a generator seeded
+/// by them goes on (zeros would make every `chance` come true forever).
 #[allow(dead_code)] // Used by the fuzz target, not by tests/differential.rs.
-pub struct Bytes<'a>(pub &'a [u8]);
+pub struct Bytes<'a> {
+    data: &'a [u8],
+    rest: Rng,
+}
+
+#[allow(dead_code)]
+impl Bytes<'_> {
+    pub fn new(data: &[u8]) -> Bytes<'_> {
+        let seed = data.iter().fold(data.len() as u64, |h, b| h.rotate_left(8) ^ u64::from(*b));
+        Bytes { data, rest: Rng(seed) }
+    }
+}
 
 impl Source for Bytes<'_> {
     fn next_u64(&mut self) -> u64 {
-        let (head, rest) = self.0.split_at(self.0.len().min(2));
-        self.0 = rest;
+        if self.data.is_empty() {
+            return self.rest.next_u64();
+        }
+        let (head, rest) = self.data.split_at(self.data.len().min(2));
+        self.data = rest;
         head.iter().fold(0, |n, b| (n << 8) | u64::from(*b))
     }
 }
@@ -479,7 +494,8 @@ pub fn random_policy(src: &mut impl Source, pool: &[PoolIdentity], dir: Option<&
 /// Comments or blank lines before a statement; how many lines they take.
 fn blank_lines(src: &mut impl Source, text: &mut String) -> u32 {
     let mut lines = 0;
-    while src.chance(15) {
+    // Bounded: the fuzzer's source repeats itself once its bytes run out.
+    while lines < 3 && src.chance(15) {
         text.push_str(if src.chance(50) { "# a comment\n" } else { "\n" });
         lines += 1;
     }
