@@ -81,7 +81,7 @@ pub fn line(
         kind.tag(),
         kind.words(),
         shown(method, 64),
-        shown(path, MAX_PATH),
+        if path.is_empty() { "-".into() } else { shown(path, MAX_PATH) },
         cut(&subject, MAX_FIELD),
         cut(&reason, MAX_FIELD),
         cut(&rule, MAX_FIELD)

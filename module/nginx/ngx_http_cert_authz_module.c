@@ -45,20 +45,9 @@
 #define NGX_HTTP_CERT_AUTHZ_ENFORCE  0
 #define NGX_HTTP_CERT_AUTHZ_REPORT   1
 
-#define NGX_HTTP_CERT_AUTHZ_FILE       0
-#define NGX_HTTP_CERT_AUTHZ_STATEMENT  1
 
 /* room for the core's compile errors, one FILE:LINE:COL line each */
 #define NGX_HTTP_CERT_AUTHZ_ERRBUF  8192
-
-
-/* One cert_authz_policy file or cert_authz_rule statement of a scope. */
-typedef struct {
-    ngx_uint_t                 type;
-    ngx_str_t                  value;     /* absolute path or statement */
-    ngx_str_t                  origin;    /* the nginx conf file */
-    ngx_uint_t                 line;
-} ngx_http_cert_authz_source_t;
 
 
 typedef struct {
@@ -66,8 +55,11 @@ typedef struct {
     ngx_uint_t                 mode;
     ngx_str_t                  user_attr;
 
-    /* ngx_http_cert_authz_source_t: this scope's own, or inherited whole */
-    ngx_array_t               *sources;
+    /*
+     * this scope's own sources, added by each directive and built once
+     * when the scope is merged; a scope with none inherits the policy whole
+     */
+    cert_authz_policy_builder *builder;
     cert_authz_policy         *policy;
 
     /* where "cert_authz on" was set, for the error when no policy is */
@@ -84,7 +76,7 @@ typedef struct {
  */
 typedef struct {
     X509                      *cert;      /* a reference we hold */
-    cert_authz_identity       *identity;  /* NULL: the core refused it */
+    cert_authz_identity       *identity;  /* NULL only when out of memory */
 
     /*
      * A resumed session's certificate, verified again: the store it was
@@ -146,7 +138,8 @@ static ngx_int_t ngx_http_cert_authz_export(ngx_http_request_t *r,
     ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx,
     const cert_authz_identity *identity);
 static void ngx_http_cert_authz_log_deny(ngx_http_request_t *r,
-    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx);
+    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx,
+    const cert_authz_identity *identity, cert_authz_peer peer);
 
 static ngx_int_t ngx_http_cert_authz_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -164,10 +157,14 @@ static char *ngx_http_cert_authz_rule(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_cert_authz_user(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static ngx_http_cert_authz_source_t *ngx_http_cert_authz_add_source(
-    ngx_conf_t *cf, ngx_http_cert_authz_loc_conf_t *alcf);
-static ngx_int_t ngx_http_cert_authz_compile(ngx_conf_t *cf,
+static char *ngx_http_cert_authz_add_source(ngx_conf_t *cf,
+    ngx_http_cert_authz_loc_conf_t *alcf, ngx_str_t *file,
+    ngx_str_t *statement);
+static void ngx_http_cert_authz_log_errors(ngx_conf_t *cf, ngx_uint_t at,
+    u_char *errors);
+static ngx_int_t ngx_http_cert_authz_build(ngx_conf_t *cf,
     ngx_http_cert_authz_loc_conf_t *alcf);
+static void ngx_http_cert_authz_builder_cleanup(void *data);
 static void ngx_http_cert_authz_policy_cleanup(void *data);
 static void ngx_http_cert_authz_log(void *userdata,
     cert_authz_log_level level, const char *message, size_t message_len);
@@ -303,16 +300,6 @@ ngx_http_cert_authz_handler(ngx_http_request_t *r)
 
     if (!alcf->enable) {
         return NGX_DECLINED;
-    }
-
-    if (alcf->policy == NULL) {
-        /*
-         * the merge refuses this configuration; should it ever get here,
-         * it is the server's own fault: fail closed with a 500
-         */
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "cert_authz: on without a policy");
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     /*
@@ -508,7 +495,13 @@ ngx_http_cert_authz_decide(ngx_http_request_t *r,
         }
     }
 
-    if (ngx_http_cert_authz_export(r, alcf, ctx, identity) != NGX_OK) {
+    /* only a verified certificate's subject and user reach the variables */
+
+    if (ngx_http_cert_authz_export(r, alcf, ctx,
+                                   peer == CERT_AUTHZ_PEER_VERIFIED
+                                   ? identity : NULL)
+        != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -523,7 +516,7 @@ ngx_http_cert_authz_decide(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    ngx_http_cert_authz_log_deny(r, alcf, ctx);
+    ngx_http_cert_authz_log_deny(r, alcf, ctx, identity, peer);
 
     /*
      * report mode never refuses, and under "satisfy any" leaves a would-be
@@ -737,6 +730,30 @@ ngx_http_cert_authz_peer(ngx_http_request_t *r,
         return CERT_AUTHZ_PEER_NONE;
     }
 
+    cc = ngx_http_cert_authz_conn(c);
+    if (cc == NULL) {
+        /* out of memory: refused, as any internal failure */
+        return CERT_AUTHZ_PEER_UNPARSABLE;
+    }
+
+    /*
+     * Read once per connection, verified or not (an unverified one only
+     * for the log line).  A renegotiation (TLS 1.2) or post-handshake
+     * authentication (TLS 1.3) may change the certificate within a
+     * connection: the cache holds a reference to its certificate, so a
+     * different pointer is a different certificate.
+     */
+
+    if (cc->cert != cert) {
+        ngx_http_cert_authz_parse(cc, cert, r->connection->log);
+    }
+
+    if (cc->identity == NULL) {
+        return CERT_AUTHZ_PEER_UNPARSABLE;
+    }
+
+    *identity = cc->identity;
+
     if (SSL_get_verify_result(c->ssl->connection) != X509_V_OK) {
         return CERT_AUTHZ_PEER_UNVERIFIED;
     }
@@ -746,23 +763,6 @@ ngx_http_cert_authz_peer(ngx_http_request_t *r,
                        "cert_authz: the client certificate was not verified "
                        "under this server's settings");
         return CERT_AUTHZ_PEER_UNVERIFIED;
-    }
-
-    cc = ngx_http_cert_authz_conn(c);
-    if (cc == NULL) {
-        /* out of memory: refused, as any internal failure */
-        return CERT_AUTHZ_PEER_UNPARSABLE;
-    }
-
-    /*
-     * A renegotiation (TLS 1.2) or post-handshake authentication (TLS 1.3)
-     * may change the certificate within a connection: the cached identity
-     * holds a reference to its certificate, so a different pointer is a
-     * different certificate.
-     */
-
-    if (cc->cert != cert) {
-        ngx_http_cert_authz_parse(cc, cert, r->connection->log);
     }
 
     if (SSL_session_reused(c->ssl->connection)) {
@@ -786,12 +786,6 @@ ngx_http_cert_authz_peer(ngx_http_request_t *r,
             return CERT_AUTHZ_PEER_UNVERIFIED;
         }
     }
-
-    if (cc->identity == NULL) {
-        return CERT_AUTHZ_PEER_UNPARSABLE;
-    }
-
-    *identity = cc->identity;
 
     return CERT_AUTHZ_PEER_VERIFIED;
 }
@@ -941,7 +935,8 @@ ngx_http_cert_authz_verify_again(ngx_http_request_t *r,
 
 /*
  * Replaces the cached identity with that of cert.  A certificate the core
- * refuses is cached too, as a NULL identity: it stays refused.
+ * refuses is cached too, as a refused identity that says why: it stays
+ * refused, and the deny line gives the reason.
  */
 
 static void
@@ -974,8 +969,8 @@ ngx_http_cert_authz_parse(ngx_http_cert_authz_conn_t *cc, X509 *cert,
     OPENSSL_free(der);
 
     if (rc != CERT_AUTHZ_OK) {
-        ngx_log_error(NGX_LOG_INFO, log, 0,
-                      "cert_authz: client certificate refused: %s",
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "cert_authz: reading the client certificate failed: %s",
                       cert_authz_result_name(rc));
         return;
     }
@@ -1097,88 +1092,47 @@ ngx_http_cert_authz_export(ngx_http_request_t *r,
 
 /*
  * One error-level line per deny, as the access module's "access forbidden
- * by rule"; the log context adds the client, server and request line.  The
- * path is the one refused: the URI, or the Destination of a COPY or MOVE
- * (the request line shows the URI then).
+ * by rule", in the core's words (the same as Apache's and the CLI's); the
+ * log context adds the client, server and request line.  The path is the
+ * one refused: the URI, or the Destination of a COPY or MOVE (the request
+ * line shows the URI then).
  */
 
 static void
 ngx_http_cert_authz_log_deny(ngx_http_request_t *r,
-    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx)
+    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx,
+    const cert_authz_identity *identity, cert_authz_peer peer)
 {
-    u_char       *p;
-    ngx_str_t     path, rule, subject;
-    ngx_uint_t    level, n;
-    const char   *what;
-    u_char        buf[NGX_MAX_ERROR_STR];
+    size_t                len;
+    ngx_uint_t            level;
+    cert_authz_line_kind  kind;
+    u_char                line[CERT_AUTHZ_LINE_MAX];
 
     if (alcf->mode == NGX_HTTP_CERT_AUTHZ_REPORT) {
         /* nothing is refused: a warning, as the Apache module gives */
         level = NGX_LOG_WARN;
-        what = "access would be forbidden (report mode)";
+        kind = CERT_AUTHZ_LINE_WOULD_DENY;
 
     } else {
         level = NGX_LOG_ERR;
-        what = "access forbidden";
+        kind = CERT_AUTHZ_LINE_DENY;
     }
 
     if (r->connection->log->log_level < level) {
         return;
     }
 
-    /* the decoded path may hold control characters: escape for the log */
-
-    n = ngx_escape_uri(NULL, ctx->path.data, ctx->path.len, NGX_ESCAPE_URI);
-
-    if (ctx->path.len == 0) {
-        ngx_str_set(&path, "-");
-
-    } else if (n == 0) {
-        path = ctx->path;
-
-    } else if (ctx->path.len + 2 * n <= NGX_MAX_ERROR_STR) {
-        path.data = buf;
-        path.len = (u_char *) ngx_escape_uri(buf, ctx->path.data,
-                                             ctx->path.len, NGX_ESCAPE_URI)
-                   - buf;
-
-    } else {
-        ngx_str_set(&path, "(too long)");
+    if (cert_authz_decision_line(&ctx->decision, kind, identity, peer,
+                                 (const char *) r->method_name.data,
+                                 r->method_name.len,
+                                 (const char *) ctx->path.data, ctx->path.len,
+                                 (char *) line, sizeof(line), &len)
+        != CERT_AUTHZ_OK)
+    {
+        len = ngx_sprintf(line, "cert_authz: (no log line)") - line;
     }
 
-    if (ctx->decision.rule_file_len > 0) {
-        p = ngx_pnalloc(r->pool, ctx->decision.rule_file_len + 1
-                                 + NGX_INT_T_LEN);
-        if (p == NULL) {
-            ngx_str_set(&rule, "?");
-
-        } else {
-            rule.data = p;
-            rule.len = ngx_sprintf(p, "%*s:%uD",
-                                   ctx->decision.rule_file_len,
-                                   ctx->decision.rule_file,
-                                   ctx->decision.rule_line)
-                       - p;
-        }
-
-    } else {
-        ngx_str_set(&rule, "-");
-    }
-
-    if (ctx->subject.len) {
-        subject = ctx->subject;
-
-    } else {
-        ngx_str_set(&subject, "-");
-    }
-
-    /* the same fields, in the same order, as the Apache module's line */
-
-    ngx_log_error(level, r->connection->log, 0,
-                  "cert_authz: %s: %V %V, subject \"%V\", reason: %s, "
-                  "rule %V",
-                  what, &r->method_name, &path, &subject,
-                  cert_authz_reason_text(ctx->decision.reason), &rule);
+    ngx_log_error(level, r->connection->log, 0, "%*s", len, line);
 }
 
 
@@ -1370,8 +1324,7 @@ ngx_http_cert_authz_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_cert_authz_loc_conf_t *alcf = conf;
 
-    ngx_str_t                     *value, name;
-    ngx_http_cert_authz_source_t  *src;
+    ngx_str_t  *value, name;
 
     value = cf->args->elts;
     name = value[1];
@@ -1385,15 +1338,7 @@ ngx_http_cert_authz_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    src = ngx_http_cert_authz_add_source(cf, alcf);
-    if (src == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    src->type = NGX_HTTP_CERT_AUTHZ_FILE;
-    src->value = name;
-
-    return NGX_CONF_OK;
+    return ngx_http_cert_authz_add_source(cf, alcf, &name, NULL);
 }
 
 
@@ -1404,20 +1349,11 @@ ngx_http_cert_authz_rule(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_cert_authz_loc_conf_t *alcf = conf;
 
-    ngx_str_t                     *value;
-    ngx_http_cert_authz_source_t  *src;
+    ngx_str_t  *value;
 
     value = cf->args->elts;
 
-    src = ngx_http_cert_authz_add_source(cf, alcf);
-    if (src == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    src->type = NGX_HTTP_CERT_AUTHZ_STATEMENT;
-    src->value = value[1];
-
-    return NGX_CONF_OK;
+    return ngx_http_cert_authz_add_source(cf, alcf, NULL, &value[1]);
 }
 
 
@@ -1452,54 +1388,116 @@ ngx_http_cert_authz_user(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-static ngx_http_cert_authz_source_t *
+/*
+ * Adds a policy file or an inline statement to the scope's builder, made
+ * on the first one.  An error in it is this directive's: nginx shows it
+ * with the directive's own position after the core's FILE:LINE:COL.
+ */
+
+static char *
 ngx_http_cert_authz_add_source(ngx_conf_t *cf,
-    ngx_http_cert_authz_loc_conf_t *alcf)
+    ngx_http_cert_authz_loc_conf_t *alcf, ngx_str_t *file,
+    ngx_str_t *statement)
 {
-    ngx_http_cert_authz_source_t  *src;
+    cert_authz_result    rc;
+    ngx_pool_cleanup_t  *cln;
+    u_char               errors[NGX_HTTP_CERT_AUTHZ_ERRBUF];
 
-    if (alcf->sources == NGX_CONF_UNSET_PTR) {
-        alcf->sources = ngx_array_create(cf->pool, 2,
-                                       sizeof(ngx_http_cert_authz_source_t));
-        if (alcf->sources == NULL) {
-            return NULL;
+    if (alcf->builder == NULL) {
+        cln = ngx_pool_cleanup_add(cf->pool, 0);
+        if (cln == NULL) {
+            return NGX_CONF_ERROR;
         }
+
+        if (cert_authz_policy_builder_new(&alcf->builder) != CERT_AUTHZ_OK) {
+            return "cannot make a policy builder";
+        }
+
+        /* the build frees it; a configuration that fails before does not */
+        cln->handler = ngx_http_cert_authz_builder_cleanup;
+        cln->data = alcf;
     }
 
-    src = ngx_array_push(alcf->sources);
-    if (src == NULL) {
-        return NULL;
+    errors[0] = '\0';
+
+    if (file) {
+        rc = cert_authz_policy_builder_add_file(alcf->builder,
+                 (const char *) file->data, file->len,
+                 (char *) errors, sizeof(errors));
+
+    } else {
+        rc = cert_authz_policy_builder_add_statement(alcf->builder,
+                 (const char *) statement->data, statement->len,
+                 (const char *) cf->conf_file->file.name.data,
+                 cf->conf_file->file.name.len,
+                 (uint32_t) cf->conf_file->line,
+                 (char *) errors, sizeof(errors));
     }
 
-    src->origin = cf->conf_file->file.name;
-    src->line = cf->conf_file->line;
+    if (rc == CERT_AUTHZ_OK) {
+        return NGX_CONF_OK;
+    }
 
-    return src;
+    if (errors[0] == '\0') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "cert_authz: %s",
+                           cert_authz_result_name(rc));
+
+    } else {
+        ngx_http_cert_authz_log_errors(cf, 1, errors);
+    }
+
+    return NGX_CONF_ERROR;
 }
 
 
 /*
- * Compiles a scope's own sources into one policy, once.  The core reports
- * every error as FILE:LINE:COL, pointing into the policy file or at the
- * cert_authz_rule line of the nginx configuration; this runs while merging,
- * when nginx's own position is the end of the enclosing block, so the
- * errors are logged as they are, without it.
+ * The core's errors, one FILE:LINE:COL line each.  At a directive ("at")
+ * nginx appends the directive's own position; while merging, nginx's
+ * position is the end of the enclosing block, so the lines go as they are.
+ */
+
+static void
+ngx_http_cert_authz_log_errors(ngx_conf_t *cf, ngx_uint_t at, u_char *errors)
+{
+    u_char  *p, *last, *nl;
+
+    p = errors;
+    last = p + ngx_strlen(errors);
+
+    while (p < last) {
+        nl = ngx_strlchr(p, last, '\n');
+        if (nl == NULL) {
+            nl = last;
+        }
+
+        if (nl > p && at) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "cert_authz: %*s",
+                               (size_t) (nl - p), p);
+
+        } else if (nl > p) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "cert_authz: %*s",
+                          (size_t) (nl - p), p);
+        }
+
+        p = nl + 1;
+    }
+}
+
+
+/*
+ * Builds a scope's own policy, once; errors that show only now (a group
+ * that no source defines) carry the core's FILE:LINE:COL.
  */
 
 static ngx_int_t
-ngx_http_cert_authz_compile(ngx_conf_t *cf,
+ngx_http_cert_authz_build(ngx_conf_t *cf,
     ngx_http_cert_authz_loc_conf_t *alcf)
 {
-    u_char                        *p, *last, *nl;
-    ngx_uint_t                     i;
-    cert_authz_result              rc;
-    ngx_pool_cleanup_t            *cln;
-    cert_authz_policy             *policy;
-    cert_authz_policy_builder     *builder;
-    ngx_http_cert_authz_source_t  *src;
-    u_char                         errbuf[NGX_HTTP_CERT_AUTHZ_ERRBUF];
+    cert_authz_result    rc;
+    ngx_pool_cleanup_t  *cln;
+    u_char               errors[NGX_HTTP_CERT_AUTHZ_ERRBUF];
 
-    if (alcf->policy != NULL || alcf->sources == NGX_CONF_UNSET_PTR) {
+    if (alcf->builder == NULL) {
         return NGX_OK;
     }
 
@@ -1508,86 +1506,39 @@ ngx_http_cert_authz_compile(ngx_conf_t *cf,
         return NGX_ERROR;
     }
 
-    rc = cert_authz_policy_builder_new(&builder);
-    if (rc != CERT_AUTHZ_OK) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "cert_authz_policy_builder_new() failed: %s",
-                      cert_authz_result_name(rc));
-        return NGX_ERROR;
-    }
+    errors[0] = '\0';
 
-    src = alcf->sources->elts;
+    rc = cert_authz_policy_builder_build(alcf->builder, (char *) errors,
+                                         sizeof(errors), &alcf->policy);
 
-    for (i = 0; i < alcf->sources->nelts; i++) {
-
-        /*
-         * Syntax errors and unreadable files are kept by the builder and
-         * reported, all of them, by the build below.
-         */
-
-        if (src[i].type == NGX_HTTP_CERT_AUTHZ_FILE) {
-            rc = cert_authz_policy_builder_add_file(builder,
-                     (const char *) src[i].value.data, src[i].value.len,
-                     NULL, 0);
-
-        } else {
-            rc = cert_authz_policy_builder_add_statement(builder,
-                     (const char *) src[i].value.data, src[i].value.len,
-                     (const char *) src[i].origin.data, src[i].origin.len,
-                     (uint32_t) src[i].line, NULL, 0);
-        }
-
-        if (rc != CERT_AUTHZ_OK
-            && rc != CERT_AUTHZ_ERR_POLICY
-            && rc != CERT_AUTHZ_ERR_IO)
-        {
-            cert_authz_policy_builder_free(builder);
-            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "cert_authz: adding a policy source failed: %s",
-                          cert_authz_result_name(rc));
-            return NGX_ERROR;
-        }
-    }
-
-    errbuf[0] = '\0';
-    policy = NULL;
-
-    rc = cert_authz_policy_builder_build(builder, (char *) errbuf,
-                                         sizeof(errbuf), &policy);
+    /* freed by the build, whatever the outcome */
+    alcf->builder = NULL;
 
     if (rc != CERT_AUTHZ_OK) {
-        p = errbuf;
-        last = p + ngx_strlen(errbuf);
-
-        if (p == last) {
+        if (errors[0] == '\0') {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                           "cert_authz: policy failed: %s",
                           cert_authz_result_name(rc));
         }
 
-        while (p < last) {
-            nl = ngx_strlchr(p, last, '\n');
-            if (nl == NULL) {
-                nl = last;
-            }
-
-            if (nl > p) {
-                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                              "cert_authz: %*s", (size_t) (nl - p), p);
-            }
-
-            p = nl + 1;
-        }
-
+        ngx_http_cert_authz_log_errors(cf, 0, errors);
         return NGX_ERROR;
     }
 
     cln->handler = ngx_http_cert_authz_policy_cleanup;
-    cln->data = policy;
-
-    alcf->policy = policy;
+    cln->data = alcf->policy;
 
     return NGX_OK;
+}
+
+
+static void
+ngx_http_cert_authz_builder_cleanup(void *data)
+{
+    ngx_http_cert_authz_loc_conf_t  *alcf = data;
+
+    cert_authz_policy_builder_free(alcf->builder);
+    alcf->builder = NULL;
 }
 
 
@@ -1659,6 +1610,7 @@ ngx_http_cert_authz_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     conf->user_attr = { 0, NULL };
+     *     conf->builder = NULL;
      *     conf->policy = NULL;
      *     conf->enable_file = { 0, NULL };
      *     conf->enable_line = 0;
@@ -1666,7 +1618,6 @@ ngx_http_cert_authz_create_loc_conf(ngx_conf_t *cf)
 
     conf->enable = NGX_CONF_UNSET;
     conf->mode = NGX_CONF_UNSET_UINT;
-    conf->sources = NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -1683,19 +1634,18 @@ ngx_http_cert_authz_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_core_srv_conf_t  *cscf;
 
     /*
-     * The http{} level is only ever a parent: compile it here too.  Each
-     * scope with sources of its own compiles once; the others share their
+     * The http{} level is only ever a parent: build it here too.  Each
+     * scope with sources of its own builds once; the others share their
      * parent's policy.
      */
 
-    if (ngx_http_cert_authz_compile(cf, prev) != NGX_OK
-        || ngx_http_cert_authz_compile(cf, conf) != NGX_OK)
+    if (ngx_http_cert_authz_build(cf, prev) != NGX_OK
+        || ngx_http_cert_authz_build(cf, conf) != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }
 
-    if (conf->sources == NGX_CONF_UNSET_PTR) {
-        conf->sources = prev->sources;
+    if (conf->policy == NULL) {
         conf->policy = prev->policy;
     }
 
@@ -1800,7 +1750,7 @@ ngx_http_cert_authz_init(ngx_conf_t *cf)
 
     alcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_cert_authz_module);
 
-    if (ngx_http_cert_authz_compile(cf, alcf) != NGX_OK) {
+    if (ngx_http_cert_authz_build(cf, alcf) != NGX_OK) {
         return NGX_ERROR;
     }
 

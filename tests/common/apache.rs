@@ -268,22 +268,6 @@ impl Server for Apache {
         fs::read_to_string(self.path("logs/error.log")).unwrap_or_default()
     }
 
-    fn deny_words(&self) -> &'static str {
-        "CA00010: client denied by cert-authz: "
-    }
-
-    fn report_words(&self) -> &'static str {
-        "CA00013: would deny (report mode): "
-    }
-
-    fn unverified_subject(&self, dn: &str) -> String {
-        format!("(unverified) {dn}")
-    }
-
-    fn refused_subject(&self) -> &'static str {
-        "(refused)"
-    }
-
     /// httpd calls the address "remote" rather than "client" where the
     /// connection has no scoreboard slot: an HTTP/2 stream's.
     fn deny_line_context(&self) -> (&'static str, &'static [&'static str]) {

@@ -278,22 +278,6 @@ impl Server for Nginx {
         fs::read_to_string(self.path("logs/error.log")).unwrap_or_default()
     }
 
-    fn deny_words(&self) -> &'static str {
-        "cert_authz: access forbidden: "
-    }
-
-    fn report_words(&self) -> &'static str {
-        "cert_authz: access would be forbidden (report mode)"
-    }
-
-    fn unverified_subject(&self, _dn: &str) -> String {
-        "-".to_string()
-    }
-
-    fn refused_subject(&self) -> &'static str {
-        "-"
-    }
-
     fn deny_line_context(&self) -> (&'static str, &'static [&'static str]) {
         ("[error]", &["client: 127.0.0.1,"])
     }

@@ -166,17 +166,25 @@ pub trait Server {
 
     /// The whole error log.
     fn error_log(&self) -> String;
-    /// The words that mark the module's deny line in this server's error
-    /// log: the one place that knows them.
-    fn deny_words(&self) -> &'static str;
+    /// The words that mark the module's deny line in the error log: the
+    /// core writes the line, the same in both servers.
+    fn deny_words(&self) -> &'static str {
+        "CA00010: client denied by cert-authz: "
+    }
     /// The words that mark report mode's would-be deny line.
-    fn report_words(&self) -> &'static str;
+    fn report_words(&self) -> &'static str {
+        "CA00013: would deny (report mode): "
+    }
     /// How a deny line shows the subject of a certificate the server did
     /// not verify, whose subject is `dn`.
-    fn unverified_subject(&self, dn: &str) -> String;
+    fn unverified_subject(&self, dn: &str) -> String {
+        format!("(unverified) {dn}")
+    }
     /// How a deny line shows the subject of a verified certificate that
     /// the core refused.
-    fn refused_subject(&self) -> &'static str;
+    fn refused_subject(&self) -> &'static str {
+        "(refused)"
+    }
     /// What the server's log format puts on every deny line of a request
     /// from 127.0.0.1: its level, and the client in one of these forms.
     fn deny_line_context(&self) -> (&'static str, &'static [&'static str]);
