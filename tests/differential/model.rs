@@ -404,14 +404,20 @@ fn stmt_text(stmt: &Stmt) -> String {
 /// A random policy over the pool's values.  With `dir`, it is written as a
 /// main file that includes others (some nested); without, as one text.
 pub fn random_policy(src: &mut impl Source, pool: &[PoolIdentity], dir: Option<&Path>) -> Model {
-    let groups = src.below(4);
+    // Now and then more groups than a decision keeps on the stack (64),
+    // most of which every identity is in.
+    let many_groups = src.chance(5);
+    let groups = if many_groups { 60 + src.below(30) } else { src.below(4) };
     let rules = 1 + if src.chance(10) { src.below(300) } else { src.below(12) };
     let mut stmts = Vec::new();
     for group in 0..groups {
         for _ in 0..1 + src.below(3) {
             let target = src.below(pool.len());
-            let matchers =
-                (0..1 + src.below(2)).map(|_| random_matcher(src, pool, target, groups, true)).collect();
+            let matchers = if many_groups && src.chance(80) {
+                vec![M::Any]
+            } else {
+                (0..1 + src.below(2)).map(|_| random_matcher(src, pool, target, groups, true)).collect()
+            };
             stmts.push(Stmt::Group { group, matchers });
         }
     }
@@ -619,7 +625,8 @@ fn template_ok(value: &str) -> bool {
 /// The request path's segments, as SPEC §3 and invariant 4 read it.
 fn segments(path: &str) -> Option<Vec<&str>> {
     let rest = path.strip_prefix('/')?;
-    if path.contains('\0') || path.to_ascii_lowercase().contains("%2f") || rest == "/" {
+    let lower = path.to_ascii_lowercase();
+    if path.contains(['\0', '\\', ';']) || lower.contains("%2f") || lower.contains("%5c") || rest == "/" {
         return None;
     }
     let rest = rest.strip_suffix('/').unwrap_or(rest);
@@ -662,7 +669,9 @@ impl Model {
     pub fn reference(&self, identity: &Identity, method: &str, path: &str, user: Option<&str>) -> Outcome {
         let refuse = |reason| Outcome { allowed: false, reason, origin: None, user: None };
         if method.is_empty()
-            || !method.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+            || !method
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || "!#$%&'*+-.^_`|~".contains(c))
         {
             return refuse(Reason::BadMethod);
         }
