@@ -148,7 +148,7 @@ impl Reason {
             Reason::Unverified => "client certificate not verified by the server",
             Reason::BadCertificate => "client certificate refused as malformed",
             Reason::BadPath => "path is not unambiguous",
-            Reason::BadMethod => "method is not a valid token",
+            Reason::BadMethod => "method is not an upper-case token",
             Reason::InternalError => "internal error",
             Reason::UserAmbiguous => {
                 "the user attribute has several values and the allow rule does not single one out"
@@ -341,9 +341,7 @@ impl Policy {
             Peer::Unverified => return Decision::deny(Reason::Unverified),
             Peer::Unparsable => return Decision::deny(Reason::BadCertificate),
         };
-        if method.is_empty()
-            || !method.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
-        {
+        if !is_method(method) {
             return Decision::deny(Reason::BadMethod);
         }
         let Some(rest) = normalized_path(path) else {
@@ -561,19 +559,34 @@ fn matcher_ok(matcher: &Matcher, identity: &Identity, in_group: &dyn Fn(u32) -> 
     }
 }
 
+/// A method the policy can name: a token of upper-case letters, digits
+/// and token punctuation.  Policies write methods in upper case, and a
+/// server hands `get` on as it came, which Django, Werkzeug and others
+/// then serve as GET: a lower-case method is refused, not unmatched.
+pub fn is_method(method: &str) -> bool {
+    !method.is_empty()
+        && method.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&c))
+}
+
 /// Checks a request path and returns it without its leading `/` and one
 /// trailing `/`.  An empty path, a path not starting with `/`, an empty,
-/// `.` or `..` segment, a NUL or an encoded slash make the path ambiguous:
-/// None.
+/// `.` or `..` segment, a NUL, a backslash, a `;`, or an encoded slash or
+/// backslash make the path ambiguous: None.
 pub fn normalized_path(path: &str) -> Option<&str> {
     let rest = path.strip_prefix('/')?;
-    if path.contains('\0') {
+    // Each of these is a separator to some backend, not to the policy:
+    // Tomcat and Spring drop `;params` from a segment (`/admin;x/users` is
+    // `/admin/users` there), Windows-minded backends split at `\`, and a
+    // server that leaves `%2F` or `%5C` encoded (Apache's
+    // AllowEncodedSlashes NoDecode, ProxyPass nocanon) hands on a path a
+    // decoding backend splits again.
+    if path.contains(['\0', '\\', ';']) {
         return None;
     }
-    // A server that leaves `%2F` encoded (Apache's AllowEncodedSlashes
-    // NoDecode) hands on a path whose segments a backend may split
-    // differently: `/api/admin%2Fusers` is `/api/admin/users` to it.
-    if path.as_bytes().windows(3).any(|w| w[0] == b'%' && w[1] == b'2' && (w[2] | 0x20) == b'f') {
+    let encoded_separator = |w: &[u8]| {
+        w[0] == b'%' && matches!((w[1], w[2] | 0x20), (b'2', b'f') | (b'5', b'c'))
+    };
+    if path.as_bytes().windows(3).any(encoded_separator) {
         return None;
     }
     if rest == "/" {

@@ -398,10 +398,19 @@ ProxyPass "/api/" "http://127.0.0.1:{port}/api/" nocanon
 
     assert_eq!(apache.status(Some("alice"), "GET", "/api/reports/1"), 200);
     assert_eq!(apache.status(Some("alice"), "GET", "/api/admin/users"), 403);
-    for path in ["/api/admin%2Fusers", "/api/admin%2fusers", "/api/x%2F..%2Fadmin%2Fusers"] {
+    for path in [
+        "/api/admin%2Fusers",
+        "/api/admin%2fusers",
+        "/api/x%2F..%2Fadmin%2Fusers",
+        "/api/admin%5Cusers",
+        "/api/admin;x/users",
+    ] {
         let r = apache.request_with(Some("alice"), "GET", path, &["--path-as-is"]);
         assert_eq!(r.status, 403, "{path}: {r:?}");
     }
+    // A method in lower case, which a backend may serve as its upper-case
+    // twin, is refused rather than left unmatched by `deny GET` rules.
+    assert_eq!(apache.status(Some("alice"), "get", "/api/reports/1"), 403);
     let requests = backend.requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 1, "only the allowed request reaches the backend: {requests:?}");
     assert!(requests[0][0].starts_with("GET /api/reports/1 "), "{requests:?}");

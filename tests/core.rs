@@ -623,6 +623,23 @@ fn an_encoded_slash_left_in_the_path_is_ambiguous() {
     // Other escapes are the server's business, and %2 alone is no slash.
     assert!(allows(&p, &id, "GET", "/api/a%20b"));
     assert!(allows(&p, &id, "GET", "/api/100%2"));
+    // Separators of other backends: path parameters, backslashes.
+    for path in ["/api/admin;x/users", "/api/x;jsessionid=1", "/api/admin\\users", "/api/admin%5Cusers", "/api/a%5cb"] {
+        let d = p.decide(Peer::Verified(&id), "GET", path);
+        assert_eq!((d.allowed, d.reason), (false, Reason::BadPath), "{path}");
+    }
+}
+
+#[test]
+fn a_method_in_lower_case_is_refused_not_unmatched() {
+    let id = Spec::cn("alice").identity();
+    let p = policy("allow * /** any\ndeny GET /private/** any\n");
+    for method in ["get", "Get", "gET", "post"] {
+        let d = p.decide(Peer::Verified(&id), method, "/private/x");
+        assert_eq!((d.allowed, d.reason), (false, Reason::BadMethod), "{method}");
+    }
+    assert!(!allows(&p, &id, "GET", "/private/x"));
+    assert!(allows(&p, &id, "M-SEARCH", "/x"));
 }
 
 #[test]
