@@ -612,8 +612,8 @@ pub extern "C" fn cert_authz_decide(
             cert_authz_peer::CERT_AUTHZ_PEER_NONE => Peer::None,
             cert_authz_peer::CERT_AUTHZ_PEER_UNVERIFIED => Peer::Unverified,
             cert_authz_peer::CERT_AUTHZ_PEER_UNPARSABLE => Peer::Unparsable,
-            // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
             cert_authz_peer::CERT_AUTHZ_PEER_VERIFIED => {
+                // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
                 match try_r!(unsafe { presented_ref(identity) }).identity() {
                     Some(identity) => Peer::Verified(identity),
                     None => Peer::Unparsable,
@@ -692,12 +692,15 @@ pub extern "C" fn cert_authz_decision_line(
         // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
         let method =
             try_r!(unsafe { bytes(method as *const u8, method_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
-        // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
+        // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
         let path =
             try_r!(unsafe { bytes(path as *const u8, path_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
-        // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
-        let presented =
-            if identity.is_null() { None } else { Some(try_r!(unsafe { presented_ref(identity) })) };
+        let presented = if identity.is_null() {
+            None
+        } else {
+            // SAFETY: a handle this library made, as the header requires.
+            Some(try_r!(unsafe { presented_ref(identity) }))
+        };
         if buf.is_null() || len_out.is_null() {
             return R::CERT_AUTHZ_ERR_NULL_POINTER;
         }

@@ -624,7 +624,9 @@ fn an_encoded_slash_left_in_the_path_is_ambiguous() {
     assert!(allows(&p, &id, "GET", "/api/a%20b"));
     assert!(allows(&p, &id, "GET", "/api/100%2"));
     // Separators of other backends: path parameters, backslashes.
-    for path in ["/api/admin;x/users", "/api/x;jsessionid=1", "/api/admin\\users", "/api/admin%5Cusers", "/api/a%5cb"] {
+    for path in
+        ["/api/admin;x/users", "/api/x;jsessionid=1", "/api/admin\\users", "/api/admin%5Cusers", "/api/a%5cb"]
+    {
         let d = p.decide(Peer::Verified(&id), "GET", path);
         assert_eq!((d.allowed, d.reason), (false, Reason::BadPath), "{path}");
     }
