@@ -4,16 +4,93 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use cert_authz::report::{self, LineKind};
-use cert_authz::{compile_file, Attr, Peer, Policy, PolicyError, Presented};
+use cert_authz::{compile_file, Attr, Decision, Peer, Policy, PolicyError, Presented};
 
-const USAGE: &str = "\
-usage:
-  cert-authz check --policy POLICY --cert CERT [--method METHOD] --path PATH [--user ATTR]
-  cert-authz show CERT
-  cert-authz lint POLICY...
-  cert-authz test --policy POLICY CASES
+/// A subcommand: its usage line, its `--help` text, and the options it takes.
+struct Command {
+    name: &'static str,
+    usage: &'static str,
+    help: &'static str,
+    /// `--name VALUE` options.
+    values: &'static [&'static str],
+}
 
-exit status: 0 allow / success, 1 deny / failed cases, 2 usage, policy or I/O error";
+const CHECK: Command = Command {
+    name: "check",
+    usage: "cert-authz check --policy POLICY --cert CERT [--method METHOD] --path PATH [--user ATTR]",
+    help: "\
+Decides one request as a server would, for the certificate CERT (PEM or DER) taken as
+verified, and prints the line a server logs for the decision: decision, reason and the
+deciding statement's FILE:LINE.
+
+  --policy POLICY   the policy file
+  --cert CERT       the client certificate, PEM or DER
+  --method METHOD   the request method (default GET)
+  --path PATH       the server's normalized path, without the query string: raw `//`,
+                    `.` or `..` segments are refused as a module refuses them
+  --user ATTR       decide as a server with CertAuthzUser ATTR does, and print the user
+  --help            print this and exit
+
+exit status: 0 allowed, 1 refused (a refused certificate or path too), 2 usage, policy or
+I/O error",
+    values: &["policy", "cert", "method", "path", "user"],
+};
+
+const SHOW: Command = Command {
+    name: "show",
+    usage: "cert-authz show CERT",
+    help: "\
+Prints the attributes of the certificate CERT (PEM or DER) that a policy can match, one
+ATTR=VALUE per line, each value quoted as a policy needs it, then its key and lifetime.
+
+  --help            print this and exit
+
+exit status: 0, or 2 when CERT cannot be read or is refused",
+    values: &[],
+};
+
+const LINT: Command = Command {
+    name: "lint",
+    usage: "cert-authz lint POLICY...",
+    help: "\
+Compiles each policy file as a server would and prints `FILE: ok, N rules`, or every
+error as FILE:LINE:COL: message.
+
+  --help            print this and exit
+
+exit status: 0 when every policy compiles, 2 on any error",
+    values: &[],
+};
+
+const TEST: Command = Command {
+    name: "test",
+    usage: "cert-authz test --policy POLICY CASES",
+    help: "\
+Runs the file CASES of expected decisions, one `ALLOW|DENY CERT METHOD PATH` per line (CERT
+relative to CASES; `#` comments), prints every case that failed and `N passed, M failed`.
+
+  --policy POLICY   the policy file
+  --help            print this and exit
+
+exit status: 0 when every case passed, 1 when any failed, 2 usage, policy or I/O error",
+    values: &["policy"],
+};
+
+const COMMANDS: [&Command; 4] = [&CHECK, &SHOW, &LINT, &TEST];
+
+fn usage() -> String {
+    let mut text = String::from("usage:\n");
+    for command in COMMANDS {
+        text.push_str(&format!("  {}\n", command.usage));
+    }
+    text.push_str("  cert-authz COMMAND --help\n\n");
+    text.push_str("exit status: 0 allow / success, 1 deny / failed cases, 2 usage, policy or I/O error");
+    text
+}
+
+fn command_help(command: &Command) -> String {
+    format!("usage: {}\n\n{}", command.usage, command.help)
+}
 
 /// Exit 2: usage, policy or I/O errors.
 struct Fail(String);
@@ -25,15 +102,24 @@ fn main() -> ExitCode {
         Some("show") => show(&args[1..]),
         Some("lint") => lint(&args[1..]),
         Some("test") => test(&args[1..]),
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
-            Ok(ExitCode::SUCCESS)
-        }
+        Some("-h" | "--help" | "help") => match args.get(1) {
+            None => {
+                println!("{}", usage());
+                Ok(ExitCode::SUCCESS)
+            }
+            Some(name) => match COMMANDS.iter().find(|c| c.name == name) {
+                Some(command) => {
+                    println!("{}", command_help(command));
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => Err(Fail(format!("no command {name}\n{}", usage()))),
+            },
+        },
         Some("--version" | "version") => {
             println!("cert-authz {}", cert_authz::VERSION);
             Ok(ExitCode::SUCCESS)
         }
-        _ => Err(Fail(USAGE.to_string())),
+        _ => Err(Fail(usage())),
     };
     match result {
         Ok(code) => code,
@@ -44,36 +130,48 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--name value` pairs, and the other arguments.
-type Options = (Vec<(String, String)>, Vec<String>);
+/// A subcommand's arguments: `--name value` pairs, and the others.
+struct Options {
+    values: Vec<(String, String)>,
+    rest: Vec<String>,
+}
 
-/// Parses `--name value` options; every name must be in `known`.
-fn options(args: &[String], known: &[&str]) -> Result<Options, Fail> {
-    let mut opts = Vec::new();
-    let mut rest = Vec::new();
-    let mut i = 0;
-    while i < args.len() {
-        if let Some(name) = args[i].strip_prefix("--") {
-            if !known.contains(&name) {
-                return Err(Fail(format!("unknown option --{name}\n{USAGE}")));
-            }
-            let value = args.get(i + 1).ok_or_else(|| Fail(format!("--{name} needs a value")))?;
-            opts.push((name.to_string(), value.clone()));
-            i += 2;
+impl Options {
+    fn value(&self, name: &str) -> Option<&str> {
+        self.values.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    fn required(&self, command: &Command, name: &str) -> Result<&str, Fail> {
+        self.value(name).ok_or_else(|| Fail(format!("--{name} is required\nusage: {}", command.usage)))
+    }
+}
+
+/// Parses a subcommand's options; every name must be one it takes.  `--` ends the
+/// options.  Ok(None): `--help` or `-h` was given, and the help is printed.
+fn options(command: &Command, args: &[String]) -> Result<Option<Options>, Fail> {
+    let mut parsed = Options { values: Vec::new(), rest: Vec::new() };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            parsed.rest.extend(args.cloned());
+            break;
+        }
+        if arg == "--help" || arg == "-h" {
+            println!("{}", command_help(command));
+            return Ok(None);
+        }
+        let Some(name) = arg.strip_prefix("--") else {
+            parsed.rest.push(arg.clone());
+            continue;
+        };
+        if command.values.contains(&name) {
+            let value = args.next().ok_or_else(|| Fail(format!("--{name} needs a value")))?;
+            parsed.values.push((name.to_string(), value.clone()));
         } else {
-            rest.push(args[i].clone());
-            i += 1;
+            return Err(Fail(format!("unknown option --{name}\nusage: {}", command.usage)));
         }
     }
-    Ok((opts, rest))
-}
-
-fn option<'a>(opts: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    opts.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-}
-
-fn required<'a>(opts: &'a [(String, String)], name: &str) -> Result<&'a str, Fail> {
-    option(opts, name).ok_or_else(|| Fail(format!("--{name} is required\n{USAGE}")))
+    Ok(Some(parsed))
 }
 
 fn load_policy(path: &str) -> Result<Policy, Fail> {
@@ -94,13 +192,13 @@ fn load_cert(path: &Path) -> Result<Presented, Fail> {
 /// Decides one request for a certificate file, as a verified certificate,
 /// as a server with CertAuthzUser `user` would.  The text is the line the
 /// servers log for the decision, and the user handed on.
-fn decide_one(
-    policy: &Policy,
+fn decide_one<'p>(
+    policy: &'p Policy,
     cert: &Presented,
     method: &str,
     path: &str,
     user: Option<Attr>,
-) -> (bool, String) {
+) -> (Decision<'p>, String) {
     let peer = cert.identity().map_or(Peer::Unparsable, Peer::Verified);
     let decision = policy.decide_as(peer, method, path, user);
     let kind = if decision.allowed { LineKind::Allow } else { LineKind::Deny };
@@ -108,27 +206,29 @@ fn decide_one(
     if let (Some(identity), Some(attr), Some(index)) = (cert.identity(), user, decision.user) {
         text = format!("{text}, user {}", identity.values(attr)[index]);
     }
-    (decision.allowed, text)
+    (decision, text)
 }
 
 fn check(args: &[String]) -> Result<ExitCode, Fail> {
-    let (opts, rest) = options(args, &["policy", "cert", "method", "path", "user"])?;
-    if !rest.is_empty() {
-        return Err(Fail(format!("unexpected argument {}\n{USAGE}", rest[0])));
+    let Some(opts) = options(&CHECK, args)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    if let Some(extra) = opts.rest.first() {
+        return Err(Fail(format!("unexpected argument {extra}\nusage: {}", CHECK.usage)));
     }
-    let policy = load_policy(required(&opts, "policy")?)?;
-    let cert = load_cert(Path::new(required(&opts, "cert")?))?;
-    let method = option(&opts, "method").unwrap_or("GET");
-    let path = required(&opts, "path")?;
-    let user = match option(&opts, "user") {
+    let policy = load_policy(opts.required(&CHECK, "policy")?)?;
+    let cert = load_cert(Path::new(opts.required(&CHECK, "cert")?))?;
+    let method = opts.value("method").unwrap_or("GET");
+    let path = opts.required(&CHECK, "path")?;
+    let user = match opts.value("user") {
         Some(name) => {
             Some(Attr::parse(name).ok_or_else(|| Fail(format!("--user {name}: not an attribute")))?)
         }
         None => None,
     };
-    let (allowed, line) = decide_one(&policy, &cert, method, path, user);
+    let (decision, line) = decide_one(&policy, &cert, method, path, user);
     println!("{line}");
-    Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if decision.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// Quotes a value as a policy needs it: double quotes when it has spaces,
@@ -149,8 +249,11 @@ fn quote(value: &str) -> String {
 }
 
 fn show(args: &[String]) -> Result<ExitCode, Fail> {
-    let [path] = args else {
-        return Err(Fail(USAGE.to_string()));
+    let Some(opts) = options(&SHOW, args)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let [path] = opts.rest.as_slice() else {
+        return Err(Fail(format!("usage: {}", SHOW.usage)));
     };
     let cert = load_cert(Path::new(path))?;
     let identity = match (cert.identity(), cert.refusal()) {
@@ -167,11 +270,14 @@ fn show(args: &[String]) -> Result<ExitCode, Fail> {
 }
 
 fn lint(args: &[String]) -> Result<ExitCode, Fail> {
-    if args.is_empty() {
-        return Err(Fail(USAGE.to_string()));
+    let Some(opts) = options(&LINT, args)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    if opts.rest.is_empty() {
+        return Err(Fail(format!("usage: {}", LINT.usage)));
     }
     let mut failed = false;
-    for path in args {
+    for path in &opts.rest {
         match compile_file(Path::new(path)) {
             Ok(policy) => println!("{path}: ok, {} rules", policy.rule_count()),
             Err(errors) => {
@@ -184,11 +290,13 @@ fn lint(args: &[String]) -> Result<ExitCode, Fail> {
 }
 
 fn test(args: &[String]) -> Result<ExitCode, Fail> {
-    let (opts, rest) = options(args, &["policy"])?;
-    let [cases_path] = rest.as_slice() else {
-        return Err(Fail(USAGE.to_string()));
+    let Some(opts) = options(&TEST, args)? else {
+        return Ok(ExitCode::SUCCESS);
     };
-    let policy = load_policy(required(&opts, "policy")?)?;
+    let [cases_path] = opts.rest.as_slice() else {
+        return Err(Fail(format!("usage: {}", TEST.usage)));
+    };
+    let policy = load_policy(opts.required(&TEST, "policy")?)?;
     let cases =
         std::fs::read_to_string(cases_path).map_err(|e| Fail(format!("cannot read {cases_path}: {e}")))?;
     let base = Path::new(cases_path).parent().map(Path::to_path_buf).unwrap_or_default();
@@ -210,16 +318,16 @@ fn test(args: &[String]) -> Result<ExitCode, Fail> {
             }
         };
         let cert_path: PathBuf = base.join(cert);
-        let identity = load_cert(&cert_path)?;
-        let (allowed, reason) = decide_one(&policy, &identity, method, path, None);
-        if allowed == want_allow {
+        let presented = load_cert(&cert_path)?;
+        let (decision, reason) = decide_one(&policy, &presented, method, path, None);
+        if decision.allowed == want_allow {
             passed += 1;
         } else {
             failed += 1;
             println!(
                 "FAIL {cases_path}:{}: expected {expected} {cert} {method} {path}, got {}: {reason}",
                 n + 1,
-                if allowed { "ALLOW" } else { "DENY" }
+                if decision.allowed { "ALLOW" } else { "DENY" }
             );
         }
     }

@@ -282,3 +282,30 @@ fn check_with_user_names_the_authorized_value_or_refuses_an_ambiguous_one() {
     let out = check("/admin/x", &["--user", "subject.XX"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+#[test]
+fn every_subcommand_has_help_and_refuses_unknown_options() {
+    for (command, usage) in [
+        ("check", "usage: cert-authz check --policy POLICY --cert CERT [--method METHOD] --path PATH"),
+        ("show", "usage: cert-authz show CERT\n"),
+        ("lint", "usage: cert-authz lint POLICY...\n"),
+        ("test", "usage: cert-authz test --policy POLICY CASES\n"),
+    ] {
+        for help in
+            [&[command, "--help"][..], &[command, "-h"], &[command, "x", "--help"], &["help", command]]
+        {
+            let out = cli(help);
+            assert_eq!(out.status.code(), Some(0), "{help:?}: {}", text(&out));
+            assert!(String::from_utf8_lossy(&out.stdout).starts_with(usage), "{help:?}: {}", text(&out));
+            assert!(text(&out).contains("exit status:"), "{help:?}: {}", text(&out));
+        }
+        let out = cli(&[command, "--frobnicate", "x"]);
+        assert_eq!(out.status.code(), Some(2), "{command}: {}", text(&out));
+        assert!(text(&out).starts_with("unknown option --frobnicate\n"), "{}", text(&out));
+        assert!(text(&out).contains(usage.trim_end()), "{}", text(&out));
+    }
+    assert_eq!(cli(&["help", "frobnicate"]).status.code(), Some(2));
+    let out = cli(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out).contains("cert-authz COMMAND --help"), "{}", text(&out));
+}
