@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use cert_authz::report::{self, LineKind};
 use cert_authz::{compile_file, Attr, Decision, Peer, Policy, PolicyError, Presented};
 
+mod explain;
+
 /// A subcommand: its usage line, its `--help` text, and the options it takes.
 struct Command {
     name: &'static str,
@@ -13,11 +15,14 @@ struct Command {
     help: &'static str,
     /// `--name VALUE` options.
     values: &'static [&'static str],
+    /// `--name` options without a value.
+    flags: &'static [&'static str],
 }
 
 const CHECK: Command = Command {
     name: "check",
-    usage: "cert-authz check --policy POLICY --cert CERT [--method METHOD] --path PATH [--user ATTR]",
+    usage:
+        "cert-authz check --policy POLICY --cert CERT [--method METHOD] --path PATH [--user ATTR] [--explain]",
     help: "\
 Decides one request as a server would, for the certificate CERT (PEM or DER) taken as
 verified, and prints the line a server logs for the decision: decision, reason and the
@@ -29,11 +34,16 @@ deciding statement's FILE:LINE.
   --path PATH       the server's normalized path, without the query string: raw `//`,
                     `.` or `..` segments are refused as a module refuses them
   --user ATTR       decide as a server with CertAuthzUser ATTR does, and print the user
+  --explain         say why: for a refusal by no allow statement, the nearest statements
+                    whose path fits and which part of each did not hold (the method, a
+                    path segment {ATTR}, a matcher, with the certificate's values); for a
+                    deny or require statement, the statement and what it refused
   --help            print this and exit
 
 exit status: 0 allowed, 1 refused (a refused certificate or path too), 2 usage, policy or
 I/O error",
     values: &["policy", "cert", "method", "path", "user"],
+    flags: &["explain"],
 };
 
 const SHOW: Command = Command {
@@ -47,6 +57,7 @@ ATTR=VALUE per line, each value quoted as a policy needs it, then its key and li
 
 exit status: 0, or 2 when CERT cannot be read or is refused",
     values: &[],
+    flags: &[],
 };
 
 const LINT: Command = Command {
@@ -60,20 +71,28 @@ error as FILE:LINE:COL: message.
 
 exit status: 0 when every policy compiles, 2 on any error",
     values: &[],
+    flags: &[],
 };
 
 const TEST: Command = Command {
     name: "test",
-    usage: "cert-authz test --policy POLICY CASES",
+    usage: "cert-authz test --policy POLICY [--coverage] CASES",
     help: "\
 Runs the file CASES of expected decisions, one `ALLOW|DENY CERT METHOD PATH` per line (CERT
 relative to CASES; `#` comments), prints every case that failed and `N passed, M failed`.
 
   --policy POLICY   the policy file
+  --coverage        then list the statements that no case exercised: an allow, deny or
+                    require statement is exercised when it decided a case (the statement a
+                    decision names; of several matching, the one written first); a group
+                    line, when a statement that names its group decided a case and the
+                    line matched that case's certificate
   --help            print this and exit
 
-exit status: 0 when every case passed, 1 when any failed, 2 usage, policy or I/O error",
+exit status: 0 when every case passed, 1 when any failed (unexercised statements alone do
+not fail), 2 usage, policy or I/O error",
     values: &["policy"],
+    flags: &["coverage"],
 };
 
 const COMMANDS: [&Command; 4] = [&CHECK, &SHOW, &LINT, &TEST];
@@ -130,9 +149,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// A subcommand's arguments: `--name value` pairs, and the others.
+/// A subcommand's arguments: `--name value` pairs, the flags given, and the others.
 struct Options {
     values: Vec<(String, String)>,
+    flags: Vec<String>,
     rest: Vec<String>,
 }
 
@@ -144,12 +164,16 @@ impl Options {
     fn required(&self, command: &Command, name: &str) -> Result<&str, Fail> {
         self.value(name).ok_or_else(|| Fail(format!("--{name} is required\nusage: {}", command.usage)))
     }
+
+    fn flag(&self, name: &str) -> bool {
+        self.flags.iter().any(|f| f == name)
+    }
 }
 
 /// Parses a subcommand's options; every name must be one it takes.  `--` ends the
 /// options.  Ok(None): `--help` or `-h` was given, and the help is printed.
 fn options(command: &Command, args: &[String]) -> Result<Option<Options>, Fail> {
-    let mut parsed = Options { values: Vec::new(), rest: Vec::new() };
+    let mut parsed = Options { values: Vec::new(), flags: Vec::new(), rest: Vec::new() };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         if arg == "--" {
@@ -164,7 +188,9 @@ fn options(command: &Command, args: &[String]) -> Result<Option<Options>, Fail> 
             parsed.rest.push(arg.clone());
             continue;
         };
-        if command.values.contains(&name) {
+        if command.flags.contains(&name) {
+            parsed.flags.push(name.to_string());
+        } else if command.values.contains(&name) {
             let value = args.next().ok_or_else(|| Fail(format!("--{name} needs a value")))?;
             parsed.values.push((name.to_string(), value.clone()));
         } else {
@@ -209,6 +235,11 @@ fn decide_one<'p>(
     (decision, text)
 }
 
+/// The statements of the policy file `path`, read again after it compiled.
+fn load_source(path: &str) -> Result<explain::Source, Fail> {
+    explain::Source::read(Path::new(path)).map_err(Fail)
+}
+
 fn check(args: &[String]) -> Result<ExitCode, Fail> {
     let Some(opts) = options(&CHECK, args)? else {
         return Ok(ExitCode::SUCCESS);
@@ -216,7 +247,8 @@ fn check(args: &[String]) -> Result<ExitCode, Fail> {
     if let Some(extra) = opts.rest.first() {
         return Err(Fail(format!("unexpected argument {extra}\nusage: {}", CHECK.usage)));
     }
-    let policy = load_policy(opts.required(&CHECK, "policy")?)?;
+    let policy_path = opts.required(&CHECK, "policy")?;
+    let policy = load_policy(policy_path)?;
     let cert = load_cert(Path::new(opts.required(&CHECK, "cert")?))?;
     let method = opts.value("method").unwrap_or("GET");
     let path = opts.required(&CHECK, "path")?;
@@ -228,6 +260,13 @@ fn check(args: &[String]) -> Result<ExitCode, Fail> {
     };
     let (decision, line) = decide_one(&policy, &cert, method, path, user);
     println!("{line}");
+    if opts.flag("explain") {
+        let source = load_source(policy_path)?;
+        let probes = explain::Probes::new(&source).map_err(Fail)?;
+        for line in explain::explain(&probes, &decision, &cert, method, path, user) {
+            println!("{line}");
+        }
+    }
     Ok(if decision.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
@@ -296,7 +335,11 @@ fn test(args: &[String]) -> Result<ExitCode, Fail> {
     let [cases_path] = opts.rest.as_slice() else {
         return Err(Fail(format!("usage: {}", TEST.usage)));
     };
-    let policy = load_policy(opts.required(&TEST, "policy")?)?;
+    let policy_path = opts.required(&TEST, "policy")?;
+    let policy = load_policy(policy_path)?;
+    let source = if opts.flag("coverage") { Some(load_source(policy_path)?) } else { None };
+    let probes = source.as_ref().map(explain::Probes::new).transpose().map_err(Fail)?;
+    let mut coverage = probes.as_ref().map(explain::Coverage::new);
     let cases =
         std::fs::read_to_string(cases_path).map_err(|e| Fail(format!("cannot read {cases_path}: {e}")))?;
     let base = Path::new(cases_path).parent().map(Path::to_path_buf).unwrap_or_default();
@@ -320,6 +363,9 @@ fn test(args: &[String]) -> Result<ExitCode, Fail> {
         let cert_path: PathBuf = base.join(cert);
         let presented = load_cert(&cert_path)?;
         let (decision, reason) = decide_one(&policy, &presented, method, path, None);
+        if let Some(coverage) = coverage.as_mut() {
+            coverage.record(&decision, presented.identity());
+        }
         if decision.allowed == want_allow {
             passed += 1;
         } else {
@@ -332,5 +378,10 @@ fn test(args: &[String]) -> Result<ExitCode, Fail> {
         }
     }
     println!("{passed} passed, {failed} failed");
+    if let Some(coverage) = coverage {
+        for line in coverage.report() {
+            println!("{line}");
+        }
+    }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -283,13 +283,274 @@ fn check_with_user_names_the_authorized_value_or_refuses_an_ambiguous_one() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
 
+/// The lines `check --explain` printed after the decision's line, each with `dir/` cut.
+fn explained(out: &Output, dir: &Path) -> Vec<String> {
+    let stdout = String::from_utf8_lossy(&out.stdout).replace(&format!("{}/", s(dir)), "");
+    stdout.lines().skip(1).map(str::to_string).collect()
+}
+
+#[test]
+fn check_explain_names_the_nearest_statements_and_the_parts_that_did_not_hold() {
+    let dir = common::scratch("cli-explain");
+    let pki = common::make_pki(&dir.join("pki"));
+    let policy = dir.join("p.policy");
+    std::fs::write(&policy, common::SHARED_POLICY).unwrap();
+    let check = |client: &str, method: &str, path: &str| {
+        let cert = pki.cert(client);
+        let args = ["check", "--policy", s(&policy), "--cert", s(&cert), "--method", method, "--path", path];
+        let plain = cli(&args);
+        let out = cli(&[&args[..], &["--explain"]].concat());
+        // The decision, its exit status and its line are those without --explain.
+        assert_eq!(out.status.code(), plain.status.code(), "{}", text(&out));
+        assert!(text(&out).starts_with(&text(&plain)), "{}\n{}", text(&plain), text(&out));
+        (out.status.code(), explained(&out, &dir))
+    };
+
+    assert_eq!(
+        check("alice", "GET", "/admin/x"),
+        (
+            Some(1),
+            vec![
+                "explain: no allow statement holds; the nearest of the 1 whose path fits:".to_string(),
+                "  p.policy:4: allow * /admin/** group=ops".into(),
+                "    group=ops does not hold: no line of group ops matches:".into(),
+                "      p.policy:2: group ops subject.O=\"Example Corp\" subject.OU=ops".into(),
+                "        subject.OU=ops does not hold: the certificate has subject.OU=users".into(),
+            ]
+        )
+    );
+    assert_eq!(
+        check("alice", "GET", "/users/bob/profile").1[1..],
+        [
+            "  p.policy:6: allow * /users/{subject.CN}/** issuer.CN=\"Example Test CA\"",
+            "    path segment {subject.CN} is bob, the certificate has subject.CN=alice",
+        ]
+    );
+    assert_eq!(
+        check("alice", "POST", "/status").1[1..],
+        ["  p.policy:3: allow GET /status any", "    method POST is not GET"]
+    );
+    assert_eq!(
+        check("reporter", "GET", "/corp/handbook").1[1..],
+        [
+            "  p.policy:7: allow GET /corp/** subject.O=\"Example Corp\"",
+            "    subject.O=\"Example Corp\" does not hold: the certificate has no subject.O",
+        ]
+    );
+    assert_eq!(
+        check("opsbot", "GET", "/admin/secrets/key").1,
+        [
+            "explain: refused by p.policy:8: deny * /admin/secrets/** any (a matching deny beats every allow)",
+            "  it also matched: p.policy:4: allow * /admin/** group=ops",
+        ]
+    );
+    // The allow of /admin/** fits the path but not alice: it did not also match.
+    assert_eq!(
+        check("alice", "GET", "/admin/secrets/key").1,
+        ["explain: refused by p.policy:8: deny * /admin/secrets/** any (a matching deny beats every allow)"]
+    );
+    assert_eq!(check("alice", "GET", "/nowhere").1, ["explain: no allow statement's path fits /nowhere"]);
+    assert_eq!(
+        check("alice", "GET", "/users/alice/x"),
+        (
+            Some(0),
+            vec!["explain: allowed by p.policy:6: allow * /users/{subject.CN}/** issuer.CN=\"Example Test CA\""
+                .to_string()]
+        )
+    );
+    assert_eq!(
+        check("alice", "GET", "/users//alice").1,
+        ["explain: the request was refused before any statement was looked at"]
+    );
+}
+
+#[test]
+fn check_explain_ranks_the_nearest_first_and_shows_only_five() {
+    let dir = common::scratch("cli-explain-rank");
+    let pki = common::make_pki(&dir.join("pki"));
+    let policy = dir.join("p.policy");
+    // For alice (O=Example Corp, OU=users, CN=alice), GET /r/x: the rules on other
+    // paths are not shown, a wrong method counts as one part, the first written first.
+    std::fs::write(
+        &policy,
+        "allow GET /r/** subject.CN=bob subject.OU=ops subject.C=DE\n\
+         allow GET /other/** subject.CN=bob\n\
+         allow GET /r/* subject.CN=bob subject.OU=ops\n\
+         allow POST /r/** subject.CN=alice\n\
+         allow * /r/x subject.OU=ops\n\
+         allow GET /r/** subject.CN=bob subject.OU=ops\n\
+         allow DELETE /r/{subject.CN} subject.CN=bob subject.OU=ops subject.C=DE\n\
+         allow * /** serial=01 spki=00000000000000000000000000000000000000000000000000000000000000AA\n",
+    )
+    .unwrap();
+    let out = cli(&[
+        "check",
+        "--policy",
+        s(&policy),
+        "--cert",
+        s(&pki.cert("alice")),
+        "--path",
+        "/r/x",
+        "--explain",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let places: Vec<String> = explained(&out, &dir)
+        .iter()
+        .filter(|l| l.starts_with("  p.policy:") || l.starts_with("  and "))
+        .map(|l| l.split(": ").next().unwrap().trim().to_string())
+        .collect();
+    assert_eq!(
+        places,
+        ["p.policy:4", "p.policy:5", "p.policy:3", "p.policy:6", "p.policy:8", "and 2 more"],
+        "{}",
+        text(&out)
+    );
+    let lines = explained(&out, &dir);
+    assert_eq!(lines[0], "explain: no allow statement holds; the nearest of the 7 whose path fits:");
+    assert_eq!(
+        lines[1..3],
+        ["  p.policy:4: allow POST /r/** subject.CN=alice", "    method GET is not POST"]
+    );
+}
+
+#[test]
+fn check_explain_restates_quoted_and_escaped_values_as_written() {
+    let dir = common::scratch("cli-explain-escapes");
+    let pki = common::make_pki(&dir.join("pki"));
+    let policy = dir.join("p.policy");
+    // mallory's only name is CN=`alice,O=Example Corp`.  The first five matchers and
+    // `any` hold for it, the other two do not; restated otherwise (without a quote, the
+    // kept `\` of a name, `\*` as a prefix, the kept `\` of `x\` as a continuation
+    // once it ends a probe's line) one of them would change sides.
+    let statement = [
+        r#"allow GET /m subject.CN="alice,O=Example Corp" subject="CN=alice\,O=Example Corp" \"#,
+        r#"    subject.CN=ali* subject.CN=alice,O=Example" "Corp "subject.CN"=alice* \"#,
+        r#"    subject.CN=alice,O=Example\* subject.CN=x\ any"#,
+    ];
+    std::fs::write(&policy, format!("{}\nallow GET /other any\n", statement.join("\n"))).unwrap();
+    let mallory = pki.cert("mallory");
+    let out = cli(&["check", "--policy", s(&policy), "--cert", s(&mallory), "--path", "/m", "--explain"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let joined: Vec<&str> = statement.iter().map(|l| l.trim().trim_end_matches(" \\")).collect();
+    assert_eq!(
+        explained(&out, &dir),
+        [
+            "explain: no allow statement holds; the nearest of the 1 whose path fits:".to_string(),
+            format!("  p.policy:1: {}", joined.join(" ")),
+            r#"    subject.CN=alice,O=Example\* does not hold: the certificate has subject.CN="alice,O=Example Corp""#
+                .into(),
+            r#"    subject.CN=x\ does not hold: the certificate has subject.CN="alice,O=Example Corp""#.into(),
+        ],
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn test_coverage_lists_the_statements_no_case_exercised() {
+    let dir = common::scratch("cli-coverage");
+    let _pki = common::make_pki(&dir.join("pki"));
+    let policy = dir.join("shared.policy");
+    std::fs::write(&policy, common::SHARED_POLICY).unwrap();
+    let cases_path = dir.join("shared.cases");
+    let write_cases = |cases: &[(&str, &str, &str, &str)]| {
+        let lines: Vec<String> = cases
+            .iter()
+            .map(|(want, client, method, path)| format!("{want} pki/{client}.pem {method} {path}\n"))
+            .collect();
+        std::fs::write(&cases_path, lines.concat()).unwrap();
+    };
+    let coverage = |policy: &Path| {
+        let out = cli(&["test", "--coverage", "--policy", s(policy), s(&cases_path)]);
+        let report = String::from_utf8_lossy(&out.stdout).replace(&format!("{}/", s(&dir)), "");
+        (
+            out.status.code(),
+            report.lines().skip_while(|l| !l.starts_with("coverage:")).map(String::from).collect::<Vec<_>>(),
+        )
+    };
+
+    // The shared table exercises every statement, the group line through opsbot.
+    write_cases(common::SHARED_CASES);
+    assert_eq!(coverage(&policy), (Some(0), vec!["coverage: all 7 statements exercised".to_string()]));
+
+    // Without opsbot, /admin/** and its group line decide nothing (alice's refusal on
+    // /admin/ is no rule's); the deny of /admin/secrets/** does not either.  Passing
+    // cases with statements left over still pass.
+    let without_opsbot: Vec<_> = common::SHARED_CASES.iter().copied().filter(|c| c.1 != "opsbot").collect();
+    write_cases(&without_opsbot);
+    assert_eq!(
+        coverage(&policy),
+        (
+            Some(0),
+            vec![
+                "coverage: 4 of 7 statements exercised; not exercised:".to_string(),
+                "  shared.policy:2: group ops subject.O=\"Example Corp\" subject.OU=ops".into(),
+                "  shared.policy:4: allow * /admin/** group=ops".into(),
+                "  shared.policy:8: deny * /admin/secrets/** any".into(),
+            ]
+        )
+    );
+
+    // A group line counts only when it matched a case its group decided; a require,
+    // when it refused one; of two statements that both match, the first written
+    // decides; an included file's statements are named by their own file.
+    std::fs::write(dir.join("more.policy"), "allow GET /status any\nrequire key ec>=256\n").unwrap();
+    let main = dir.join("main.policy");
+    std::fs::write(
+        &main,
+        "group ops subject.OU=ops\ngroup ops san.uri=spiffe://example.org/ns/ops/*\n\
+         allow * /admin/** group=ops\nallow GET /status any\ninclude more.policy\nrequire lifetime<=7d\n",
+    )
+    .unwrap();
+    write_cases(&[("ALLOW", "opsbot", "GET", "/admin")]);
+    assert_eq!(
+        coverage(&main),
+        (
+            Some(1),
+            vec![
+                "coverage: 1 of 7 statements exercised; not exercised:".to_string(),
+                "  main.policy:1: group ops subject.OU=ops".into(),
+                "  main.policy:2: group ops san.uri=spiffe://example.org/ns/ops/*".into(),
+                "  main.policy:3: allow * /admin/** group=ops".into(),
+                "  main.policy:4: allow GET /status any".into(),
+                "  more.policy:1: allow GET /status any".into(),
+                "  more.policy:2: require key ec>=256".into(),
+            ]
+        ),
+        "the lifetime of 31 days refuses opsbot"
+    );
+    std::fs::write(
+        &main,
+        "group ops subject.OU=ops\ngroup ops san.uri=spiffe://example.org/ns/ops/*\n\
+         allow * /admin/** group=ops\nallow GET /status any\ninclude more.policy\n",
+    )
+    .unwrap();
+    write_cases(&[("ALLOW", "opsbot", "GET", "/admin"), ("ALLOW", "alice", "GET", "/status")]);
+    assert_eq!(
+        coverage(&main),
+        (
+            Some(0),
+            vec![
+                "coverage: 3 of 6 statements exercised; not exercised:".to_string(),
+                "  main.policy:2: group ops san.uri=spiffe://example.org/ns/ops/*".into(),
+                "  more.policy:1: allow GET /status any".into(),
+                "  more.policy:2: require key ec>=256".into(),
+            ]
+        )
+    );
+
+    // Without --coverage, no coverage.
+    let out = cli(&["test", "--policy", s(&main), s(&cases_path)]);
+    assert_eq!(text(&out), "2 passed, 0 failed\n");
+}
+
 #[test]
 fn every_subcommand_has_help_and_refuses_unknown_options() {
     for (command, usage) in [
         ("check", "usage: cert-authz check --policy POLICY --cert CERT [--method METHOD] --path PATH"),
         ("show", "usage: cert-authz show CERT\n"),
         ("lint", "usage: cert-authz lint POLICY...\n"),
-        ("test", "usage: cert-authz test --policy POLICY CASES\n"),
+        ("test", "usage: cert-authz test --policy POLICY [--coverage] CASES\n"),
     ] {
         for help in
             [&[command, "--help"][..], &[command, "-h"], &[command, "x", "--help"], &["help", command]]
@@ -304,8 +565,44 @@ fn every_subcommand_has_help_and_refuses_unknown_options() {
         assert!(text(&out).starts_with("unknown option --frobnicate\n"), "{}", text(&out));
         assert!(text(&out).contains(usage.trim_end()), "{}", text(&out));
     }
+    // Each flag belongs to its subcommand.
+    assert_eq!(cli(&["test", "--explain"]).status.code(), Some(2));
+    assert_eq!(cli(&["check", "--coverage"]).status.code(), Some(2));
     assert_eq!(cli(&["help", "frobnicate"]).status.code(), Some(2));
     let out = cli(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out).contains("cert-authz COMMAND --help"), "{}", text(&out));
+}
+
+#[test]
+fn check_explain_shows_a_failed_requirement_with_the_certificate_s_key_or_lifetime() {
+    let dir = common::scratch("cli-explain-require");
+    let pki = common::make_pki(&dir.join("pki"));
+    let policy = dir.join("p.policy");
+    let explain = |client: &str, rules: &str, extra: &[&str]| {
+        std::fs::write(&policy, rules).unwrap();
+        let cert = pki.cert(client);
+        let args = ["check", "--policy", s(&policy), "--cert", s(&cert), "--path", "/admin/x", "--explain"];
+        let out = cli(&[&args[..], extra].concat());
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        explained(&out, &dir)
+    };
+    // The test PKI's clients have P-256 keys and are valid for 31 days.
+    let rules = "allow * /admin/** any\nrequire lifetime<=90d\nrequire key rsa>=2048 \\\n  ed25519\n";
+    assert_eq!(
+        explain("alice", rules, &[]),
+        ["explain: p.policy:3: require key rsa>=2048 ed25519: the certificate's key is ec 256"]
+    );
+    assert_eq!(
+        explain("alice", "allow * /admin/** any\nrequire key ec>=256\nrequire lifetime<=720h\n", &[]),
+        ["explain: p.policy:3: require lifetime<=720h: the certificate's lifetime is 31d"]
+    );
+    // An allow that does not single out the user's value.
+    assert_eq!(
+        explain("twocn", "allow * /admin/** subject.OU=ops\n", &["--user", "subject.CN"]),
+        [
+            "explain: p.policy:1: allow * /admin/** subject.OU=ops allows the request,",
+            "  but it does not single out one of the certificate's values of subject.CN (subject.CN=admin, subject.CN=opsbot)",
+        ]
+    );
 }
