@@ -139,7 +139,7 @@ send_demo_requests
 echo
 
 echo "== why: the deny lines of $prefix/logs/error.log"
-grep 'cert_authz:' "$prefix/logs/error.log" | sed 's/^/    /' || true
+grep 'CA00010' "$prefix/logs/error.log" | sed 's/^/    /' || true
 echo
 stop
 trap - EXIT
