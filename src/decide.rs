@@ -206,8 +206,12 @@ pub struct Policy {
     paths: PathTrie,
     rule_index: KeyIndex,
     group_lines: Vec<(u32, Box<[Matcher]>)>,
-    /// Group lines are filed in one bucket, 0: they have no paths.
+    /// Group lines have no paths: here they are all filed in one bucket, 0,
+    /// to find every group of an identity at once...
     group_index: KeyIndex,
+    /// ...and here in one bucket per group, to ask about one group when an
+    /// identity is in more than a decision keeps (GroupSet).
+    group_members: KeyIndex,
     group_count: usize,
     key_requirements: Vec<(Vec<KeySpec>, Pos)>,
     lifetime_requirements: Vec<(i64, Pos)>,
@@ -266,15 +270,22 @@ impl Policy {
             });
         }
         paths.shrink_to_fit();
-        let entries: Vec<(u32, &[Matcher])> =
-            buckets.iter().zip(&compiled).map(|(bucket, rule)| (*bucket, &*rule.matchers)).collect();
+        let entries: Vec<(u32, bool, &[Matcher])> = buckets
+            .iter()
+            .zip(&compiled)
+            .map(|(bucket, rule)| (*bucket, rule.deny, &*rule.matchers))
+            .collect();
         let rule_index = KeyIndex::build(paths.bucket_count(), &entries);
         drop(entries);
 
         let group_lines: Vec<(u32, Box<[Matcher]>)> =
             group_lines.into_iter().map(|(g, m)| (g, m.into_boxed_slice())).collect();
-        let entries: Vec<(u32, &[Matcher])> = group_lines.iter().map(|(_, m)| (0, &**m)).collect();
+        let entries: Vec<(u32, bool, &[Matcher])> =
+            group_lines.iter().map(|(_, m)| (0, false, &**m)).collect();
         let group_index = KeyIndex::build(1, &entries);
+        let entries: Vec<(u32, bool, &[Matcher])> =
+            group_lines.iter().map(|(g, m)| (*g, false, &**m)).collect();
+        let group_members = KeyIndex::build(group_count, &entries);
         drop(entries);
         Policy {
             files,
@@ -284,6 +295,7 @@ impl Policy {
             rule_index,
             group_lines,
             group_index,
+            group_members,
             group_count,
             key_requirements,
             lifetime_requirements,
@@ -300,24 +312,40 @@ impl Policy {
     }
 
     /// Calls `f` with the group of every group line the identity matches
-    /// (a group once per matching line).
-    fn each_group_line(&self, identity: &Identity, mut f: impl FnMut(u32)) {
+    /// (a group once per matching line), until `f` returns false.
+    fn each_group_line(&self, identity: &Identity, mut f: impl FnMut(u32) -> bool) {
         if self.group_count == 0 {
             return;
         }
+        let mut going = true;
         self.group_index.probe(0, identity, &mut |line| {
             let (group, matchers) = &self.group_lines[line as usize];
             // Group lines hold no `group=` (the parser refuses it).
-            if matchers.iter().all(|m| matcher_ok(m, identity, &|_| false)) {
-                f(*group);
+            if going && matchers.iter().all(|m| matcher_ok(m, identity, &|_| false)) {
+                going = f(*group);
             }
+            going
         });
+    }
+
+    /// Whether the identity matches some line of `group`.
+    fn in_group(&self, identity: &Identity, group: u32) -> bool {
+        let mut found = false;
+        self.group_members.probe(group, identity, &mut |line| {
+            let (_, matchers) = &self.group_lines[line as usize];
+            found = found || matchers.iter().all(|m| matcher_ok(m, identity, &|_| false));
+            !found
+        });
+        found
     }
 
     /// The groups an identity belongs to, sorted.
     pub fn groups_of(&self, identity: &Identity) -> Vec<u32> {
         let mut groups = Vec::new();
-        self.each_group_line(identity, |g| groups.push(g));
+        self.each_group_line(identity, |g| {
+            groups.push(g);
+            true
+        });
         groups.sort_unstable();
         groups.dedup();
         groups
@@ -369,6 +397,8 @@ impl Policy {
         }
         let search = Search { policy: self, identity, method, groups: OnceCell::new() };
         let (mut first_allow, mut first_deny) = (NONE, NONE);
+        // A chain holds rules of one kind in ascending order: once one
+        // decides, or could no longer be the first, the chain is done.
         let mut consider = |id: u32| {
             let rule = &self.rules[id as usize];
             // Once a deny has matched, no allow can decide.
@@ -377,14 +407,20 @@ impl Policy {
                 (false, NONE) => first_allow,
                 (false, _) => 0,
             };
-            if id < best && search.matches(rule) {
-                *(if rule.deny { &mut first_deny } else { &mut first_allow }) = id;
+            if id >= best {
+                return false;
             }
+            if search.matches(rule) {
+                *(if rule.deny { &mut first_deny } else { &mut first_allow }) = id;
+                return false;
+            }
+            true
         };
         self.paths.walk(rest, identity, |bucket| {
             self.rule_index.probe(bucket, identity, &mut consider);
-            if self.rule_index.has_groups(bucket) {
-                search.each_group(|g| self.rule_index.probe_group(bucket, g, &mut consider));
+            let groups = self.rule_index.groups(bucket);
+            if !groups.is_empty() {
+                search.each_group(groups, |g| self.rule_index.probe_group(bucket, g, &mut consider));
             }
         });
         let (id, allowed, reason) = if first_deny != NONE {
@@ -464,7 +500,12 @@ impl Search<'_> {
     fn groups(&self) -> &GroupSet {
         self.groups.get_or_init(|| {
             let mut set = GroupSet::default();
-            self.policy.each_group_line(self.identity, |g| set.insert(g));
+            // Past the capacity the set is only marked: the rest is asked
+            // about one group at a time.
+            self.policy.each_group_line(self.identity, |g| {
+                set.insert(g);
+                !set.overflow
+            });
             set
         })
     }
@@ -474,22 +515,17 @@ impl Search<'_> {
         if set.listed().binary_search(&group).is_ok() {
             return true;
         }
-        if !set.overflow {
-            return false;
-        }
-        let mut found = false;
-        self.policy.each_group_line(self.identity, |g| found |= g == group);
-        found
+        set.overflow && self.policy.in_group(self.identity, group)
     }
 
-    /// Calls `f` with each group of the identity (with GroupSet overflowed,
-    /// some more than once).
-    fn each_group(&self, mut f: impl FnMut(u32)) {
+    /// Calls `f` with each group of the identity among `wanted`.
+    fn each_group(&self, wanted: &[u32], mut f: impl FnMut(u32)) {
         let set = self.groups();
-        if set.overflow {
-            self.policy.each_group_line(self.identity, f);
+        // Whichever list is shorter (an overflowing set is long).
+        if set.overflow || wanted.len() < set.len {
+            wanted.iter().filter(|g| self.in_group(**g)).for_each(|g| f(*g));
         } else {
-            set.listed().iter().for_each(|g| f(*g));
+            set.listed().iter().filter(|g| wanted.binary_search(g).is_ok()).for_each(|g| f(*g));
         }
     }
 
@@ -565,7 +601,9 @@ fn matcher_ok(matcher: &Matcher, identity: &Identity, in_group: &dyn Fn(u32) -> 
 /// then serve as GET: a lower-case method is refused, not unmatched.
 pub fn is_method(method: &str) -> bool {
     !method.is_empty()
-        && method.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&c))
+        && method
+            .bytes()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&c))
 }
 
 /// Checks a request path and returns it without its leading `/` and one
@@ -583,9 +621,8 @@ pub fn normalized_path(path: &str) -> Option<&str> {
     if path.contains(['\0', '\\', ';']) {
         return None;
     }
-    let encoded_separator = |w: &[u8]| {
-        w[0] == b'%' && matches!((w[1], w[2] | 0x20), (b'2', b'f') | (b'5', b'c'))
-    };
+    let encoded_separator =
+        |w: &[u8]| w[0] == b'%' && matches!((w[1], w[2] | 0x20), (b'2', b'f') | (b'5', b'c'));
     if path.as_bytes().windows(3).any(encoded_separator) {
         return None;
     }

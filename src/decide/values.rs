@@ -9,6 +9,11 @@
 //! up gives every entry whose key the identity satisfies, plus a few more
 //! on a hash collision: the caller checks each in full, so the index only
 //! ever has to be complete, never exact.
+//!
+//! Each key has two chains, one of deny and one of allow entries, each in
+//! ascending order: a caller that only wants the first match of a kind
+//! stops a chain at its first match, so that even thousands of identical
+//! rules cost one check.
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -23,21 +28,26 @@ pub(super) const NONE: u32 = u32::MAX;
 /// and the attributes that are there.
 #[derive(Debug, Clone)]
 struct Bucket {
-    /// The chain of entries that match every identity.
-    any: u32,
+    /// The chains of entries that match every identity.
+    any: Chains,
     /// The attributes with exact keys: an index into `KeyIndex::exact_attrs`, or NONE.
     exact: u32,
     /// The prefix lengths: an index into `KeyIndex::prefix_lengths`, or NONE.
     prefixes: u32,
     dns_label: bool,
-    groups: bool,
+    /// The groups that entries here are filed under: an index into
+    /// `KeyIndex::group_lists`, or NONE.
+    groups: u32,
 }
 
 impl Default for Bucket {
     fn default() -> Bucket {
-        Bucket { any: NONE, exact: NONE, prefixes: NONE, dns_label: false, groups: false }
+        Bucket { any: [NONE; 2], exact: NONE, prefixes: NONE, dns_label: false, groups: NONE }
     }
 }
+
+/// The first allow entry and the first deny entry of a key (or NONE).
+type Chains = [u32; 2];
 
 /// One key, as an entry is filed under it.
 #[derive(Debug, Clone, Copy)]
@@ -159,8 +169,8 @@ fn group_hash(bucket: u32, group: u32) -> u64 {
 /// The index of one kind of entry (rules or group lines).
 pub(super) struct KeyIndex {
     buckets: Vec<Bucket>,
-    /// Key hash → the first entry of its chain.
-    heads: HashMap<u64, u32>,
+    /// Key hash → the first entries of its chains.
+    heads: HashMap<u64, Chains>,
     /// Entry → the next entry of the same chain, or NONE.
     next: Vec<u32>,
     /// Lists of the attributes that have exact keys in a bucket, shared
@@ -169,17 +179,19 @@ pub(super) struct KeyIndex {
     /// For each attribute with prefix keys in a bucket, the distinct
     /// prefix lengths in bytes, ascending; shared as `exact_attrs` is.
     prefix_lengths: Vec<Box<[(Attr, Box<[u32]>)]>>,
+    /// The groups of a bucket's group keys, ascending; shared likewise.
+    group_lists: Vec<Box<[u32]>>,
 }
 
 impl KeyIndex {
-    /// Files entry `i` of `entries`, (bucket, matchers), under its most
-    /// selective key.  Entry ids are their positions.
-    pub(super) fn build(bucket_count: usize, entries: &[(u32, &[Matcher])]) -> KeyIndex {
+    /// Files entry `i` of `entries`, (bucket, deny, matchers), under its
+    /// most selective key.  Entry ids are their positions.
+    pub(super) fn build(bucket_count: usize, entries: &[(u32, bool, &[Matcher])]) -> KeyIndex {
         // Every entry's keys with their hashes, computed once: entry i has
         // keys[starts[i]..starts[i + 1]].
         let mut keys: Vec<(Key, u64)> = Vec::with_capacity(entries.len() * 2);
         let mut starts = Vec::with_capacity(entries.len() + 1);
-        for (bucket, matchers) in entries {
+        for (bucket, _, matchers) in entries {
             starts.push(keys.len());
             keys.extend(matchers.iter().filter_map(Key::of).map(|key| (key, key.hash(*bucket))));
         }
@@ -192,14 +204,16 @@ impl KeyIndex {
         }
 
         let mut buckets = vec![Bucket::default(); bucket_count];
-        let mut heads: HashMap<u64, u32> = HashMap::default();
+        let mut heads: HashMap<u64, Chains> = HashMap::default();
         heads.reserve(entries.len());
         let mut next = vec![NONE; entries.len()];
         let mut exact = vec![AttrMask::default(); bucket_count];
         let mut prefixes: HashMap<(u32, Attr), Vec<u32>> = HashMap::default();
+        let mut groups: Vec<(u32, u32)> = Vec::new();
         // Entries are filed last to first, each at the front of its chain,
         // so that every chain runs in ascending order.
-        for (id, (bucket, _)) in entries.iter().enumerate().rev() {
+        for (id, (bucket, deny, _)) in entries.iter().enumerate().rev() {
+            let kind = usize::from(*deny);
             let candidates = &keys[starts[id]..starts[id + 1]];
             let best = match candidates {
                 [only] => Some(only),
@@ -207,8 +221,8 @@ impl KeyIndex {
             };
             let b = &mut buckets[*bucket as usize];
             let Some((key, hash)) = best else {
-                next[id] = b.any;
-                b.any = id as u32;
+                next[id] = b.any[kind];
+                b.any[kind] = id as u32;
                 continue;
             };
             match key {
@@ -217,9 +231,9 @@ impl KeyIndex {
                     prefixes.entry((*bucket, *attr)).or_default().push(prefix.len() as u32)
                 }
                 Key::DnsLabel(_) => b.dns_label = true,
-                Key::Group(_) => b.groups = true,
+                Key::Group(g) => groups.push((*bucket, *g)),
             }
-            let head = heads.entry(*hash).or_insert(NONE);
+            let head = &mut heads.entry(*hash).or_insert([NONE; 2])[kind];
             next[id] = *head;
             *head = id as u32;
         }
@@ -248,42 +262,60 @@ impl KeyIndex {
                 .collect();
             buckets[run[0].0 .0 as usize].prefixes = prefix_lengths.id(list);
         }
+        groups.sort_unstable();
+        groups.dedup();
+        let mut group_lists = Interned::default();
+        for run in groups.chunk_by(|a, b| a.0 == b.0) {
+            buckets[run[0].0 as usize].groups = group_lists.id(run.iter().map(|(_, g)| *g).collect());
+        }
         KeyIndex {
             buckets,
             heads,
             next,
             exact_attrs: exact_attrs.into_lists(),
             prefix_lengths: prefix_lengths.into_lists(),
+            group_lists: group_lists.into_lists(),
         }
     }
 
-    fn chain(&self, head: Option<&u32>, visit: &mut impl FnMut(u32)) {
-        let mut id = head.copied().unwrap_or(NONE);
-        while id != NONE {
-            visit(id);
-            id = self.next[id as usize];
+    /// Visits the deny chain, then the allow chain, each until `visit`
+    /// says that nothing further in it can matter.
+    fn chains(&self, chains: Chains, visit: &mut impl FnMut(u32) -> bool) {
+        for head in [chains[1], chains[0]] {
+            let mut id = head;
+            while id != NONE && visit(id) {
+                id = self.next[id as usize];
+            }
         }
     }
 
-    /// Whether looking up `bucket` needs the identity's groups.
-    pub(super) fn has_groups(&self, bucket: u32) -> bool {
-        self.buckets[bucket as usize].groups
+    fn keyed(&self, hash: u64, visit: &mut impl FnMut(u32) -> bool) {
+        if let Some(chains) = self.heads.get(&hash) {
+            self.chains(*chains, visit);
+        }
+    }
+
+    /// The groups that entries of `bucket` are filed under, ascending.
+    pub(super) fn groups(&self, bucket: u32) -> &[u32] {
+        match self.buckets[bucket as usize].groups {
+            NONE => &[],
+            list => &self.group_lists[list as usize],
+        }
     }
 
     /// Calls `visit` with every entry of `bucket` filed under `any` or
-    /// under a value key that one of the identity's values satisfies.
-    pub(super) fn probe(&self, bucket: u32, identity: &Identity, visit: &mut impl FnMut(u32)) {
+    /// under a value key that one of the identity's values satisfies, deny
+    /// entries before allow entries of each key, each kind in ascending
+    /// order.  When `visit` returns false, the rest of that chain is
+    /// skipped.
+    pub(super) fn probe(&self, bucket: u32, identity: &Identity, visit: &mut impl FnMut(u32) -> bool) {
         let b = &self.buckets[bucket as usize];
-        let mut any = b.any;
-        while any != NONE {
-            visit(any);
-            any = self.next[any as usize];
-        }
+        self.chains(b.any, visit);
         if b.exact != NONE {
             for attr in self.exact_attrs[b.exact as usize].iter() {
                 let seed = seed(bucket, TAG_EXACT, *attr);
                 for value in identity.match_values(*attr) {
-                    self.chain(self.heads.get(&hash_bytes(seed, value.as_bytes())), visit);
+                    self.keyed(hash_bytes(seed, value.as_bytes()), visit);
                 }
             }
         }
@@ -291,9 +323,7 @@ impl KeyIndex {
             for (attr, lengths) in self.prefix_lengths[b.prefixes as usize].iter() {
                 let seed = seed(bucket, TAG_PREFIX, *attr);
                 for value in identity.match_values(*attr) {
-                    each_prefix_hash(seed, value.as_bytes(), lengths, |hash| {
-                        self.chain(self.heads.get(&hash), visit)
-                    });
+                    each_prefix_hash(seed, value.as_bytes(), lengths, |hash| self.keyed(hash, visit));
                 }
             }
         }
@@ -302,16 +332,17 @@ impl KeyIndex {
             for name in identity.match_values(Attr::SanDns) {
                 if let Some((label, suffix)) = name.split_once('.') {
                     if !label.is_empty() {
-                        self.chain(self.heads.get(&hash_bytes(seed, suffix.as_bytes())), visit);
+                        self.keyed(hash_bytes(seed, suffix.as_bytes()), visit);
                     }
                 }
             }
         }
     }
 
-    /// Calls `visit` with every entry of `bucket` filed under `group`.
-    pub(super) fn probe_group(&self, bucket: u32, group: u32, visit: &mut impl FnMut(u32)) {
-        self.chain(self.heads.get(&group_hash(bucket, group)), visit);
+    /// Calls `visit` with every entry of `bucket` filed under `group`, as
+    /// `probe` does.
+    pub(super) fn probe_group(&self, bucket: u32, group: u32, visit: &mut impl FnMut(u32) -> bool) {
+        self.keyed(group_hash(bucket, group), visit);
     }
 }
 
