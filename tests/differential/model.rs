@@ -791,7 +791,7 @@ fn random_request(
     identity: &Identity,
 ) -> (String, String) {
     let method = if src.chance(3) {
-        src.pick(&["", "GE T", "get\r"]).to_string()
+        src.pick(&["", "GE T", "get\r", "get", "Post"]).to_string()
     } else {
         src.pick(METHODS).to_string()
     };
@@ -836,7 +836,7 @@ fn random_request(
         path.push('/');
     }
     if src.chance(4) {
-        let odd = *src.pick(&["//", "/./", "/../", "%2F", "%2f", "\0"]);
+        let odd = *src.pick(&["//", "/./", "/../", "%2F", "%2f", "%5C", "%5c", "\\", ";", ";x=1", "\0"]);
         let at = src.below(path.len() + 1);
         if path.is_char_boundary(at) {
             path.insert_str(at, odd);
