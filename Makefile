@@ -19,7 +19,7 @@ APACHE_CFLAGS = -I$(shell apxs -q INCLUDEDIR 2>/dev/null || echo /usr/include/ap
                 $(shell apr-1-config --cppflags --includes) \
                 $(shell apu-1-config --includes)
 
-.PHONY: all deps build test bench demo install clean
+.PHONY: all deps build lint test bench demo install clean
 
 all: build
 
@@ -58,10 +58,16 @@ $(NGINX_SO): module/nginx/ngx_http_cert_authz_module.c module/nginx/config modul
               include/cert_authz.h $(CORE_LIB)
 	CERT_AUTHZ_ROOT=$(CURDIR) module/nginx/build.sh $(CURDIR)/$(BUILD)/nginx $@
 
+# Style is checked as the tests are: formatting, and clippy over every
+# target (library, CLI, tests, benches) with warnings as errors.
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --locked --all-targets -- -D warnings
+
 # Every test: the core, the C ABI program (tests/abi.rs compiles
 # tests/c/abi_test.c against the library built above), the CLI, and real
 # Apache and nginx end to end.
-test: build
+test: build lint
 	$(CARGO) test --release --locked -- --test-threads=2
 
 # The core figures, then the servers' (real Apache and nginx on loopback,

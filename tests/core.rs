@@ -649,10 +649,11 @@ fn the_user_is_the_value_the_allow_statement_authorized() {
     // rcgen keeps one value per attribute type: openssl writes both CNs.
     let two_cns = Identity::from_der(&openssl_der("/CN=admin/CN=opsbot", &[])).unwrap();
     assert_eq!(two_cns.values(Attr::parse("subject.CN").unwrap()).len(), 2);
-    let cn = Some(Attr::parse("subject.CN").unwrap());
+    let cn_attr = Attr::parse("subject.CN").unwrap();
+    let cn = Some(cn_attr);
     let user = |p: &Policy, path: &str| {
         let d = p.decide_as(Peer::Verified(&two_cns), "GET", path, cn);
-        (d.allowed, d.reason, d.user.map(|i| two_cns.values(cn.unwrap())[i].to_string()))
+        (d.allowed, d.reason, d.user.map(|i| two_cns.values(cn_attr)[i].to_string()))
     };
     let p = policy(
         "group ops subject.CN=opsbot\n\

@@ -167,6 +167,9 @@ fn group_hash(bucket: u32, group: u32) -> u64 {
 }
 
 /// The index of one kind of entry (rules or group lines).
+/// Each attribute with prefix keys, and its distinct prefix lengths.
+type PrefixLengths = Box<[(Attr, Box<[u32]>)]>;
+
 pub(super) struct KeyIndex {
     buckets: Vec<Bucket>,
     /// Key hash → the first entries of its chains.
@@ -178,7 +181,7 @@ pub(super) struct KeyIndex {
     exact_attrs: Vec<Box<[Attr]>>,
     /// For each attribute with prefix keys in a bucket, the distinct
     /// prefix lengths in bytes, ascending; shared as `exact_attrs` is.
-    prefix_lengths: Vec<Box<[(Attr, Box<[u32]>)]>>,
+    prefix_lengths: Vec<PrefixLengths>,
     /// The groups of a bucket's group keys, ascending; shared likewise.
     group_lists: Vec<Box<[u32]>>,
 }
