@@ -8,6 +8,10 @@
 //! so a difference is a fault of the compiled policy or of the reference,
 //! never of both in the same way.
 
+// `*src.pick(..)` looks like a deref clippy could leave to auto-deref, but
+// `pick` is generic and the deref is what lets its type be inferred.
+#![allow(clippy::explicit_auto_deref)]
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
