@@ -1,65 +1,171 @@
 //! The attributes of an identity that a policy can name.
+//!
+//! An attribute is a small `Copy` value.  Name attribute types with a usual
+//! name (the table in [`crate::dn`]) are a [`NameField`], an index into that
+//! table; any other type is named by its dotted OID and carried here as the
+//! OID's DER content bytes, inline ([`Oid`]), as is the type of an otherName
+//! SAN.  Such an attribute shares one slot of the per-attribute tables with
+//! every other OID of its kind (`Attr::index`), and the identity finds its
+//! values by comparing OIDs: no interner, no global state, and an identity
+//! is read without knowing any policy.
 
 use std::fmt;
 
-/// A field of a distinguished name that a policy can name on its own, as
-/// `subject.CN` or `issuer.O`.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum NameField {
-    CommonName,
-    Organization,
-    OrganizationalUnit,
-    Country,
-    State,
-    Locality,
-    EmailAddress,
-    SerialNumber,
-    UserId,
-    DomainComponent,
-}
+use crate::dn::TYPES;
 
-/// Every name field, in the order `cert-authz show` prints them.
-pub const NAME_FIELDS: [NameField; 10] = [
-    NameField::CommonName,
-    NameField::Organization,
-    NameField::OrganizationalUnit,
-    NameField::Country,
-    NameField::State,
-    NameField::Locality,
-    NameField::EmailAddress,
-    NameField::SerialNumber,
-    NameField::UserId,
-    NameField::DomainComponent,
-];
+/// A name attribute type that has a usual name: an index into `dn::TYPES`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NameField(u8);
+
+/// How many name attribute types have a usual name.
+pub const NAME_FIELD_COUNT: usize = TYPES.len();
 
 impl NameField {
+    pub const COMMON_NAME: NameField = NameField(0);
+
+    /// Every name field, in the order `cert-authz show` prints them.
+    pub fn all() -> impl Iterator<Item = NameField> {
+        (0..NAME_FIELD_COUNT as u8).map(NameField)
+    }
+
     /// The short name used in policies and in RFC 4514 text.
     pub fn short_name(self) -> &'static str {
-        match self {
-            NameField::CommonName => "CN",
-            NameField::Organization => "O",
-            NameField::OrganizationalUnit => "OU",
-            NameField::Country => "C",
-            NameField::State => "ST",
-            NameField::Locality => "L",
-            NameField::EmailAddress => "emailAddress",
-            NameField::SerialNumber => "serialNumber",
-            NameField::UserId => "UID",
-            NameField::DomainComponent => "DC",
-        }
+        TYPES[self.0 as usize].0
     }
 
-    fn from_short_name(name: &str) -> Option<NameField> {
-        NAME_FIELDS.iter().copied().find(|f| f.short_name() == name)
+    /// The OID's DER content bytes.
+    pub fn oid_bytes(self) -> &'static [u8] {
+        TYPES[self.0 as usize].2
     }
 
-    fn index(self) -> usize {
-        NAME_FIELDS.iter().position(|f| *f == self).unwrap_or(0)
+    /// The field of a type given by its OID's DER content bytes.
+    pub fn from_oid_bytes(oid: &[u8]) -> Option<NameField> {
+        TYPES.iter().position(|t| t.2 == oid).map(|i| NameField(i as u8))
+    }
+
+    /// A usual name (exactly as written in the table, or a long-name alias
+    /// such as `givenName`) or a dotted OID of a type in the table.
+    fn from_name(name: &str) -> Option<NameField> {
+        let name = ALIASES.iter().find(|(alias, _)| *alias == name).map_or(name, |(_, short)| short);
+        TYPES.iter().position(|t| t.0 == name || t.1 == name).map(|i| NameField(i as u8))
     }
 }
 
+/// Long names that OpenSSL and LDAP also use for two types whose short
+/// names are less obvious.
+const ALIASES: &[(&str, &str)] = &[("givenName", "GN"), ("surname", "SN")];
+
+/// The longest OID (in DER content bytes) that a policy can name.  Real
+/// ones are far shorter (a private enterprise arc with a few sub-arcs is
+/// about 15 bytes); a longer one is a policy error, never truncated.
+pub const OID_MAX: usize = 30;
+
+/// An object identifier, as the DER content bytes of its encoding.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Oid {
+    len: u8,
+    bytes: [u8; OID_MAX],
+}
+
+impl Oid {
+    /// Parses dotted text (`1.3.6.1.4.1.311.20.2.3`): at least two arcs,
+    /// decimal without leading zeros, the first 0, 1 or 2 and, under 0 or 1,
+    /// the second below 40.  None for anything else or an OID too long.
+    pub fn from_dotted(text: &str) -> Option<Oid> {
+        let mut arcs = Vec::new();
+        for arc in text.split('.') {
+            let canonical = !arc.is_empty()
+                && arc.bytes().all(|b| b.is_ascii_digit())
+                && (arc == "0" || !arc.starts_with('0'));
+            if !canonical {
+                return None;
+            }
+            arcs.push(arc.parse::<u64>().ok()?);
+        }
+        if arcs.len() < 2 || arcs[0] > 2 || (arcs[0] < 2 && arcs[1] >= 40) {
+            return None;
+        }
+        let first = arcs[0].checked_mul(40)?.checked_add(arcs[1])?;
+        let mut der = Vec::new();
+        for arc in std::iter::once(first).chain(arcs[2..].iter().copied()) {
+            let mut groups = vec![(arc & 0x7f) as u8];
+            let mut rest = arc >> 7;
+            while rest > 0 {
+                groups.push((rest & 0x7f) as u8 | 0x80);
+                rest >>= 7;
+            }
+            der.extend(groups.iter().rev());
+        }
+        Oid::from_bytes(&der)
+    }
+
+    /// From DER content bytes, if they fit.
+    pub fn from_bytes(der: &[u8]) -> Option<Oid> {
+        if der.is_empty() || der.len() > OID_MAX {
+            return None;
+        }
+        let mut bytes = [0u8; OID_MAX];
+        bytes[..der.len()].copy_from_slice(der);
+        Some(Oid { len: der.len() as u8, bytes })
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+/// No OID: stands for any OID where only an attribute's slot is wanted.
+pub const NO_OID: Oid = Oid { len: 0, bytes: [0; OID_MAX] };
+
+/// Dotted text of an OID given by its DER content bytes (which the
+/// certificate parser has already checked).
+pub fn dotted(der: &[u8]) -> String {
+    let mut arcs: Vec<u64> = Vec::new();
+    let mut value: u64 = 0;
+    for &b in der {
+        value = (value << 7) | u64::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            if arcs.is_empty() {
+                let first = (value / 40).min(2);
+                arcs.push(first);
+                arcs.push(value - first * 40);
+            } else {
+                arcs.push(value);
+            }
+            value = 0;
+        }
+    }
+    arcs.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
+}
+
+impl fmt::Debug for Oid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Oid({})", dotted(self.as_bytes()))
+    }
+}
+
+impl fmt::Display for Oid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&dotted(self.as_bytes()))
+    }
+}
+
+/// The Microsoft User Principal Name otherName, 1.3.6.1.4.1.311.20.2.3.
+pub const OID_UPN: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x14, 0x02, 0x03];
+
+/// Extended key usages by name, as `eku=` takes them: (name, dotted OID).
+pub const EKU_NAMES: &[(&str, &str)] = &[
+    ("serverAuth", "1.3.6.1.5.5.7.3.1"),
+    ("clientAuth", "1.3.6.1.5.5.7.3.2"),
+    ("codeSigning", "1.3.6.1.5.5.7.3.3"),
+    ("emailProtection", "1.3.6.1.5.5.7.3.4"),
+    ("timeStamping", "1.3.6.1.5.5.7.3.8"),
+    ("OCSPSigning", "1.3.6.1.5.5.7.3.9"),
+    ("anyExtendedKeyUsage", "2.5.29.37.0"),
+];
+
 /// An attribute of an identity, as named in a policy.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Attr {
     /// The whole subject DN, compared as a parsed structure.
     Subject,
@@ -67,20 +173,49 @@ pub enum Attr {
     Issuer,
     SubjectField(NameField),
     IssuerField(NameField),
+    /// A subject or issuer attribute of a type without a usual name.
+    SubjectOid(Oid),
+    IssuerOid(Oid),
     SanDns,
     SanEmail,
     SanUri,
     SanIp,
+    /// The Microsoft UPN otherName.
+    SanUpn,
+    /// Any other otherName, by its type OID.
+    SanOther(Oid),
+    /// The extended key usages, as dotted OIDs.
+    Eku,
+    /// The certificatePolicies OIDs, dotted.
+    Policy,
     Serial,
     Fingerprint,
     Spki,
 }
 
-/// How many distinct attributes there are (the size of per-attribute tables).
-pub const ATTR_COUNT: usize = 2 + 2 * NAME_FIELDS.len() + 7;
+/// The attributes of a fixed kind after the name fields, in `show` order.
+const FIXED: [Attr; 11] = [
+    Attr::SanDns,
+    Attr::SanEmail,
+    Attr::SanUri,
+    Attr::SanIp,
+    Attr::SanUpn,
+    Attr::Eku,
+    Attr::Policy,
+    Attr::Serial,
+    Attr::Fingerprint,
+    Attr::Spki,
+    // Placeholder for the slot of SanOther (see `index`).
+    Attr::SanOther(NO_OID),
+];
+
+/// How many distinct attribute slots there are (the size of per-attribute
+/// tables): every OID attribute of one kind shares its kind's slot.
+pub const ATTR_COUNT: usize = 2 + 2 * NAME_FIELD_COUNT + 2 + FIXED.len();
 
 impl Attr {
-    /// Parses an attribute name such as `subject.CN` or `san.uri`.
+    /// Parses an attribute name such as `subject.CN`, `subject.2.5.4.97`,
+    /// `san.upn` or `san.other.1.3.6.1.4.1.99999.1`.
     pub fn parse(name: &str) -> Option<Attr> {
         match name {
             "subject" => return Some(Attr::Subject),
@@ -89,59 +224,82 @@ impl Attr {
             "san.email" => return Some(Attr::SanEmail),
             "san.uri" => return Some(Attr::SanUri),
             "san.ip" => return Some(Attr::SanIp),
+            "san.upn" => return Some(Attr::SanUpn),
+            "eku" => return Some(Attr::Eku),
+            "policy" => return Some(Attr::Policy),
             "serial" => return Some(Attr::Serial),
             "fingerprint" => return Some(Attr::Fingerprint),
             "spki" => return Some(Attr::Spki),
             _ => {}
         }
-        if let Some(field) = name.strip_prefix("subject.") {
-            return NameField::from_short_name(field).map(Attr::SubjectField);
+        if let Some(oid) = name.strip_prefix("san.other.") {
+            let oid = Oid::from_dotted(oid)?;
+            // One name per attribute: the UPN is san.upn however written.
+            return Some(if oid.as_bytes() == OID_UPN { Attr::SanUpn } else { Attr::SanOther(oid) });
         }
-        if let Some(field) = name.strip_prefix("issuer.") {
-            return NameField::from_short_name(field).map(Attr::IssuerField);
+        type Make = (fn(NameField) -> Attr, fn(Oid) -> Attr);
+        let (field, rest): (Make, &str) = if let Some(rest) = name.strip_prefix("subject.") {
+            ((Attr::SubjectField, Attr::SubjectOid), rest)
+        } else if let Some(rest) = name.strip_prefix("issuer.") {
+            ((Attr::IssuerField, Attr::IssuerOid), rest)
+        } else {
+            return None;
+        };
+        if let Some(known) = NameField::from_name(rest) {
+            return Some(field.0(known));
         }
-        None
+        // A dotted OID of a type in the table is that field, so that one
+        // value is never filed under two attributes.
+        let oid = Oid::from_dotted(rest)?;
+        Some(match NameField::from_oid_bytes(oid.as_bytes()) {
+            Some(known) => field.0(known),
+            None => field.1(oid),
+        })
     }
 
     /// A dense number for tables indexed by attribute, below ATTR_COUNT.
+    /// All OID attributes of one kind (subject, issuer, otherName) share one.
     pub fn index(self) -> usize {
-        let fields = NAME_FIELDS.len();
+        let fields = NAME_FIELD_COUNT;
         match self {
             Attr::Subject => 0,
             Attr::Issuer => 1,
-            Attr::SubjectField(f) => 2 + f.index(),
-            Attr::IssuerField(f) => 2 + fields + f.index(),
-            Attr::SanDns => 2 + 2 * fields,
-            Attr::SanEmail => 3 + 2 * fields,
-            Attr::SanUri => 4 + 2 * fields,
-            Attr::SanIp => 5 + 2 * fields,
-            Attr::Serial => 6 + 2 * fields,
-            Attr::Fingerprint => 7 + 2 * fields,
-            Attr::Spki => 8 + 2 * fields,
+            Attr::SubjectField(f) => 2 + f.0 as usize,
+            Attr::IssuerField(f) => 2 + fields + f.0 as usize,
+            Attr::SubjectOid(_) => 2 + 2 * fields,
+            Attr::IssuerOid(_) => 3 + 2 * fields,
+            Attr::SanOther(_) => 4 + 2 * fields + FIXED.len() - 1,
+            fixed => 4 + 2 * fields + FIXED.iter().position(|a| *a == fixed).unwrap_or(0),
         }
     }
 
-    /// Every attribute, in the order `cert-authz show` prints them.
+    /// The OID of an attribute named by OID.
+    pub fn oid(self) -> Option<Oid> {
+        match self {
+            Attr::SubjectOid(oid) | Attr::IssuerOid(oid) | Attr::SanOther(oid) => Some(oid),
+            _ => None,
+        }
+    }
+
+    /// Every attribute of a fixed name, in the order `cert-authz show`
+    /// prints them (the identity adds its OID attributes).
     pub fn all() -> Vec<Attr> {
         let mut all = vec![Attr::Subject];
-        all.extend(NAME_FIELDS.iter().map(|f| Attr::SubjectField(*f)));
+        all.extend(NameField::all().map(Attr::SubjectField));
         all.push(Attr::Issuer);
-        all.extend(NAME_FIELDS.iter().map(|f| Attr::IssuerField(*f)));
-        all.extend([
-            Attr::SanDns,
-            Attr::SanEmail,
-            Attr::SanUri,
-            Attr::SanIp,
-            Attr::Serial,
-            Attr::Fingerprint,
-            Attr::Spki,
-        ]);
+        all.extend(NameField::all().map(Attr::IssuerField));
+        all.extend(FIXED[..FIXED.len() - 1].iter().copied());
         all
     }
 
     /// Values compared as hex digits (colons and case ignored).
     pub fn is_hex(self) -> bool {
         matches!(self, Attr::Serial | Attr::Fingerprint | Attr::Spki)
+    }
+
+    /// Values that are dotted OIDs (`eku=` also takes names).
+    pub fn is_oid_list(self) -> bool {
+        matches!(self, Attr::Eku | Attr::Policy)
     }
 
     /// The whole subject or issuer DN.
@@ -157,10 +315,16 @@ impl fmt::Display for Attr {
             Attr::Issuer => f.write_str("issuer"),
             Attr::SubjectField(field) => write!(f, "subject.{}", field.short_name()),
             Attr::IssuerField(field) => write!(f, "issuer.{}", field.short_name()),
+            Attr::SubjectOid(oid) => write!(f, "subject.{oid}"),
+            Attr::IssuerOid(oid) => write!(f, "issuer.{oid}"),
             Attr::SanDns => f.write_str("san.dns"),
             Attr::SanEmail => f.write_str("san.email"),
             Attr::SanUri => f.write_str("san.uri"),
             Attr::SanIp => f.write_str("san.ip"),
+            Attr::SanUpn => f.write_str("san.upn"),
+            Attr::SanOther(oid) => write!(f, "san.other.{oid}"),
+            Attr::Eku => f.write_str("eku"),
+            Attr::Policy => f.write_str("policy"),
             Attr::Serial => f.write_str("serial"),
             Attr::Fingerprint => f.write_str("fingerprint"),
             Attr::Spki => f.write_str("spki"),
@@ -170,7 +334,12 @@ impl fmt::Display for Attr {
 
 /// The list of attribute names, for error messages.
 pub fn known_names() -> String {
-    Attr::all().iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+    let mut names: Vec<String> = vec!["subject".into(), "issuer".into()];
+    let fields: Vec<&str> = NameField::all().map(NameField::short_name).collect();
+    names.push(format!("subject.X and issuer.X for X in {} or a dotted OID", fields.join(", ")));
+    names.extend(FIXED[..FIXED.len() - 1].iter().map(Attr::to_string));
+    names.push("san.other.OID".into());
+    names.join(", ")
 }
 
 #[cfg(test)]
@@ -179,16 +348,42 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_indexes_are_dense() {
-        let all = Attr::all();
-        assert_eq!(all.len(), ATTR_COUNT);
+        let mut all = Attr::all();
+        for oid in ["1.2.3.4", "2.999.1", "1.3.6.1.4.1.99999.7"] {
+            all.push(Attr::parse(&format!("subject.{oid}")).unwrap());
+            all.push(Attr::parse(&format!("issuer.{oid}")).unwrap());
+            all.push(Attr::parse(&format!("san.other.{oid}")).unwrap());
+        }
         let mut seen = [false; ATTR_COUNT];
-        for attr in all {
-            assert_eq!(Attr::parse(&attr.to_string()), Some(attr));
-            assert!(!seen[attr.index()], "{attr} shares an index");
+        for attr in &all {
+            assert_eq!(Attr::parse(&attr.to_string()), Some(*attr));
             seen[attr.index()] = true;
+        }
+        assert!(seen.iter().all(|s| *s), "every slot is used");
+        let fixed = Attr::all();
+        for (i, a) in fixed.iter().enumerate() {
+            assert!(fixed[..i].iter().all(|b| b.index() != a.index()), "{a} shares an index");
         }
         assert_eq!(Attr::parse("subject.cn"), None);
         assert_eq!(Attr::parse("subject.X"), None);
         assert_eq!(Attr::parse("san"), None);
+        assert_eq!(Attr::parse("subject.2.5.4.3"), Attr::parse("subject.CN"));
+        assert_eq!(Attr::parse("subject.givenName"), Attr::parse("subject.GN"));
+        assert_eq!(Attr::parse("san.other.1.3.6.1.4.1.311.20.2.3"), Some(Attr::SanUpn));
+        for bad in ["subject.1", "subject.3.1", "subject.1.40", "subject.1.02", "subject.1..2", "san.other."]
+        {
+            assert_eq!(Attr::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn dotted_oids_encode_and_decode() {
+        for text in ["2.5.4.97", "1.3.6.1.4.1.311.20.2.3", "2.999.3", "0.9.2342.19200300.100.1.1"] {
+            let oid = Oid::from_dotted(text).unwrap();
+            assert_eq!(dotted(oid.as_bytes()), text);
+        }
+        assert_eq!(Oid::from_dotted("1.3.6.1.4.1.311.20.2.3").unwrap().as_bytes(), OID_UPN);
+        let long = format!("1.3{}", ".1234567".repeat(10));
+        assert_eq!(Oid::from_dotted(&long), None);
     }
 }

@@ -17,6 +17,7 @@ mod paths;
 mod values;
 
 use std::cell::OnceCell;
+use std::net::IpAddr;
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -33,6 +34,49 @@ pub enum ValueMatch {
     Prefix(Box<str>),
     /// `san.dns=*.example.org`: exactly one label before this suffix.
     DnsLabel(Box<str>),
+    /// `san.ip=10.0.0.0/8`: the addresses of one family whose first `len`
+    /// bits are those of `net` (the rest of `net` is zero).
+    IpNet(IpNet),
+}
+
+/// An IPv4 or IPv6 network, as `san.ip=` names a range of addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpNet {
+    pub v4: bool,
+    pub len: u8,
+    /// The network's bytes: 4 for IPv4 (then zeros), 16 for IPv6.
+    pub net: [u8; 16],
+}
+
+impl IpNet {
+    /// The network of `len` bits that `addr` is in.
+    pub fn of(addr: IpAddr, len: u8) -> IpNet {
+        let (v4, mut net) = match addr.to_canonical() {
+            IpAddr::V4(a) => {
+                let mut net = [0u8; 16];
+                net[..4].copy_from_slice(&a.octets());
+                (true, net)
+            }
+            IpAddr::V6(a) => (false, a.octets()),
+        };
+        for (i, byte) in net.iter_mut().enumerate() {
+            let keep = (len as usize).saturating_sub(i * 8).min(8);
+            *byte &= !(0xffu8.checked_shr(keep as u32).unwrap_or(0));
+        }
+        IpNet { v4, len, net }
+    }
+
+    /// Whether the identity's `san.ip` value `text` (as the identity
+    /// writes it: an IPv4-mapped address is IPv4) is in this network.
+    pub fn contains(&self, text: &str) -> bool {
+        match text.parse::<IpAddr>() {
+            Ok(addr) => {
+                let v4 = addr.is_ipv4();
+                v4 == self.v4 && IpNet::of(addr, self.len) == *self
+            }
+            Err(_) => false,
+        }
+    }
 }
 
 impl ValueMatch {
@@ -44,6 +88,7 @@ impl ValueMatch {
                 Some((label, rest)) => !label.is_empty() && rest == &**suffix,
                 None => false,
             },
+            ValueMatch::IpNet(net) => net.contains(value),
         }
     }
 }

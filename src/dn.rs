@@ -6,29 +6,56 @@ use std::borrow::Cow;
 
 /// Attribute types with a short name: (short name, dotted OID, OID content
 /// bytes as they appear in DER).  Other types are named by dotted OID.
-const TYPES: &[(&str, &str, &[u8])] = &[
+pub(crate) const TYPES: &[(&str, &str, &[u8])] = &[
+    // The first ten in the order `cert-authz show` has always printed them.
     ("CN", "2.5.4.3", &[0x55, 0x04, 0x03]),
-    ("SN", "2.5.4.4", &[0x55, 0x04, 0x04]),
-    ("serialNumber", "2.5.4.5", &[0x55, 0x04, 0x05]),
-    ("C", "2.5.4.6", &[0x55, 0x04, 0x06]),
-    ("L", "2.5.4.7", &[0x55, 0x04, 0x07]),
-    ("ST", "2.5.4.8", &[0x55, 0x04, 0x08]),
-    ("street", "2.5.4.9", &[0x55, 0x04, 0x09]),
     ("O", "2.5.4.10", &[0x55, 0x04, 0x0a]),
     ("OU", "2.5.4.11", &[0x55, 0x04, 0x0b]),
-    ("title", "2.5.4.12", &[0x55, 0x04, 0x0c]),
-    ("businessCategory", "2.5.4.15", &[0x55, 0x04, 0x0f]),
-    ("postalCode", "2.5.4.17", &[0x55, 0x04, 0x11]),
-    ("name", "2.5.4.41", &[0x55, 0x04, 0x29]),
+    ("C", "2.5.4.6", &[0x55, 0x04, 0x06]),
+    ("ST", "2.5.4.8", &[0x55, 0x04, 0x08]),
+    ("L", "2.5.4.7", &[0x55, 0x04, 0x07]),
+    ("emailAddress", "1.2.840.113549.1.9.1", &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01]),
+    ("serialNumber", "2.5.4.5", &[0x55, 0x04, 0x05]),
+    ("UID", "0.9.2342.19200300.100.1.1", &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x01]),
+    ("DC", "0.9.2342.19200300.100.1.25", &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19]),
+    // The other X.520 string types, by OpenSSL's short names.
+    ("SN", "2.5.4.4", &[0x55, 0x04, 0x04]),
     ("GN", "2.5.4.42", &[0x55, 0x04, 0x2a]),
     ("initials", "2.5.4.43", &[0x55, 0x04, 0x2b]),
     ("generationQualifier", "2.5.4.44", &[0x55, 0x04, 0x2c]),
-    ("dnQualifier", "2.5.4.46", &[0x55, 0x04, 0x2e]),
+    ("title", "2.5.4.12", &[0x55, 0x04, 0x0c]),
     ("pseudonym", "2.5.4.65", &[0x55, 0x04, 0x41]),
+    ("name", "2.5.4.41", &[0x55, 0x04, 0x29]),
+    ("dnQualifier", "2.5.4.46", &[0x55, 0x04, 0x2e]),
+    ("description", "2.5.4.13", &[0x55, 0x04, 0x0d]),
+    ("street", "2.5.4.9", &[0x55, 0x04, 0x09]),
+    ("postalCode", "2.5.4.17", &[0x55, 0x04, 0x11]),
+    ("postOfficeBox", "2.5.4.18", &[0x55, 0x04, 0x12]),
+    ("houseIdentifier", "2.5.4.51", &[0x55, 0x04, 0x33]),
+    ("telephoneNumber", "2.5.4.20", &[0x55, 0x04, 0x14]),
+    ("businessCategory", "2.5.4.15", &[0x55, 0x04, 0x0f]),
     ("organizationIdentifier", "2.5.4.97", &[0x55, 0x04, 0x61]),
-    ("emailAddress", "1.2.840.113549.1.9.1", &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01]),
-    ("UID", "0.9.2342.19200300.100.1.1", &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x01]),
-    ("DC", "0.9.2342.19200300.100.1.25", &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19]),
+    ("dmdName", "2.5.4.54", &[0x55, 0x04, 0x36]),
+    ("countryCode3c", "2.5.4.98", &[0x55, 0x04, 0x62]),
+    ("countryCode3n", "2.5.4.99", &[0x55, 0x04, 0x63]),
+    // PKCS #9, and the EV jurisdiction types (1.3.6.1.4.1.311.60.2.1.x).
+    ("unstructuredName", "1.2.840.113549.1.9.2", &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x02]),
+    ("unstructuredAddress", "1.2.840.113549.1.9.8", &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x08]),
+    (
+        "jurisdictionL",
+        "1.3.6.1.4.1.311.60.2.1.1",
+        &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x3c, 0x02, 0x01, 0x01],
+    ),
+    (
+        "jurisdictionST",
+        "1.3.6.1.4.1.311.60.2.1.2",
+        &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x3c, 0x02, 0x01, 0x02],
+    ),
+    (
+        "jurisdictionC",
+        "1.3.6.1.4.1.311.60.2.1.3",
+        &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x3c, 0x02, 0x01, 0x03],
+    ),
 ];
 
 /// The short name for an OID given by its DER content bytes, if it has one.
@@ -244,6 +271,14 @@ mod tests {
         // `\+` followed by a digit is an escaped `+`, not a hex pair.
         let plus = Dn::parse_rfc4514("CN=a\\+1,O=x").unwrap();
         assert_eq!(plus.rdns[0][0].1, "a+1");
+    }
+
+    #[test]
+    fn the_type_table_agrees_with_itself() {
+        for (i, (name, dotted, der)) in TYPES.iter().enumerate() {
+            assert_eq!(crate::attr::Oid::from_dotted(dotted).unwrap().as_bytes(), *der, "{name}");
+            assert!(TYPES[..i].iter().all(|t| !t.0.eq_ignore_ascii_case(name) && t.2 != *der), "{name}");
+        }
     }
 
     #[test]

@@ -14,13 +14,20 @@ use base64::Engine;
 use once_cell::sync::OnceCell;
 use sha2::{Digest, Sha256};
 use x509_parser::certificate::X509CertificateParser;
-use x509_parser::der_parser::asn1_rs::{Any, Tag};
+use x509_parser::der_parser::asn1_rs::{Any, Class, Oid as DerOid, Tag};
 use x509_parser::extensions::{GeneralName, SubjectAlternativeName};
 use x509_parser::nom::Parser;
 use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 
-use crate::attr::{Attr, NameField, ATTR_COUNT, NAME_FIELDS};
+use crate::attr::{dotted, Attr, NameField, ATTR_COUNT, OID_UPN};
 use crate::dn::{short_name_for_oid_bytes, AttrType, Dn};
+
+/// One value as it is read: its attribute slot, for the attributes named
+/// by OID the OID's DER content bytes, and the value.
+type Read = (usize, Option<Box<[u8]>>, Box<str>);
+
+/// The values of one OID: (slot, OID content bytes, start, end in `values`).
+type OidRun = (u16, Box<[u8]>, u16, u16);
 
 /// Why a certificate was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +157,11 @@ pub struct Identity {
     /// attributes, which live in `derived`.
     values: Box<[Box<str>]>,
     ends: [u16; ATTR_COUNT],
+    /// The values of attributes named by OID (subject and issuer types
+    /// without a usual name, otherName SANs) share their kind's slot,
+    /// sorted by OID: (slot, OID content bytes, start, end) of each OID's
+    /// run within `values`.  A certificate has few, so they are scanned.
+    oid_runs: Box<[OidRun]>,
     subject: Dn,
     issuer: Dn,
     der: Box<[u8]>,
@@ -177,17 +189,7 @@ struct Derived {
 impl Identity {
     /// Parses a DER certificate; anything after it is an error.
     pub fn from_der(der: &[u8]) -> Result<Identity, CertError> {
-        // Extensions are not parsed deeply: the SAN is the only one read,
-        // below, which saves a third of the parse time.
-        let mut parser = X509CertificateParser::new().with_deep_parse_extensions(false);
-        let (rest, cert) = match parser.parse(der) {
-            Ok(parsed) => parsed,
-            Err(e) => return refuse(format!("not a certificate: {e}")),
-        };
-        if !rest.is_empty() {
-            return refuse(format!("{} bytes follow the certificate's DER", rest.len()));
-        }
-        Identity::from_parsed(&cert, der)
+        Identity::from_parsed(&parse_der(der)?, der)
     }
 
     /// Parses the first CERTIFICATE block of a PEM text.
@@ -205,57 +207,55 @@ impl Identity {
     }
 
     fn from_parsed(cert: &X509Certificate<'_>, der: &[u8]) -> Result<Identity, CertError> {
-        // (attribute index, value) pairs, grouped into `values` below.
-        let mut values: Vec<(usize, Box<str>)> = Vec::with_capacity(16);
+        let mut values: Vec<Read> = Vec::with_capacity(16);
 
-        let subject = read_name(cert.subject(), "subject")?;
-        let issuer = read_name(cert.issuer(), "issuer")?;
-        for (dn, field_attr) in [
-            (&subject, Attr::SubjectField as fn(NameField) -> Attr),
-            (&issuer, Attr::IssuerField as fn(NameField) -> Attr),
-        ] {
-            for field in NAME_FIELDS {
-                // Most general first, as the certificate lists them.
-                for rdn in dn.rdns.iter().rev() {
-                    for (ty, value) in rdn {
-                        if ty == field.short_name() {
-                            values.push((field_attr(field).index(), value.as_str().into()));
+        let subject = read_name(cert.subject(), "subject", Attr::SubjectField, NO_SUBJECT_OID, &mut values)?;
+        let issuer = read_name(cert.issuer(), "issuer", Attr::IssuerField, NO_ISSUER_OID, &mut values)?;
+
+        for ext in cert.extensions() {
+            let oid = ext.oid.as_bytes();
+            let seen = cert.extensions().iter().filter(|e| e.oid.as_bytes() == oid).count();
+            if [OID_SAN, OID_EKU, OID_POLICIES].contains(&oid) && seen > 1 {
+                return refuse(format!("two {} extensions", extension_name(oid)));
+            }
+            match oid {
+                OID_SAN => match SubjectAlternativeName::from_der(ext.value) {
+                    Ok((&[], san)) => {
+                        for name in &san.general_names {
+                            read_general_name(name, &mut values)?;
                         }
                     }
-                }
+                    Ok(_) => return refuse("bytes after the subjectAltName"),
+                    Err(e) => return refuse(format!("bad subjectAltName: {e}")),
+                },
+                OID_EKU => read_oid_list(ext.value, Attr::Eku, false, &mut values)?,
+                OID_POLICIES => read_oid_list(ext.value, Attr::Policy, true, &mut values)?,
+                _ => {}
             }
         }
 
-        let mut sans = cert.extensions().iter().filter(|e| e.oid.as_bytes() == OID_SAN);
-        if let Some(ext) = sans.next() {
-            if sans.next().is_some() {
-                return refuse("two subjectAltName extensions");
-            }
-            match SubjectAlternativeName::from_der(ext.value) {
-                Ok((&[], san)) => {
-                    for name in &san.general_names {
-                        read_general_name(name, &mut values)?;
-                    }
-                }
-                Ok(_) => return refuse("bytes after the subjectAltName"),
-                Err(e) => return refuse(format!("bad subjectAltName: {e}")),
-            }
-        }
-
-        values.push((Attr::Serial.index(), serial_hex(cert.raw_serial()).into()));
+        values.push((Attr::Serial.index(), None, serial_hex(cert.raw_serial()).into()));
         if values.len() > u16::MAX as usize {
             return refuse("too many names");
         }
-        values.sort_by_key(|(attr, _)| *attr);
+        // Stable: the values of one attribute keep the certificate's order.
+        values.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         // ends[i]: how many values belong to attributes 0..=i.
         let mut ends = [0u16; ATTR_COUNT];
-        for (attr, _) in &values {
+        let mut oid_runs: Vec<OidRun> = Vec::new();
+        for (i, (attr, oid, _)) in values.iter().enumerate() {
             ends[*attr] += 1;
+            if let Some(oid) = oid {
+                match oid_runs.last_mut() {
+                    Some(run) if run.0 as usize == *attr && run.1 == *oid => run.3 += 1,
+                    _ => oid_runs.push((*attr as u16, oid.clone(), i as u16, i as u16 + 1)),
+                }
+            }
         }
         for i in 1..ATTR_COUNT {
             ends[i] += ends[i - 1];
         }
-        let values: Box<[Box<str>]> = values.into_iter().map(|(_, v)| v).collect();
+        let values: Box<[Box<str>]> = values.into_iter().map(|(_, _, v)| v).collect();
 
         let validity = cert.validity();
         let lifetime_secs = validity.not_after.timestamp() - validity.not_before.timestamp();
@@ -266,6 +266,7 @@ impl Identity {
         Ok(Identity {
             values,
             ends,
+            oid_runs: oid_runs.into_boxed_slice(),
             subject,
             issuer,
             der: der.into(),
@@ -297,10 +298,56 @@ impl Identity {
             Attr::Spki => &self.derived().spki,
             _ => {
                 let i = attr.index();
-                let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-                &self.values[start..self.ends[i] as usize]
+                let Some(oid) = attr.oid() else {
+                    let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+                    return &self.values[start..self.ends[i] as usize];
+                };
+                match self.oid_runs.iter().find(|run| run.0 as usize == i && *run.1 == *oid.as_bytes()) {
+                    Some(&(_, _, start, end)) => &self.values[start as usize..end as usize],
+                    None => &[],
+                }
             }
         }
+    }
+
+    /// Every attribute the identity has a value of, by name, with its
+    /// values, in the order `cert-authz show` prints them: the fixed
+    /// attributes, each kind of OID attribute after its kind's fields.
+    pub fn listing(&self) -> Vec<(String, &[Box<str>])> {
+        let mut out: Vec<(String, &[Box<str>])> = Vec::new();
+        let last_field = NameField::all().last();
+        fn oid_runs<'a>(
+            identity: &'a Identity,
+            slot: usize,
+            prefix: &str,
+            out: &mut Vec<(String, &'a [Box<str>])>,
+        ) {
+            for (run_slot, oid, start, end) in identity.oid_runs.iter() {
+                if *run_slot as usize == slot {
+                    out.push((
+                        format!("{prefix}{}", dotted(oid)),
+                        &identity.values[*start as usize..*end as usize],
+                    ));
+                }
+            }
+        }
+        for attr in Attr::all() {
+            let values = self.values(attr);
+            if !values.is_empty() {
+                out.push((attr.to_string(), values));
+            }
+            match attr {
+                Attr::SubjectField(f) if Some(f) == last_field => {
+                    oid_runs(self, NO_SUBJECT_OID.index(), "subject.", &mut out)
+                }
+                Attr::IssuerField(f) if Some(f) == last_field => {
+                    oid_runs(self, NO_ISSUER_OID.index(), "issuer.", &mut out)
+                }
+                Attr::SanUpn => oid_runs(self, Attr::SanOther(NO_OID).index(), "san.other.", &mut out),
+                _ => {}
+            }
+        }
+        out
     }
 
     /// The values a policy compares against: for whole DNs, the canonical
@@ -323,6 +370,21 @@ impl Identity {
     pub fn derive_all(&self) {
         self.derived();
     }
+}
+
+/// Parses one DER certificate; anything after it is an error.
+fn parse_der(der: &[u8]) -> Result<X509Certificate<'_>, CertError> {
+    // Extensions are not parsed deeply: the few read are parsed where they
+    // are read, which saves a third of the parse time.
+    let mut parser = X509CertificateParser::new().with_deep_parse_extensions(false);
+    let (rest, cert) = match parser.parse(der) {
+        Ok(parsed) => parsed,
+        Err(e) => return refuse(format!("not a certificate: {e}")),
+    };
+    if !rest.is_empty() {
+        return refuse(format!("{} bytes follow the certificate's DER", rest.len()));
+    }
+    Ok(cert)
 }
 
 /// The DER of the first CERTIFICATE block of a PEM text.
@@ -363,8 +425,17 @@ fn pem_to_der(pem: &[u8]) -> Result<Vec<u8>, CertError> {
     Ok(der)
 }
 
-/// Reads a Name into a Dn (most specific RDN first), decoding every string.
-fn read_name(name: &X509Name<'_>, which: &str) -> Result<Dn, CertError> {
+/// Reads a Name into a Dn (most specific RDN first), decoding every string,
+/// and adds each attribute value to `values` as its own value, most general
+/// first as the certificate lists them: two CNs (or a CN in a multi-valued
+/// RDN) are two values, never one joined string.
+fn read_name(
+    name: &X509Name<'_>,
+    which: &str,
+    field_attr: fn(NameField) -> Attr,
+    oid_attr: Attr,
+    values: &mut Vec<Read>,
+) -> Result<Dn, CertError> {
     let mut rdns = Vec::new();
     for rdn in name.iter_rdn() {
         let mut pairs = Vec::new();
@@ -376,6 +447,10 @@ fn read_name(name: &X509Name<'_>, which: &str) -> Result<Dn, CertError> {
             };
             let value =
                 decode_string(atv.attr_value()).map_err(|why| CertError(format!("{which} {ty}: {why}")))?;
+            match NameField::from_oid_bytes(oid.as_bytes()) {
+                Some(field) => values.push((field_attr(field).index(), None, value.as_str().into())),
+                None => values.push((oid_attr.index(), Some(oid.as_bytes().into()), value.as_str().into())),
+            }
             pairs.push((ty, value));
         }
         rdns.push(pairs);
@@ -427,19 +502,105 @@ fn check_text(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn read_general_name(name: &GeneralName<'_>, values: &mut Vec<(usize, Box<str>)>) -> Result<(), CertError> {
+fn read_general_name(name: &GeneralName<'_>, values: &mut Vec<Read>) -> Result<(), CertError> {
     let (attr, value) = match name {
         GeneralName::DNSName(dns) => (Attr::SanDns, dns.to_ascii_lowercase()),
         GeneralName::RFC822Name(email) => (Attr::SanEmail, email.to_string()),
         GeneralName::URI(uri) => (Attr::SanUri, uri.to_string()),
         GeneralName::IPAddress(bytes) => (Attr::SanIp, ip_text(bytes)?),
+        GeneralName::OtherName(oid, content) => return read_other_name(oid.as_bytes(), content, values),
         GeneralName::Invalid(tag, _) => return refuse(format!("undecodable subjectAltName entry {tag:?}")),
         // Other name forms are not matchable; they cannot fake one that is.
         _ => return Ok(()),
     };
     check_text(&value).map_err(|why| CertError(format!("{attr}: {why}")))?;
-    values.push((attr.index(), value.into()));
+    values.push((attr.index(), None, value.into()));
     Ok(())
+}
+
+/// An otherName's `[0] EXPLICIT` value.  The UPN must be a UTF8String, as
+/// Microsoft defines it.  Any other type's value is the decoded string when
+/// it is one of the string types, else `#` and the upper-case hex of its
+/// DER (tag and length included), as RFC 4514 writes a value of a type it
+/// cannot show as text.
+fn read_other_name(oid: &[u8], content: &[u8], values: &mut Vec<Read>) -> Result<(), CertError> {
+    let what = format!("subjectAltName otherName {}", dotted(oid));
+    let inner = match Any::from_der(content) {
+        Ok((&[], outer)) if outer.class() == Class::ContextSpecific && outer.tag() == Tag(0) => outer.data,
+        _ => return refuse(format!("{what}: not an [0] EXPLICIT value")),
+    };
+    let value = match Any::from_der(inner) {
+        Ok((&[], any)) => any,
+        _ => return refuse(format!("{what}: bad value")),
+    };
+    let text = if oid == OID_UPN {
+        if value.tag() != Tag::Utf8String || value.class() != Class::Universal {
+            return refuse(format!("{what}: the UPN is not a UTF8String"));
+        }
+        decode_string(&value).map_err(|why| CertError(format!("{what}: {why}")))?
+    } else if value.class() == Class::Universal && is_string_tag(value.tag()) {
+        decode_string(&value).map_err(|why| CertError(format!("{what}: {why}")))?
+    } else {
+        format!("#{}", hex(inner))
+    };
+    if oid == OID_UPN {
+        values.push((Attr::SanUpn.index(), None, text.into()));
+    } else {
+        values.push((Attr::SanOther(NO_OID).index(), Some(oid.into()), text.into()));
+    }
+    Ok(())
+}
+
+fn is_string_tag(tag: Tag) -> bool {
+    matches!(
+        tag,
+        Tag::Utf8String
+            | Tag::PrintableString
+            | Tag::Ia5String
+            | Tag::NumericString
+            | Tag::VisibleString
+            | Tag::TeletexString
+            | Tag::BmpString
+            | Tag::UniversalString
+    )
+}
+
+/// extendedKeyUsage (SEQUENCE OF OID) or certificatePolicies (SEQUENCE OF
+/// SEQUENCE { OID, qualifiers }): each OID as a dotted value of `attr`.
+fn read_oid_list(der: &[u8], attr: Attr, wrapped: bool, values: &mut Vec<Read>) -> Result<(), CertError> {
+    let bad = || {
+        CertError(format!(
+            "bad {} extension",
+            if wrapped { "certificatePolicies" } else { "extendedKeyUsage" }
+        ))
+    };
+    let mut items = match Any::from_der(der) {
+        Ok((&[], seq)) if seq.tag() == Tag::Sequence && seq.class() == Class::Universal => seq.data,
+        _ => return Err(bad()),
+    };
+    while !items.is_empty() {
+        let (rest, oid) = if wrapped {
+            let (rest, info) = Any::from_der(items).map_err(|_| bad())?;
+            if info.tag() != Tag::Sequence {
+                return Err(bad());
+            }
+            let (_, oid) = DerOid::from_der(info.data).map_err(|_| bad())?;
+            (rest, oid)
+        } else {
+            DerOid::from_der(items).map_err(|_| bad())?
+        };
+        values.push((attr.index(), None, dotted(oid.as_bytes()).into()));
+        items = rest;
+    }
+    Ok(())
+}
+
+fn extension_name(oid: &[u8]) -> &'static str {
+    match oid {
+        OID_SAN => "subjectAltName",
+        OID_EKU => "extendedKeyUsage",
+        _ => "certificatePolicies",
+    }
 }
 
 fn ip_text(bytes: &[u8]) -> Result<String, CertError> {
@@ -473,6 +634,12 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 const OID_SAN: &[u8] = &[0x55, 0x1d, 0x11];
+const OID_EKU: &[u8] = &[0x55, 0x1d, 0x25];
+const OID_POLICIES: &[u8] = &[0x55, 0x1d, 0x20];
+// Stand for any OID where only an attribute's slot is wanted.
+const NO_OID: crate::attr::Oid = crate::attr::NO_OID;
+const NO_SUBJECT_OID: Attr = Attr::SubjectOid(NO_OID);
+const NO_ISSUER_OID: Attr = Attr::IssuerOid(NO_OID);
 const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 const OID_RSA_PSS: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a];
 const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];

@@ -299,8 +299,8 @@ fn show(args: &[String]) -> Result<ExitCode, Fail> {
         (Some(identity), _) => identity,
         (None, why) => return Err(Fail(format!("{path}: refused: {}", why.map_or("", |w| &w.0)))),
     };
-    for attr in Attr::all() {
-        for value in identity.values(attr) {
+    for (attr, values) in identity.listing() {
+        for value in values {
             println!("{attr}={}", quote(value));
         }
     }

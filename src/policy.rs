@@ -14,8 +14,8 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::attr::{known_names, Attr};
-use crate::decide::{KeySpec, Matcher, Methods, PathPattern, Policy, Rule, Seg, ValueMatch};
+use crate::attr::{known_names, Attr, Oid, EKU_NAMES};
+use crate::decide::{IpNet, KeySpec, Matcher, Methods, PathPattern, Policy, Rule, Seg, ValueMatch};
 use crate::dn::Dn;
 use crate::identity::hex;
 use crate::lexer::{lex_each, LChar, Lexed, Statement, Token};
@@ -650,12 +650,83 @@ fn parse_value(attr: Attr, chars: &[LChar], pos: Pos, file: u32) -> ParseResult<
         return Ok(if prefix { ValueMatch::Prefix(lower.into()) } else { ValueMatch::Exact(lower.into()) });
     }
     if attr == Attr::SanIp && !prefix {
-        let ip: IpAddr =
-            text.parse().map_err(|_| (pos, format!("`{text}` is not an IPv4 or IPv6 address")))?;
-        // As the identity writes it: an IPv4-mapped IPv6 address is IPv4.
-        return Ok(ValueMatch::Exact(ip.to_canonical().to_string().into()));
+        return parse_ip(&text).map_err(|m| (pos, m));
+    }
+    if attr.is_oid_list() {
+        if prefix {
+            return Err((pos, format!("{attr} values are exact OIDs; a trailing `*` is not allowed")));
+        }
+        let named = match attr {
+            Attr::Eku => EKU_NAMES.iter().find(|(name, _)| *name == text),
+            _ => None,
+        };
+        if let Some((_, oid)) = named {
+            return Ok(ValueMatch::Exact((*oid).into()));
+        }
+        return match Oid::from_dotted(&text) {
+            Some(oid) => Ok(ValueMatch::Exact(oid.to_string().into())),
+            None if attr == Attr::Eku => {
+                let names: Vec<&str> = EKU_NAMES.iter().map(|(name, _)| *name).collect();
+                Err((
+                    pos,
+                    format!("`{text}` is not an extended key usage ({} or a dotted OID)", names.join(", ")),
+                ))
+            }
+            None => Err((pos, format!("`{text}` is not a dotted OID (certificatePolicies are OIDs)"))),
+        };
+    }
+    if let Attr::SanOther(_) = attr {
+        // A value the identity shows as `#` and hex is compared in its case.
+        let hex_form =
+            text.len() > 1 && text.starts_with('#') && text[1..].bytes().all(|b| b.is_ascii_hexdigit());
+        if hex_form && !prefix {
+            return Ok(ValueMatch::Exact(text.to_ascii_uppercase().into()));
+        }
     }
     Ok(if prefix { ValueMatch::Prefix(text.into()) } else { ValueMatch::Exact(text.into()) })
+}
+
+/// An address, exact as the identity writes it (an IPv4-mapped IPv6
+/// address is IPv4), or a network in CIDR form (`10.0.0.0/8`,
+/// `2001:db8::/32`) whose bits past its length are zero.  An IPv4-mapped
+/// IPv6 network of 96 bits or more is the IPv4 network it maps.
+fn parse_ip(text: &str) -> Result<ValueMatch, String> {
+    let (addr, len) = match text.split_once('/') {
+        Some((addr, len)) => (addr, Some(len)),
+        None => (text, None),
+    };
+    let ip: IpAddr =
+        addr.parse().map_err(|_| format!("`{text}` is not an IPv4 or IPv6 address or network"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len: u8 = match len {
+        None => return Ok(ValueMatch::Exact(ip.to_canonical().to_string().into())),
+        Some(len) => len
+            .parse()
+            .ok()
+            .filter(|n| *n <= max && (len == "0" || !len.starts_with('0')))
+            .ok_or_else(|| format!("`{text}`: the network length must be 0 to {max}"))?,
+    };
+    let (ip, len) = match ip {
+        IpAddr::V6(v6) if len >= 96 && v6.to_ipv4_mapped().is_some() => (ip.to_canonical(), len - 96),
+        _ => (ip, len),
+    };
+    let net = IpNet::of(ip, len);
+    if IpNet::of(ip, if ip.is_ipv4() { 32 } else { 128 }).net != net.net {
+        return Err(format!("`{text}` has bits set past its network length (write `{}`)", net_text(&net)));
+    }
+    if len == if ip.is_ipv4() { 32 } else { 128 } {
+        return Ok(ValueMatch::Exact(ip.to_string().into()));
+    }
+    Ok(ValueMatch::IpNet(net))
+}
+
+fn net_text(net: &IpNet) -> String {
+    let addr: IpAddr = if net.v4 {
+        IpAddr::from([net.net[0], net.net[1], net.net[2], net.net[3]])
+    } else {
+        IpAddr::from(net.net)
+    };
+    format!("{addr}/{}", net.len)
 }
 
 /// Normalizes a hex value: colons dropped, upper case; serials lose their

@@ -606,3 +606,72 @@ fn check_explain_shows_a_failed_requirement_with_the_certificate_s_key_or_lifeti
         ]
     );
 }
+
+#[test]
+fn show_prints_every_name_form_and_each_line_matches() {
+    let dir = common::scratch("cli-show-forms");
+    let cert = dir.join("forms.pem");
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-nodes",
+            "-days",
+            "30",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("forms.key"))
+        .arg("-out")
+        .arg(&cert)
+        .args([
+            "-subj",
+            "/CN=carol/title=Dr/GN=Carol/SN=Liddell/organizationIdentifier=VATDE-123/street=Main St 1",
+            "-addext",
+            "subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;UTF8:carol@corp.example,\
+             otherName:1.2.3.5;INTEGER:5,IP:10.1.2.3",
+            "-addext",
+            "extendedKeyUsage=clientAuth",
+            "-addext",
+            "certificatePolicies=1.2.3.4",
+        ])
+        .output()
+        .expect("running openssl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown = text(&cli(&["show", s(&cert)]));
+    for line in [
+        "subject.title=Dr",
+        "subject.GN=Carol",
+        "subject.SN=Liddell",
+        "subject.organizationIdentifier=VATDE-123",
+        "subject.street=\"Main St 1\"",
+        "san.ip=10.1.2.3",
+        "san.upn=carol@corp.example",
+        "san.other.1.2.3.5=\"#020105\"",
+        "eku=1.3.6.1.5.5.7.3.2",
+        "policy=1.2.3.4",
+    ] {
+        assert!(shown.lines().any(|l| l == line), "missing {line:?} in\n{shown}");
+    }
+    let mut policy = String::new();
+    for line in shown.lines().filter(|l| !l.starts_with('#')) {
+        policy.push_str(&format!("allow GET /{} {line}\n", policy.lines().count()));
+    }
+    policy.push_str("allow GET /net san.ip=10.0.0.0/8 eku=clientAuth\n");
+    std::fs::write(dir.join("self.policy"), &policy).unwrap();
+    for n in (0..policy.lines().count() - 1).map(|n| n.to_string()).chain(["net".to_string()]) {
+        let out = cli(&[
+            "check",
+            "--policy",
+            s(&dir.join("self.policy")),
+            "--cert",
+            s(&cert),
+            "--path",
+            &format!("/{n}"),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "line {n} of\n{policy}\n{}", text(&out));
+    }
+}

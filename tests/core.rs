@@ -680,3 +680,214 @@ fn the_user_is_the_value_the_allow_statement_authorized() {
     let d = p.decide_as(Peer::Verified(&alice), "GET", "/any/x", Attr::parse("san.email"));
     assert_eq!((d.allowed, d.user), (true, None));
 }
+
+/// A certificate with every name form of the identity issue, from openssl.
+fn name_forms_der() -> Vec<u8> {
+    openssl_der(
+        "/CN=carol/title=Dr/GN=Carol/SN=Liddell/initials=CL/pseudonym=cl/organizationIdentifier=VATDE-123\
+         /businessCategory=Private Organization/postalCode=12345/street=Main St 1/generationQualifier=III\
+         /dnQualifier=q1/description=on call",
+        &[
+            "-addext",
+            "subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;UTF8:carol@corp.example,\
+             otherName:1.2.3.4;UTF8:other-value,otherName:1.2.3.5;INTEGER:5,\
+             otherName:1.2.3.6;BMPSTRING:bmp,IP:10.1.2.3,IP:2001:db8::7,IP:::ffff:192.168.7.1",
+            "-addext",
+            "extendedKeyUsage=clientAuth,1.3.6.1.4.1.99999.9",
+            "-addext",
+            "certificatePolicies=1.2.3.4,2.16.840.1.101.2.1.11.10",
+        ],
+    )
+}
+
+#[test]
+fn every_name_form_is_read_and_matches() {
+    let id = Identity::from_der(&name_forms_der()).unwrap();
+    let values = |attr: &str| -> Vec<String> {
+        id.values(Attr::parse(attr).unwrap_or_else(|| panic!("{attr}")))
+            .iter()
+            .map(|v| v.to_string())
+            .collect()
+    };
+    for (attr, want) in [
+        ("subject.title", "Dr"),
+        ("subject.2.5.4.12", "Dr"),
+        ("subject.GN", "Carol"),
+        ("subject.givenName", "Carol"),
+        ("subject.SN", "Liddell"),
+        ("subject.initials", "CL"),
+        ("subject.pseudonym", "cl"),
+        ("subject.organizationIdentifier", "VATDE-123"),
+        ("subject.2.5.4.97", "VATDE-123"),
+        ("subject.businessCategory", "Private Organization"),
+        ("subject.postalCode", "12345"),
+        ("subject.street", "Main St 1"),
+        ("subject.generationQualifier", "III"),
+        ("subject.dnQualifier", "q1"),
+        ("subject.description", "on call"),
+        ("issuer.title", "Dr"),
+        ("san.upn", "carol@corp.example"),
+        ("san.other.1.3.6.1.4.1.311.20.2.3", "carol@corp.example"),
+        ("san.other.1.2.3.4", "other-value"),
+        // Not a string type: `#` and the hex of its DER.
+        ("san.other.1.2.3.5", "#020105"),
+        ("san.other.1.2.3.6", "bmp"),
+    ] {
+        assert_eq!(values(attr), [want], "{attr}");
+    }
+    assert_eq!(values("eku"), ["1.3.6.1.5.5.7.3.2", "1.3.6.1.4.1.99999.9"]);
+    assert_eq!(values("policy"), ["1.2.3.4", "2.16.840.1.101.2.1.11.10"]);
+    assert_eq!(values("san.ip"), ["10.1.2.3", "2001:db8::7", "192.168.7.1"]);
+    assert!(values("san.other.1.2.3.7").is_empty());
+    assert!(values("subject.1.2.3.4").is_empty(), "an otherName is not a subject attribute");
+    assert!(values("subject").iter().all(|s| s.contains("organizationIdentifier=VATDE-123,")));
+
+    for (matcher, want) in [
+        ("subject.title=Dr", true),
+        ("subject.title=Mr", false),
+        ("subject.2.5.4.12=Dr", true),
+        ("issuer.organizationIdentifier=VATDE-*", true),
+        ("subject.businessCategory=\"Private Organization\"", true),
+        ("san.upn=carol@corp.example", true),
+        ("san.upn=Carol@corp.example", false),
+        ("san.other.1.2.3.4=other-value", true),
+        ("san.other.1.2.3.5=#020105", true),
+        ("san.other.1.2.3.5=#020106", false),
+        ("san.other.1.2.3.4=#020105", false),
+        ("eku=clientAuth", true),
+        ("eku=1.3.6.1.5.5.7.3.2", true),
+        ("eku=1.3.6.1.4.1.99999.9", true),
+        ("eku=serverAuth", false),
+        ("eku=anyExtendedKeyUsage", false),
+        ("policy=1.2.3.4", true),
+        ("policy=1.2.3", false),
+        ("policy=2.16.840.1.101.2.1.11.10", true),
+        ("san.ip=10.0.0.0/8", true),
+        ("san.ip=10.1.2.3/32", true),
+        ("san.ip=10.1.2.0/24", true),
+        ("san.ip=10.2.0.0/16", false),
+        ("san.ip=0.0.0.0/0", true),
+        ("san.ip=2001:db8::/32", true),
+        ("san.ip=2001:db9::/32", false),
+        ("san.ip=::/0", true),
+        // IPv4-mapped addresses are IPv4, on both sides.
+        ("san.ip=192.168.0.0/16", true),
+        ("san.ip=::ffff:192.168.0.0/112", true),
+        ("san.ip=::ffff:0:0/96", true),
+    ] {
+        let p = policy(&format!("allow GET /x {matcher}\n"));
+        assert_eq!(allows(&p, &id, "GET", "/x"), want, "{matcher}");
+        // The same as a group line, and among many rules (indexed).
+        let grouped = policy(&format!("group g {matcher}\nallow GET /x group=g\n"));
+        assert_eq!(allows(&grouped, &id, "GET", "/x"), want, "group {matcher}");
+        let mut many = String::new();
+        for i in 0..200 {
+            many.push_str(&format!("allow GET /x san.ip=172.{i}.0.0/16\nallow GET /x eku=1.2.{i}\n"));
+            many.push_str(&format!("allow GET /x subject.title=t{i} subject.1.2.{i}=v\n"));
+        }
+        many.push_str(&format!("allow GET /x {matcher}\n"));
+        assert_eq!(allows(&policy(&many), &id, "GET", "/x"), want, "indexed {matcher}");
+    }
+
+    // Templates and the user name take the new attributes too.
+    let p = policy("allow GET /u/{san.upn}/** any\nallow GET /t/** subject.title=Dr\n");
+    assert!(allows(&p, &id, "GET", "/u/carol@corp.example/x"));
+    let d = p.decide_as(Peer::Verified(&id), "GET", "/t/a", Attr::parse("subject.title"));
+    assert_eq!(d.user.map(|i| values("subject.title")[i].clone()).as_deref(), Some("Dr"));
+}
+
+#[test]
+fn attributes_named_by_an_unknown_oid_are_matched_by_oid() {
+    let mut spec = Spec::cn("dave");
+    spec.subject = vec![
+        (DnType::CustomDnType(vec![1, 3, 6, 1, 4, 1, 99999, 1]), "first".into()),
+        (DnType::CustomDnType(vec![1, 3, 6, 1, 4, 1, 99999, 2]), "other".into()),
+        (DnType::CustomDnType(vec![1, 3, 6, 1, 4, 1, 99999, 3]), "second".into()),
+        (DnType::CommonName, "dave".into()),
+    ];
+    spec.sans = vec![
+        SanType::OtherName((vec![1, 3, 6, 1, 4, 1, 311, 20, 2, 3], "dave@corp.example".into())),
+        SanType::OtherName((vec![1, 3, 6, 1, 4, 1, 99999, 1], "san-value".into())),
+    ];
+    // rcgen keeps one value per type: the second 99999.1 is made from a 99999.3.
+    let der = patch(&spec.der(), &[0x86, 0x8d, 0x1f, 0x03], &[0x86, 0x8d, 0x1f, 0x01]);
+    let id = Identity::from_der(&der).unwrap();
+    let values = |attr: &str| -> Vec<String> {
+        id.values(Attr::parse(attr).unwrap()).iter().map(|v| v.to_string()).collect()
+    };
+    assert_eq!(values("subject.1.3.6.1.4.1.99999.1"), ["first", "second"]);
+    assert_eq!(values("subject.1.3.6.1.4.1.99999.2"), ["other"]);
+    assert!(values("issuer.1.3.6.1.4.1.99999.1").is_empty());
+    assert_eq!(values("san.other.1.3.6.1.4.1.99999.1"), ["san-value"]);
+    assert_eq!(values("san.upn"), ["dave@corp.example"]);
+    let names: Vec<String> = id.listing().iter().map(|(name, _)| name.clone()).collect();
+    for name in
+        ["subject.1.3.6.1.4.1.99999.1", "subject.1.3.6.1.4.1.99999.2", "san.other.1.3.6.1.4.1.99999.1"]
+    {
+        assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+    }
+    let p = policy(
+        "allow GET /a subject.1.3.6.1.4.1.99999.1=second\nallow GET /b subject.1.3.6.1.4.1.99999.2=first\n\
+         allow GET /c/{subject.1.3.6.1.4.1.99999.2} any\nallow GET /d san.other.1.3.6.1.4.1.99999.1=san-*\n",
+    );
+    assert!(allows(&p, &id, "GET", "/a"));
+    assert!(!allows(&p, &id, "GET", "/b"), "values of one OID never match under another");
+    assert!(allows(&p, &id, "GET", "/c/other"));
+    assert!(!allows(&p, &id, "GET", "/c/first"));
+    assert!(allows(&p, &id, "GET", "/d"));
+    // Two values of one OID: the user must be singled out.
+    let d = p.decide_as(Peer::Verified(&id), "GET", "/a", Attr::parse("subject.1.3.6.1.4.1.99999.1"));
+    assert_eq!(d.user, Some(1));
+}
+
+#[test]
+fn hostile_name_forms_are_refused_or_never_fake_a_value() {
+    // A control character in an otherName, a UPN that is not a UTF8String.
+    let upn = |value: &str| {
+        openssl_der(
+            "/CN=upn",
+            &["-addext", &format!("subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;{value}")],
+        )
+    };
+    let nul = patch(&upn("UTF8:evilXadmin"), b"evilXadmin", b"evil\0admin");
+    assert!(Identity::from_der(&nul).is_err(), "NUL in a UPN");
+    let other = openssl_der("/CN=other", &["-addext", "subjectAltName=otherName:1.2.3.4;UTF8:evilXadmin"]);
+    let newline = patch(&other, b"evilXadmin", b"evil\nadmin");
+    assert!(Identity::from_der(&newline).is_err(), "newline in an otherName");
+    let err = Identity::from_der(&upn("IA5STRING:a@b")).unwrap_err();
+    assert!(err.0.contains("not a UTF8String"), "{err}");
+    // A control character in a new name type refuses the certificate.
+    let title = patch(&openssl_der("/CN=t/title=DrXNo", &[]), b"DrXNo", b"Dr\x01No");
+    assert!(Identity::from_der(&title).is_err());
+
+    // A multi-valued RDN: the title is the title, the CN the CN.
+    let multi = Identity::from_der(&openssl_der("/CN=erin+title=Dr/O=X", &["-multivalue-rdn"])).unwrap();
+    assert_eq!(&*multi.values(Attr::parse("subject.title").unwrap())[0], "Dr");
+    assert_eq!(multi.values(Attr::parse("subject.CN").unwrap()).len(), 1);
+    // Two titles are two values; neither hides the other, and no joined one exists.
+    let two = Identity::from_der(&openssl_der("/CN=frank/title=A/title=B", &[])).unwrap();
+    let p = policy(
+        "allow GET /a subject.title=A\nallow GET /b subject.title=B\nallow GET /ab subject.title=AB\n",
+    );
+    assert!(allows(&p, &two, "GET", "/a") && allows(&p, &two, "GET", "/b"));
+    assert!(!allows(&p, &two, "GET", "/ab"));
+}
+
+#[test]
+fn bad_values_of_the_new_forms_are_errors() {
+    for (matcher, message) in [
+        ("eku=clientauth", "is not an extended key usage"),
+        ("eku=1.2.3*", "exact OIDs"),
+        ("policy=anything", "is not a dotted OID"),
+        ("san.ip=10.0.0.1/8", "bits set past its network length (write `10.0.0.0/8`)"),
+        ("san.ip=10.0.0.0/33", "network length must be 0 to 32"),
+        ("san.ip=2001:db8::/129", "network length must be 0 to 128"),
+        ("san.ip=10.0.0.0/08", "network length"),
+        ("subject.1.2.03=x", "unknown attribute"),
+        ("subject.title.x=x", "unknown attribute"),
+        ("san.other.x=y", "unknown attribute"),
+    ] {
+        let errs = errors(&format!("allow GET / {matcher}\n"));
+        assert!(errs[0].contains(message), "{matcher}: {errs:?}");
+    }
+}

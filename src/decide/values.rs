@@ -5,7 +5,8 @@
 //! A bucket is one place in the path trie (or the single place of the
 //! group lines).  Each entry is filed once, under the key of its matchers
 //! that the fewest entries of its bucket share: an exact value, a prefix, a
-//! `*.` DNS suffix, a group, or, when it has nothing else, `any`.  Looking
+//! `*.` DNS suffix, an IP network, a group, or, when it has nothing else,
+//! `any`.  Looking
 //! up gives every entry whose key the identity satisfies, plus a few more
 //! on a hash collision: the caller checks each in full, so the index only
 //! ever has to be complete, never exact.
@@ -17,8 +18,10 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::{Matcher, ValueMatch};
-use crate::attr::{Attr, ATTR_COUNT};
+use std::net::IpAddr;
+
+use super::{IpNet, Matcher, ValueMatch};
+use crate::attr::Attr;
 use crate::identity::Identity;
 
 /// No entry, no bucket, no node.
@@ -35,6 +38,9 @@ struct Bucket {
     /// The prefix lengths: an index into `KeyIndex::prefix_lengths`, or NONE.
     prefixes: u32,
     dns_label: bool,
+    /// The network lengths of `san.ip` ranges: an index into
+    /// `KeyIndex::ip_lengths`, or NONE.
+    ip_nets: u32,
     /// The groups that entries here are filed under: an index into
     /// `KeyIndex::group_lists`, or NONE.
     groups: u32,
@@ -42,7 +48,7 @@ struct Bucket {
 
 impl Default for Bucket {
     fn default() -> Bucket {
-        Bucket { any: [NONE; 2], exact: NONE, prefixes: NONE, dns_label: false, groups: NONE }
+        Bucket { any: [NONE; 2], exact: NONE, prefixes: NONE, dns_label: false, ip_nets: NONE, groups: NONE }
     }
 }
 
@@ -55,6 +61,7 @@ enum Key<'a> {
     Exact(Attr, &'a str),
     Prefix(Attr, &'a str),
     DnsLabel(&'a str),
+    IpNet(&'a IpNet),
     Group(u32),
 }
 
@@ -66,6 +73,7 @@ impl Key<'_> {
             Matcher::Attr(attr, ValueMatch::Exact(v)) => Some(Key::Exact(*attr, v)),
             Matcher::Attr(attr, ValueMatch::Prefix(p)) => Some(Key::Prefix(*attr, p)),
             Matcher::Attr(_, ValueMatch::DnsLabel(suffix)) => Some(Key::DnsLabel(suffix)),
+            Matcher::Attr(_, ValueMatch::IpNet(net)) => Some(Key::IpNet(net)),
         }
     }
 
@@ -75,7 +83,7 @@ impl Key<'_> {
     fn cost_rank(self) -> u8 {
         match self {
             Key::Exact(..) => 0,
-            Key::DnsLabel(_) => 1,
+            Key::DnsLabel(_) | Key::IpNet(_) => 1,
             Key::Prefix(..) => 2,
             Key::Group(_) => 3,
         }
@@ -86,6 +94,7 @@ impl Key<'_> {
             Key::Exact(attr, value) => hash_bytes(seed(bucket, TAG_EXACT, attr), value.as_bytes()),
             Key::Prefix(attr, prefix) => hash_bytes(seed(bucket, TAG_PREFIX, attr), prefix.as_bytes()),
             Key::DnsLabel(suffix) => hash_bytes(seed(bucket, TAG_DNS_LABEL, Attr::SanDns), suffix.as_bytes()),
+            Key::IpNet(net) => ip_net_hash(bucket, net),
             Key::Group(g) => group_hash(bucket, g),
         }
     }
@@ -99,6 +108,7 @@ const TAG_EXACT: u64 = 1;
 const TAG_PREFIX: u64 = 2;
 const TAG_DNS_LABEL: u64 = 3;
 const TAG_GROUP: u64 = 4;
+const TAG_IP_NET: u64 = 5;
 const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// The murmur3 finalizer: every input bit reaches every output bit.
@@ -111,7 +121,13 @@ fn fmix(mut h: u64) -> u64 {
 }
 
 fn seed(bucket: u32, tag: u64, attr: Attr) -> u64 {
-    fmix(u64::from(bucket) | (tag << 32) | ((attr.index() as u64) << 40))
+    let seed = fmix(u64::from(bucket) | (tag << 32) | ((attr.index() as u64) << 40));
+    // The attributes named by OID share their kind's index: the OID tells
+    // them apart.
+    match attr.oid() {
+        Some(oid) => hash_bytes(seed, oid.as_bytes()),
+        None => seed,
+    }
 }
 
 fn absorb(h: u64, word: u64) -> u64 {
@@ -162,6 +178,16 @@ fn each_prefix_hash(seed: u64, value: &[u8], lengths: &[u32], mut f: impl FnMut(
     }
 }
 
+/// A network length of one family, as buckets list them: IPv4 ones first.
+fn ip_length_code(net: &IpNet) -> u32 {
+    (u32::from(!net.v4) << 8) | u32::from(net.len)
+}
+
+fn ip_net_hash(bucket: u32, net: &IpNet) -> u64 {
+    let seed = absorb(seed(bucket, TAG_IP_NET, Attr::SanIp), u64::from(ip_length_code(net)));
+    hash_bytes(seed, &net.net)
+}
+
 fn group_hash(bucket: u32, group: u32) -> u64 {
     finish(absorb(seed(bucket, TAG_GROUP, Attr::Subject), u64::from(group)), 4)
 }
@@ -182,6 +208,9 @@ pub(super) struct KeyIndex {
     /// For each attribute with prefix keys in a bucket, the distinct
     /// prefix lengths in bytes, ascending; shared as `exact_attrs` is.
     prefix_lengths: Vec<PrefixLengths>,
+    /// The distinct `san.ip` network lengths of a bucket, as
+    /// `ip_length_code`s, ascending; shared likewise.
+    ip_lengths: Vec<Box<[u32]>>,
     /// The groups of a bucket's group keys, ascending; shared likewise.
     group_lists: Vec<Box<[u32]>>,
 }
@@ -210,7 +239,8 @@ impl KeyIndex {
         let mut heads: HashMap<u64, Chains> = HashMap::default();
         heads.reserve(entries.len());
         let mut next = vec![NONE; entries.len()];
-        let mut exact = vec![AttrMask::default(); bucket_count];
+        let mut exact: Vec<(u32, Attr)> = Vec::new();
+        let mut ip_nets: Vec<(u32, u32)> = Vec::new();
         let mut prefixes: HashMap<(u32, Attr), Vec<u32>> = HashMap::default();
         let mut groups: Vec<(u32, u32)> = Vec::new();
         // Entries are filed last to first, each at the front of its chain,
@@ -229,7 +259,8 @@ impl KeyIndex {
                 continue;
             };
             match key {
-                Key::Exact(attr, _) => exact[*bucket as usize].insert(*attr),
+                Key::Exact(attr, _) => exact.push((*bucket, *attr)),
+                Key::IpNet(net) => ip_nets.push((*bucket, ip_length_code(net))),
                 Key::Prefix(attr, prefix) => {
                     prefixes.entry((*bucket, *attr)).or_default().push(prefix.len() as u32)
                 }
@@ -243,15 +274,21 @@ impl KeyIndex {
         drop((keys, shared));
         heads.shrink_to_fit();
 
+        exact.sort_unstable();
+        exact.dedup();
         let mut exact_attrs = Interned::default();
-        let mut mask_ids: HashMap<AttrMask, u32> = HashMap::default();
-        for (bucket, mask) in buckets.iter_mut().zip(&exact) {
-            if *mask != AttrMask::default() {
-                bucket.exact = *mask_ids.entry(*mask).or_insert_with(|| exact_attrs.id(mask.attrs()));
-            }
+        for run in exact.chunk_by(|a, b| a.0 == b.0) {
+            buckets[run[0].0 as usize].exact = exact_attrs.id(run.iter().map(|(_, a)| *a).collect());
+        }
+        drop(exact);
+        ip_nets.sort_unstable();
+        ip_nets.dedup();
+        let mut ip_lengths = Interned::default();
+        for run in ip_nets.chunk_by(|a, b| a.0 == b.0) {
+            buckets[run[0].0 as usize].ip_nets = ip_lengths.id(run.iter().map(|(_, l)| *l).collect());
         }
         let mut prefixes: Vec<((u32, Attr), Vec<u32>)> = prefixes.into_iter().collect();
-        prefixes.sort_unstable_by_key(|((bucket, attr), _)| (*bucket, attr.index()));
+        prefixes.sort_unstable_by_key(|((bucket, attr), _)| (*bucket, *attr));
         let mut prefix_lengths = Interned::default();
         for run in prefixes.chunk_by(|a, b| a.0 .0 == b.0 .0) {
             let list = run
@@ -277,6 +314,7 @@ impl KeyIndex {
             next,
             exact_attrs: exact_attrs.into_lists(),
             prefix_lengths: prefix_lengths.into_lists(),
+            ip_lengths: ip_lengths.into_lists(),
             group_lists: group_lists.into_lists(),
         }
     }
@@ -340,26 +378,28 @@ impl KeyIndex {
                 }
             }
         }
+        if b.ip_nets != NONE {
+            let lengths = &self.ip_lengths[b.ip_nets as usize];
+            for text in identity.match_values(Attr::SanIp) {
+                // The identity wrote the address; parsing it back allocates nothing.
+                let Ok(addr) = text.parse::<IpAddr>() else {
+                    continue;
+                };
+                for code in lengths.iter() {
+                    let v4 = code >> 8 == 0;
+                    if v4 == addr.is_ipv4() {
+                        let net = IpNet::of(addr, (code & 0xff) as u8);
+                        self.keyed(ip_net_hash(bucket, &net), visit);
+                    }
+                }
+            }
+        }
     }
 
     /// Calls `visit` with every entry of `bucket` filed under `group`, as
     /// `probe` does.
     pub(super) fn probe_group(&self, bucket: u32, group: u32, visit: &mut impl FnMut(u32) -> bool) {
         self.keyed(group_hash(bucket, group), visit);
-    }
-}
-
-/// A set of attributes while the index is built.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-struct AttrMask([u64; ATTR_COUNT.div_ceil(64)]);
-
-impl AttrMask {
-    fn insert(&mut self, attr: Attr) {
-        self.0[attr.index() / 64] |= 1 << (attr.index() % 64);
-    }
-
-    fn attrs(&self) -> Box<[Attr]> {
-        Attr::all().into_iter().filter(|a| self.0[a.index() / 64] & (1 << (a.index() % 64)) != 0).collect()
     }
 }
 

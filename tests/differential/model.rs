@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use cert_authz::{Attr, Identity, Peer, Policy, PolicyBuilder, Reason};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, IsCa, Issuer, KeyPair, SanType,
-    SerialNumber, SignatureAlgorithm,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, DnValue,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, SanType, SerialNumber, SignatureAlgorithm,
 };
 
 /// Where random choices come from.
@@ -94,6 +94,20 @@ const URIS: &[&str] =
     &["spiffe://example.org/ns/prod/sa/a", "spiffe://example.org/ns/ops/sa/b", "https://alice/x", "alice"];
 const EMAILS: &[&str] = &["alice@example.org", "bob@example.org", "ops"];
 const IPS: &[&str] = &["10.0.0.1", "::1", "192.168.1.20"];
+const TITLES: &[&str] = &["Dr", "Prof", "ops"];
+/// Values of a subject attribute that has no usual name (1.3.6.1.4.1.99999.1).
+const PRIVATE: &[&str] = &["x", "y", "alice"];
+const UPNS: &[&str] = &["alice@corp.example", "bob@corp.example"];
+/// Values of the otherName 1.2.3.4.
+const OTHERS: &[&str] = &["o1", "o2"];
+/// Extended key usages: (as written, the OID the identity shows).
+const EKUS: &[(&str, &str)] = &[
+    ("clientAuth", "1.3.6.1.5.5.7.3.2"),
+    ("serverAuth", "1.3.6.1.5.5.7.3.1"),
+    ("emailProtection", "1.3.6.1.5.5.7.3.4"),
+    ("1.3.6.1.4.1.99999.9", "1.3.6.1.4.1.99999.9"),
+];
+const POLICIES: &[&str] = &["1.2.3.4", "1.2.3.5", "2.16.840.1.101.2.1.11.10"];
 const SERIALS: &[&[u8]] = &[&[0x4f, 0x2a], &[0x01], &[0x7f, 0x00, 0x10]];
 const SEGMENTS: &[&str] = &["a", "b", "api", "alice", "ops", "x y", "*", "v1", "a.b", "api.example.org"];
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"];
@@ -111,6 +125,12 @@ const ATTRS: &[&str] = &[
     "serial",
     "fingerprint",
     "subject",
+    "subject.title",
+    "subject.1.3.6.1.4.1.99999.1",
+    "san.upn",
+    "san.other.1.2.3.4",
+    "eku",
+    "policy",
 ];
 
 /// One certificate of the pool, with the texts the generator may copy.
@@ -170,8 +190,34 @@ pub fn identity_pool(src: &mut impl Source, count: usize) -> Vec<PoolIdentity> {
                 let ty = if i == 0 { DnType::CommonName } else { DnType::CustomDnType(vec![2, 5, 4, 3]) };
                 dn.push(ty, DnValue::Utf8String(cn.into()));
             }
+            if src.chance(40) {
+                dn.push(DnType::CustomDnType(vec![2, 5, 4, 12]), *src.pick(TITLES));
+            }
+            if src.chance(40) {
+                dn.push(DnType::CustomDnType(vec![1, 3, 6, 1, 4, 1, 99999, 1]), *src.pick(PRIVATE));
+            }
             params.distinguished_name = dn;
             let mut sans = Vec::new();
+            for upn in some(src, UPNS, 1) {
+                sans.push(SanType::OtherName((vec![1, 3, 6, 1, 4, 1, 311, 20, 2, 3], upn.into())));
+            }
+            for other in some(src, OTHERS, 2) {
+                sans.push(SanType::OtherName((vec![1, 2, 3, 4], other.into())));
+            }
+            let ekus: Vec<&str> = some(src, &EKUS.iter().map(|(name, _)| *name).collect::<Vec<_>>(), 2);
+            params.extended_key_usages = ekus
+                .iter()
+                .map(|name| match *name {
+                    "clientAuth" => ExtendedKeyUsagePurpose::ClientAuth,
+                    "serverAuth" => ExtendedKeyUsagePurpose::ServerAuth,
+                    "emailProtection" => ExtendedKeyUsagePurpose::EmailProtection,
+                    _ => ExtendedKeyUsagePurpose::Other(vec![1, 3, 6, 1, 4, 1, 99999, 9]),
+                })
+                .collect();
+            let policies = some(src, POLICIES, 2);
+            if !policies.is_empty() {
+                params.custom_extensions.push(certificate_policies(&policies));
+            }
             for name in some(src, DNS, 3) {
                 sans.push(SanType::DnsName(name.try_into().unwrap()));
             }
@@ -204,12 +250,59 @@ pub fn identity_pool(src: &mut impl Source, count: usize) -> Vec<PoolIdentity> {
         .collect()
 }
 
+/// A certificatePolicies extension naming `oids` (rcgen has no builder
+/// for it): SEQUENCE OF SEQUENCE { OID }.
+fn certificate_policies(oids: &[&str]) -> CustomExtension {
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        assert!(content.len() < 128);
+        let mut out = vec![tag, content.len() as u8];
+        out.extend_from_slice(content);
+        out
+    }
+    let mut infos = Vec::new();
+    for oid in oids {
+        let arcs: Vec<u64> = oid.split('.').map(|a| a.parse().unwrap()).collect();
+        let mut der = Vec::new();
+        for arc in std::iter::once(arcs[0] * 40 + arcs[1]).chain(arcs[2..].iter().copied()) {
+            let mut groups = vec![(arc & 0x7f) as u8];
+            let mut rest = arc >> 7;
+            while rest > 0 {
+                groups.push((rest & 0x7f) as u8 | 0x80);
+                rest >>= 7;
+            }
+            der.extend(groups.iter().rev());
+        }
+        infos.extend(tlv(0x30, &tlv(0x06, &der)));
+    }
+    CustomExtension::from_oid_content(&[2, 5, 29, 32], tlv(0x30, &infos))
+}
+
 /// How a value in a written matcher compares.
 #[derive(Debug, Clone)]
 enum Cmp {
     Exact(String),
     Prefix(String),
     DnsLabel(String),
+    /// `san.ip=NET/LEN`: the network as written, and its length.
+    IpNet(std::net::IpAddr, u8),
+}
+
+/// An address as a 128-bit number and its family's width.
+fn ip_bits(ip: std::net::IpAddr) -> (u128, u8) {
+    match ip {
+        std::net::IpAddr::V4(a) => (u128::from(u32::from(a)) << 96, 32),
+        std::net::IpAddr::V6(a) => (u128::from(a), 128),
+    }
+}
+
+/// Whether `value` (as the identity writes an address) is in NET/LEN.
+fn in_net(value: &str, net: std::net::IpAddr, len: u8) -> bool {
+    let Ok(addr) = value.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    let ((a, wa), (n, wn)) = (ip_bits(addr), ip_bits(net));
+    let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+    wa == wn && (a & mask) == (n & mask)
 }
 
 #[derive(Debug, Clone)]
@@ -290,6 +383,12 @@ fn pool_value(src: &mut impl Source, pool: &[PoolIdentity], attr: &'static str, 
             "san.uri" => URIS,
             "san.email" => EMAILS,
             "san.ip" => IPS,
+            "subject.title" => TITLES,
+            "subject.1.3.6.1.4.1.99999.1" => PRIVATE,
+            "san.upn" => UPNS,
+            "san.other.1.2.3.4" => OTHERS,
+            "eku" => &["1.3.6.1.5.5.7.3.2", "1.3.6.1.5.5.7.3.8"],
+            "policy" => POLICIES,
             "serial" => &["4F2A", "01", "99"],
             "fingerprint" => &["AB"],
             _ => &["CN=nobody"],
@@ -317,7 +416,22 @@ fn random_matcher(
     let attr = *src.pick(ATTRS);
     let value = pool_value(src, pool, attr, target);
     let kind = src.below(100);
-    let prefix_ok = !matches!(attr, "serial" | "fingerprint" | "subject");
+    let prefix_ok = !matches!(attr, "serial" | "fingerprint" | "subject" | "eku" | "policy");
+    if attr == "san.ip" && kind < 40 {
+        // A network around the value, of a random length (host bits zero).
+        if let Ok(ip) = value.parse::<std::net::IpAddr>() {
+            let (bits, width) = ip_bits(ip.to_canonical());
+            let len = src.below(usize::from(width) + 1) as u8;
+            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            let net = match ip.to_canonical() {
+                std::net::IpAddr::V4(_) => {
+                    std::net::IpAddr::from(std::net::Ipv4Addr::from(((bits & mask) >> 96) as u32))
+                }
+                std::net::IpAddr::V6(_) => std::net::IpAddr::from(std::net::Ipv6Addr::from(bits & mask)),
+            };
+            return M::Attr(attr, Cmp::IpNet(net, len));
+        }
+    }
     if attr == "san.dns" && kind < 25 {
         // `*.` and what follows the first label of a real name, or of none.
         let suffix = match value.split_once('.') {
@@ -333,6 +447,10 @@ fn random_matcher(
     }
     let value = match attr {
         "san.dns" => random_case(src, &value),
+        // An extended key usage by its name, when it has one.
+        "eku" if src.chance(60) => {
+            EKUS.iter().find(|(_, oid)| *oid == value).map_or(value, |(name, _)| name.to_string())
+        }
         "serial" | "fingerprint" if src.chance(50) => {
             // Colons and lower case are the same value.
             let bytes: Vec<String> =
@@ -365,6 +483,7 @@ fn matcher_text(m: &M) -> String {
             }
         }
         M::Attr(attr, Cmp::DnsLabel(s)) => format!("{attr}=*.{s}"),
+        M::Attr(attr, Cmp::IpNet(net, len)) => format!("{attr}={net}/{len}"),
     }
 }
 
@@ -448,6 +567,8 @@ pub fn random_policy(src: &mut impl Source, pool: &[PoolIdentity], dir: Option<&
                     "san.dns",
                     "san.email",
                     "san.uri",
+                    "san.upn",
+                    "subject.1.3.6.1.4.1.99999.1",
                 ])),
             })
             .collect();
@@ -594,6 +715,7 @@ fn value_matches(attr: &str, cmp: &Cmp, identity: &Identity) -> bool {
             "san.ip" => {
                 v.parse::<std::net::IpAddr>().map(|ip| ip.to_canonical().to_string()).unwrap_or_default()
             }
+            "eku" => EKUS.iter().find(|(name, _)| *name == v).map_or(v, |(_, oid)| oid).to_string(),
             _ => v.to_string(),
         }
     };
@@ -604,6 +726,7 @@ fn value_matches(attr: &str, cmp: &Cmp, identity: &Identity) -> bool {
             Some((label, rest)) => !label.is_empty() && rest == suffix.to_ascii_lowercase(),
             None => false,
         },
+        Cmp::IpNet(net, len) => in_net(v, *net, *len),
     })
 }
 
@@ -619,6 +742,7 @@ fn one_value_matches(attr: &str, cmp: &Cmp, value: &str) -> bool {
             Some((label, rest)) => !label.is_empty() && rest == suffix.to_ascii_lowercase(),
             None => false,
         },
+        Cmp::IpNet(net, len) => in_net(value, *net, *len),
     }
 }
 
@@ -825,9 +949,15 @@ fn random_request(
     for _ in 0..if path.is_empty() { src.below(6) } else { 0 } {
         path.push('/');
         if src.chance(25) {
-            let attr =
-                Attr::parse(*src.pick(&["subject.CN", "subject.OU", "san.dns", "san.email", "san.uri"]))
-                    .unwrap();
+            let attr = Attr::parse(*src.pick(&[
+                "subject.CN",
+                "subject.OU",
+                "san.dns",
+                "san.email",
+                "san.uri",
+                "san.upn",
+            ]))
+            .unwrap();
             let values = identity.values(attr);
             if !values.is_empty() {
                 path.push_str(&values[src.below(values.len())]);
@@ -872,8 +1002,15 @@ pub fn run_case(
             _ => None,
         })
         .collect();
-    let users =
-        [None, Some("subject.CN"), Some("subject.OU"), Some("san.dns"), Some("san.uri"), Some("san.email")];
+    let users = [
+        None,
+        Some("subject.CN"),
+        Some("subject.OU"),
+        Some("san.dns"),
+        Some("san.uri"),
+        Some("san.email"),
+        Some("san.other.1.2.3.4"),
+    ];
     for _ in 0..requests {
         // Most requests follow a rule, as the identity the rule was written for.
         let rule = match rules.len() {
