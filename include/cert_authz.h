@@ -265,6 +265,28 @@ cert_authz_result cert_authz_identity_from_der(
     const uint8_t *der, size_t der_len,
     cert_authz_identity **identity_out);
 
+/*
+ * Reads a client certificate with the chain the server verified it with, so
+ * that policies can pin a CA by key (ca.spki, ca.fingerprint, issuer.spki)
+ * and not by its name, which another CA can share.  `der` is the leaf;
+ * `chain` points to `chain_count` DER certificates, `chain_lens[i]` bytes
+ * each, in the verified chain's order, the leaf's issuer first and the
+ * trust anchor last.  A copy of the leaf among them is skipped, so OpenSSL's
+ * SSL_get0_verified_chain (which starts with the leaf) can be passed whole.
+ * Only a chain the server verified may be passed: the core checks no
+ * signature, as it takes CERT_AUTHZ_PEER_VERIFIED on the caller's word.
+ * The handle is as cert_authz_identity_from_der makes it; a chain
+ * certificate that cannot be read makes it refused too.  With chain_count
+ * 0 (chain and chain_lens may then be NULL) it is
+ * cert_authz_identity_from_der.  Errors are only for misuse (NULL
+ * pointers).
+ */
+cert_authz_result cert_authz_identity_from_der_chain(
+    const uint8_t *der, size_t der_len,
+    const uint8_t *const *chain, const size_t *chain_lens,
+    size_t chain_count,
+    cert_authz_identity **identity_out);
+
 /* The same for one PEM certificate (the first CERTIFICATE block). */
 cert_authz_result cert_authz_identity_from_pem(
     const char *pem, size_t pem_len,

@@ -191,10 +191,18 @@ pub enum Attr {
     Serial,
     Fingerprint,
     Spki,
+    /// SHA-256 of the SubjectPublicKeyInfo of each CA certificate above the
+    /// leaf in the chain the server verified.
+    CaSpki,
+    /// SHA-256 of each of those CA certificates.
+    CaFingerprint,
+    /// SHA-256 of the SubjectPublicKeyInfo of the leaf's issuer, when the
+    /// verified chain holds it.
+    IssuerSpki,
 }
 
 /// The attributes of a fixed kind after the name fields, in `show` order.
-const FIXED: [Attr; 11] = [
+const FIXED: [Attr; 14] = [
     Attr::SanDns,
     Attr::SanEmail,
     Attr::SanUri,
@@ -205,6 +213,9 @@ const FIXED: [Attr; 11] = [
     Attr::Serial,
     Attr::Fingerprint,
     Attr::Spki,
+    Attr::IssuerSpki,
+    Attr::CaSpki,
+    Attr::CaFingerprint,
     // Placeholder for the slot of SanOther (see `index`).
     Attr::SanOther(NO_OID),
 ];
@@ -230,6 +241,9 @@ impl Attr {
             "serial" => return Some(Attr::Serial),
             "fingerprint" => return Some(Attr::Fingerprint),
             "spki" => return Some(Attr::Spki),
+            "issuer.spki" => return Some(Attr::IssuerSpki),
+            "ca.spki" => return Some(Attr::CaSpki),
+            "ca.fingerprint" => return Some(Attr::CaFingerprint),
             _ => {}
         }
         if let Some(oid) = name.strip_prefix("san.other.") {
@@ -294,7 +308,15 @@ impl Attr {
 
     /// Values compared as hex digits (colons and case ignored).
     pub fn is_hex(self) -> bool {
-        matches!(self, Attr::Serial | Attr::Fingerprint | Attr::Spki)
+        matches!(
+            self,
+            Attr::Serial
+                | Attr::Fingerprint
+                | Attr::Spki
+                | Attr::CaSpki
+                | Attr::CaFingerprint
+                | Attr::IssuerSpki
+        )
     }
 
     /// Values that are dotted OIDs (`eku=` also takes names).
@@ -328,6 +350,9 @@ impl fmt::Display for Attr {
             Attr::Serial => f.write_str("serial"),
             Attr::Fingerprint => f.write_str("fingerprint"),
             Attr::Spki => f.write_str("spki"),
+            Attr::CaSpki => f.write_str("ca.spki"),
+            Attr::CaFingerprint => f.write_str("ca.fingerprint"),
+            Attr::IssuerSpki => f.write_str("issuer.spki"),
         }
     }
 }

@@ -434,6 +434,32 @@ pub extern "C" fn cert_authz_identity_from_der(
 }
 
 #[no_mangle]
+pub extern "C" fn cert_authz_identity_from_der_chain(
+    der: *const u8,
+    der_len: usize,
+    chain: *const *const u8,
+    chain_lens: *const usize,
+    chain_count: usize,
+    identity_out: *mut *mut cert_authz_identity,
+) -> cert_authz_result {
+    guard(|| {
+        // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
+        let der = try_r!(unsafe { bytes(der, der_len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER));
+        if identity_out.is_null() || (chain_count > 0 && (chain.is_null() || chain_lens.is_null())) {
+            return R::CERT_AUTHZ_ERR_NULL_POINTER;
+        }
+        let mut cas: Vec<&[u8]> = Vec::with_capacity(chain_count);
+        for i in 0..chain_count {
+            // SAFETY: the header makes chain and chain_lens arrays of chain_count elements, checked non-NULL above.
+            let (ptr, len) = unsafe { (*chain.add(i), *chain_lens.add(i)) };
+            // SAFETY: each (chain[i], chain_lens[i]) is a readable buffer of that length, as the header requires.
+            cas.push(try_r!(unsafe { bytes(ptr, len) }.ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER)));
+        }
+        self::identity_out(Presented::from_der_chain(der, &cas), identity_out)
+    })
+}
+
+#[no_mangle]
 pub extern "C" fn cert_authz_identity_from_pem(
     pem: *const c_char,
     pem_len: usize,
@@ -752,6 +778,7 @@ same_signature_as_header! {
     cert_authz_policy_rule_count(_ _),
     cert_authz_policy_free(_),
     cert_authz_identity_from_der(_ _ _),
+    cert_authz_identity_from_der_chain(_ _ _ _ _ _),
     cert_authz_identity_from_pem(_ _ _),
     cert_authz_identity_refusal(_ _ _),
     cert_authz_identity_clone(_ _),

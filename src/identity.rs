@@ -60,7 +60,13 @@ pub enum Presented {
 
 impl Presented {
     pub fn from_der(der: &[u8]) -> Presented {
-        match Identity::from_der(der) {
+        Presented::from_der_chain(der, &[])
+    }
+
+    /// A leaf with the chain the server verified it with (see
+    /// `Identity::from_der_chain`).
+    pub fn from_der_chain(der: &[u8], chain: &[&[u8]]) -> Presented {
+        match Identity::from_der_chain(der, chain) {
             Ok(identity) => Presented::Accepted(identity),
             Err(why) => Presented::Refused { der: der.into(), why },
         }
@@ -189,7 +195,36 @@ struct Derived {
 impl Identity {
     /// Parses a DER certificate; anything after it is an error.
     pub fn from_der(der: &[u8]) -> Result<Identity, CertError> {
-        Identity::from_parsed(&parse_der(der)?, der)
+        Identity::from_der_chain(der, &[])
+    }
+
+    /// Parses a DER leaf certificate with the chain the server verified it
+    /// with, leaf first (a copy of the leaf in `chain` is skipped, so
+    /// OpenSSL's verified chain can be passed as it is).  Each other
+    /// certificate is a CA above the leaf: `ca.spki` and `ca.fingerprint`
+    /// take its hashes, and `issuer.spki` the key of the first one whose
+    /// subject is the leaf's issuer name.  A chain certificate that cannot
+    /// be read refuses the whole identity: what the server verified is
+    /// never guessed at.  The chain is the caller's word, as the
+    /// verification flag is: only a chain the server verified may be passed.
+    pub fn from_der_chain(der: &[u8], chain: &[&[u8]]) -> Result<Identity, CertError> {
+        let cert = parse_der(der, "")?;
+        let mut cas: Vec<Read> = Vec::new();
+        let mut issuer_found = false;
+        for (i, ca_der) in chain.iter().enumerate() {
+            if *ca_der == der {
+                continue;
+            }
+            let ca = parse_der(ca_der, &format!("chain certificate {i}: "))?;
+            let spki = hex(&Sha256::digest(ca.public_key().raw));
+            if !issuer_found && ca.subject().as_raw() == cert.issuer().as_raw() {
+                issuer_found = true;
+                cas.push((Attr::IssuerSpki.index(), None, spki.clone().into()));
+            }
+            cas.push((Attr::CaSpki.index(), None, spki.into()));
+            cas.push((Attr::CaFingerprint.index(), None, hex(&Sha256::digest(ca_der)).into()));
+        }
+        Identity::from_parsed(&cert, der, cas)
     }
 
     /// Parses the first CERTIFICATE block of a PEM text.
@@ -206,8 +241,9 @@ impl Identity {
         }
     }
 
-    fn from_parsed(cert: &X509Certificate<'_>, der: &[u8]) -> Result<Identity, CertError> {
-        let mut values: Vec<Read> = Vec::with_capacity(16);
+    fn from_parsed(cert: &X509Certificate<'_>, der: &[u8], chain: Vec<Read>) -> Result<Identity, CertError> {
+        let mut values: Vec<Read> = chain;
+        values.reserve(16);
 
         let subject = read_name(cert.subject(), "subject", Attr::SubjectField, NO_SUBJECT_OID, &mut values)?;
         let issuer = read_name(cert.issuer(), "issuer", Attr::IssuerField, NO_ISSUER_OID, &mut values)?;
@@ -373,18 +409,35 @@ impl Identity {
 }
 
 /// Parses one DER certificate; anything after it is an error.
-fn parse_der(der: &[u8]) -> Result<X509Certificate<'_>, CertError> {
+fn parse_der<'a>(der: &'a [u8], which: &str) -> Result<X509Certificate<'a>, CertError> {
     // Extensions are not parsed deeply: the few read are parsed where they
     // are read, which saves a third of the parse time.
     let mut parser = X509CertificateParser::new().with_deep_parse_extensions(false);
     let (rest, cert) = match parser.parse(der) {
         Ok(parsed) => parsed,
-        Err(e) => return refuse(format!("not a certificate: {e}")),
+        Err(e) => return refuse(format!("{which}not a certificate: {e}")),
     };
     if !rest.is_empty() {
-        return refuse(format!("{} bytes follow the certificate's DER", rest.len()));
+        return refuse(format!("{which}{} bytes follow the certificate's DER", rest.len()));
     }
     Ok(cert)
+}
+
+/// The DER of every CERTIFICATE block of a PEM text (a chain file), in order.
+pub fn pem_chain_to_der(pem: &[u8]) -> Result<Vec<Vec<u8>>, CertError> {
+    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+    const END: &[u8] = b"-----END CERTIFICATE-----";
+    let mut out = Vec::new();
+    let mut rest = pem;
+    while let Some(start) = rest.windows(BEGIN.len()).position(|w| w == BEGIN) {
+        let block = &rest[start..];
+        let Some(end) = block.windows(END.len()).position(|w| w == END) else {
+            return refuse("no -----END CERTIFICATE----- line after a block");
+        };
+        out.push(pem_to_der(&block[..end + END.len()])?);
+        rest = &block[end + END.len()..];
+    }
+    Ok(out)
 }
 
 /// The DER of the first CERTIFICATE block of a PEM text.

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use cert_authz::identity::pem_chain_to_der;
 use cert_authz::report::{self, LineKind};
 use cert_authz::{compile_file, Attr, Decision, Peer, Policy, PolicyError, Presented};
 
@@ -22,7 +23,7 @@ struct Command {
 const CHECK: Command = Command {
     name: "check",
     usage:
-        "cert-authz check --policy POLICY --cert CERT [--method METHOD] --path PATH [--user ATTR] [--explain]",
+        "cert-authz check --policy POLICY --cert CERT [--chain CHAIN] [--method METHOD] --path PATH [--user ATTR] [--explain]",
     help: "\
 Decides one request as a server would, for the certificate CERT (PEM or DER) taken as
 verified, and prints the line a server logs for the decision: decision, reason and the
@@ -30,6 +31,9 @@ deciding statement's FILE:LINE.
 
   --policy POLICY   the policy file
   --cert CERT       the client certificate, PEM or DER
+  --chain CHAIN     the chain the server verified CERT with, a PEM bundle from the leaf's
+                    issuer up (a copy of CERT in it is skipped): gives ca.spki,
+                    ca.fingerprint and issuer.spki
   --method METHOD   the request method (default GET)
   --path PATH       the server's normalized path, without the query string: raw `//`,
                     `.` or `..` segments are refused as a module refuses them
@@ -42,21 +46,22 @@ deciding statement's FILE:LINE.
 
 exit status: 0 allowed, 1 refused (a refused certificate or path too), 2 usage, policy or
 I/O error",
-    values: &["policy", "cert", "method", "path", "user"],
+    values: &["policy", "cert", "chain", "method", "path", "user"],
     flags: &["explain"],
 };
 
 const SHOW: Command = Command {
     name: "show",
-    usage: "cert-authz show CERT",
+    usage: "cert-authz show [--chain CHAIN] CERT",
     help: "\
 Prints the attributes of the certificate CERT (PEM or DER) that a policy can match, one
 ATTR=VALUE per line, each value quoted as a policy needs it, then its key and lifetime.
 
+  --chain CHAIN     the chain the server verified CERT with, a PEM bundle (as for check)
   --help            print this and exit
 
-exit status: 0, or 2 when CERT cannot be read or is refused",
-    values: &[],
+exit status: 0, or 2 when CERT or CHAIN cannot be read or is refused",
+    values: &["chain"],
     flags: &[],
 };
 
@@ -211,8 +216,30 @@ fn format_errors(errors: &[PolicyError]) -> String {
 /// Reads a certificate: accepted or refused (which decides as a deny).
 /// Err(Fail) when the file cannot be read at all.
 fn load_cert(path: &Path) -> Result<Presented, Fail> {
+    load_cert_chain(path, None)
+}
+
+/// A certificate with the chain file `chain` (a PEM bundle), if given.
+fn load_cert_chain(path: &Path, chain: Option<&str>) -> Result<Presented, Fail> {
     let bytes = std::fs::read(path).map_err(|e| Fail(format!("cannot read {}: {e}", path.display())))?;
-    Ok(Presented::from_pem_or_der(&bytes))
+    let Some(chain) = chain else {
+        return Ok(Presented::from_pem_or_der(&bytes));
+    };
+    let pem = std::fs::read(chain).map_err(|e| Fail(format!("cannot read {chain}: {e}")))?;
+    let cas = pem_chain_to_der(&pem).map_err(|e| Fail(format!("{chain}: {e}")))?;
+    if cas.is_empty() {
+        return Err(Fail(format!("{chain}: no -----BEGIN CERTIFICATE----- block")));
+    }
+    let cas: Vec<&[u8]> = cas.iter().map(Vec::as_slice).collect();
+    let leaf = if bytes.windows(10).any(|w| w == b"-----BEGIN") {
+        match pem_chain_to_der(&bytes).map(|blocks| blocks.into_iter().next()) {
+            Ok(Some(der)) => der,
+            _ => return Ok(Presented::from_pem(&bytes)),
+        }
+    } else {
+        bytes
+    };
+    Ok(Presented::from_der_chain(&leaf, &cas))
 }
 
 /// Decides one request for a certificate file, as a verified certificate,
@@ -249,7 +276,7 @@ fn check(args: &[String]) -> Result<ExitCode, Fail> {
     }
     let policy_path = opts.required(&CHECK, "policy")?;
     let policy = load_policy(policy_path)?;
-    let cert = load_cert(Path::new(opts.required(&CHECK, "cert")?))?;
+    let cert = load_cert_chain(Path::new(opts.required(&CHECK, "cert")?), opts.value("chain"))?;
     let method = opts.value("method").unwrap_or("GET");
     let path = opts.required(&CHECK, "path")?;
     let user = match opts.value("user") {
@@ -294,7 +321,7 @@ fn show(args: &[String]) -> Result<ExitCode, Fail> {
     let [path] = opts.rest.as_slice() else {
         return Err(Fail(format!("usage: {}", SHOW.usage)));
     };
-    let cert = load_cert(Path::new(path))?;
+    let cert = load_cert_chain(Path::new(path), opts.value("chain"))?;
     let identity = match (cert.identity(), cert.refusal()) {
         (Some(identity), _) => identity,
         (None, why) => return Err(Fail(format!("{path}: refused: {}", why.map_or("", |w| &w.0)))),

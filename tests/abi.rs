@@ -42,7 +42,14 @@ fn c_program_uses_every_export_and_all_checks_pass() {
     let pem = std::fs::read_to_string(pki.cert("alice")).unwrap();
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     let der = data_encoding::BASE64.decode(body.as_bytes()).unwrap();
-    std::fs::write(dir.join("alice.der"), der).unwrap();
+    std::fs::write(dir.join("alice.der"), &der).unwrap();
+    let ca_pem = std::fs::read_to_string(pki.path("ca.pem")).unwrap();
+    let ca_body: String = ca_pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let ca_der = data_encoding::BASE64.decode(ca_body.as_bytes()).unwrap();
+    std::fs::write(dir.join("ca.der"), &ca_der).unwrap();
+    // What the C program must read through the ABI, from the Rust API.
+    let with_chain = cert_authz::Identity::from_der_chain(&der, &[&ca_der]).unwrap();
+    let ca_spki = with_chain.values(cert_authz::Attr::CaSpki)[0].to_string();
     let policy = dir.join("abi.policy");
     std::fs::write(&policy, "allow GET /users/{subject.CN}/** any\ndeny * /users/alice/secret any\n")
         .unwrap();
@@ -52,6 +59,8 @@ fn c_program_uses_every_export_and_all_checks_pass() {
         .arg(dir.join("alice.der"))
         .arg(&policy)
         .arg("alice")
+        .arg(dir.join("ca.der"))
+        .arg(&ca_spki)
         .output()
         .expect("running abi_test");
     let stdout = String::from_utf8_lossy(&run.stdout);

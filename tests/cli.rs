@@ -547,8 +547,8 @@ fn test_coverage_lists_the_statements_no_case_exercised() {
 #[test]
 fn every_subcommand_has_help_and_refuses_unknown_options() {
     for (command, usage) in [
-        ("check", "usage: cert-authz check --policy POLICY --cert CERT [--method METHOD] --path PATH"),
-        ("show", "usage: cert-authz show CERT\n"),
+        ("check", "usage: cert-authz check --policy POLICY --cert CERT [--chain CHAIN] [--method METHOD] --path PATH"),
+        ("show", "usage: cert-authz show [--chain CHAIN] CERT\n"),
         ("lint", "usage: cert-authz lint POLICY...\n"),
         ("test", "usage: cert-authz test --policy POLICY [--coverage] CASES\n"),
     ] {
@@ -674,4 +674,45 @@ fn show_prints_every_name_form_and_each_line_matches() {
         ]);
         assert_eq!(out.status.code(), Some(0), "line {n} of\n{policy}\n{}", text(&out));
     }
+}
+
+#[test]
+fn check_and_show_take_the_verified_chain() {
+    let dir = common::scratch("cli-chain");
+    let pki = common::make_pki(&dir.join("pki"));
+    let ca = pki.path("ca.pem");
+    let rogue = pki.path("rogue-ca.pem");
+    let ca_shown = text(&cli(&["show", s(&ca)]));
+    let ca_spki = ca_shown.lines().find_map(|l| l.strip_prefix("spki=")).expect("the CA's spki").to_string();
+    // The leaf and its CA in one bundle, as a server's verified chain is.
+    let bundle = dir.join("bundle.pem");
+    let leaf_pem = std::fs::read_to_string(pki.cert("alice")).unwrap();
+    std::fs::write(&bundle, leaf_pem + &std::fs::read_to_string(&ca).unwrap()).unwrap();
+
+    let shown = text(&cli(&["show", "--chain", s(&bundle), s(&pki.cert("alice"))]));
+    for line in [format!("ca.spki={ca_spki}"), format!("issuer.spki={ca_spki}")] {
+        assert!(shown.lines().any(|l| l == line), "missing {line:?} in\n{shown}");
+    }
+    assert!(shown.lines().any(|l| l.starts_with("ca.fingerprint=") && l.len() == 15 + 64), "{shown}");
+    assert_eq!(shown.lines().filter(|l| l.starts_with("ca.spki=")).count(), 1, "the leaf is skipped");
+    let bare = text(&cli(&["show", s(&pki.cert("alice"))]));
+    assert!(!bare.contains("ca.spki="), "{bare}");
+
+    let policy = dir.join("pin.policy");
+    std::fs::write(&policy, format!("allow GET /** ca.spki={ca_spki}\n")).unwrap();
+    let alice = pki.cert("alice");
+    let run = |chain: Option<&Path>| {
+        let mut args = vec!["check", "--policy", s(&policy), "--cert", s(&alice), "--path", "/x"];
+        if let Some(chain) = chain {
+            args.extend(["--chain", s(chain)]);
+        }
+        cli(&args).status.code()
+    };
+    assert_eq!(run(Some(&bundle)), Some(0));
+    assert_eq!(run(Some(&ca)), Some(0));
+    assert_eq!(run(Some(&rogue)), Some(1), "another CA's key does not match");
+    assert_eq!(run(None), Some(1), "no chain, no CA");
+    let empty = dir.join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    assert_eq!(run(Some(&empty)), Some(2), "a chain file with no certificate is an error");
 }

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::sync::OnceLock;
 
-use cert_authz::{compile_str, Attr, Identity, KeyKind, Peer, Policy, Reason};
+use cert_authz::{compile_str, Attr, Identity, KeyKind, Peer, Policy, Presented, Reason};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, IsCa, Issuer, KeyPair, SanType,
     SerialNumber, SignatureAlgorithm, PKCS_ECDSA_P256_SHA256,
@@ -890,4 +890,104 @@ fn bad_values_of_the_new_forms_are_errors() {
         let errs = errors(&format!("allow GET / {matcher}\n"));
         assert!(errs[0].contains(message), "{matcher}: {errs:?}");
     }
+}
+
+/// A CA named `Example Users CA` (as the trusted one is) with its own key,
+/// optionally issued by `parent`; returns its params, key and DER.
+fn named_ca(parent: Option<&(CertificateParams, KeyPair, Vec<u8>)>) -> (CertificateParams, KeyPair, Vec<u8>) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::OrganizationName, "Example Corp");
+    params.distinguished_name.push(DnType::CommonName, "Example Users CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let der = match parent {
+        Some((p, k, _)) => params.signed_by(&key, &Issuer::from_params(p, k)).unwrap().der().to_vec(),
+        None => params.self_signed(&key).unwrap().der().to_vec(),
+    };
+    (params, key, der)
+}
+
+fn leaf_of(ca: &(CertificateParams, KeyPair, Vec<u8>), cn: &str) -> Vec<u8> {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.signed_by(&key, &Issuer::from_params(&ca.0, &ca.1)).unwrap().der().to_vec()
+}
+
+fn own(der: &[u8], attr: Attr) -> String {
+    Identity::from_der(der).unwrap().values(attr)[0].to_string()
+}
+
+#[test]
+fn a_rogue_ca_with_the_trusted_name_is_told_apart_by_its_key() {
+    let trusted = named_ca(None);
+    let rogue = named_ca(None);
+    let good = leaf_of(&trusted, "alice");
+    let forged = leaf_of(&rogue, "alice");
+    let trusted_spki = own(&trusted.2, Attr::Spki);
+    let text = format!(
+        "allow GET /name issuer.CN=\"Example Users CA\"\nallow GET /key ca.spki={trusted_spki}\n\
+         allow GET /issuer issuer.spki={}\nallow GET /cert ca.fingerprint={}\n",
+        trusted_spki.to_lowercase(),
+        own(&trusted.2, Attr::Fingerprint),
+    );
+    let p = policy(&text);
+    // The leaf is passed in the chain too, as SSL_get0_verified_chain gives it.
+    let alice = Identity::from_der_chain(&good, &[&good, &trusted.2]).unwrap();
+    let mallory = Identity::from_der_chain(&forged, &[&forged, &rogue.2]).unwrap();
+    assert_eq!(alice.values(Attr::CaSpki).len(), 1, "the leaf is skipped");
+    for path in ["/name", "/key", "/issuer", "/cert"] {
+        assert!(allows(&p, &alice, "GET", path), "{path}");
+    }
+    assert!(allows(&p, &mallory, "GET", "/name"), "the name alone cannot tell them apart");
+    for path in ["/key", "/issuer", "/cert"] {
+        assert!(!allows(&p, &mallory, "GET", path), "{path}");
+    }
+    // Without a chain there is no CA to match.
+    let bare = Identity::from_der(&good).unwrap();
+    assert!(bare.values(Attr::CaSpki).is_empty() && bare.values(Attr::IssuerSpki).is_empty());
+    assert!(!allows(&p, &bare, "GET", "/key"));
+    // Indexed among many rules as any exact value is.
+    let mut many = String::new();
+    for i in 0..300 {
+        many.push_str(&format!("allow GET /key ca.spki={i:064X}\n"));
+    }
+    many.push_str(&format!("allow GET /key ca.spki={trusted_spki}\n"));
+    let many = policy(&many);
+    assert!(allows(&many, &alice, "GET", "/key") && !allows(&many, &mallory, "GET", "/key"));
+}
+
+#[test]
+fn every_ca_of_the_chain_counts_and_the_issuer_is_the_one_named_by_the_leaf() {
+    let root = named_ca(None);
+    let mut intermediate = named_ca(Some(&root));
+    intermediate.0.distinguished_name.push(DnType::CommonName, "Example Issuing CA");
+    let intermediate = {
+        let (p, k, _) = intermediate;
+        let der = p.signed_by(&k, &Issuer::from_params(&root.0, &root.1)).unwrap().der().to_vec();
+        (p, k, der)
+    };
+    let leaf = leaf_of(&intermediate, "bob");
+    let id = Identity::from_der_chain(&leaf, &[&intermediate.2, &root.2]).unwrap();
+    let spkis: Vec<String> = id.values(Attr::CaSpki).iter().map(|v| v.to_string()).collect();
+    assert_eq!(spkis, [own(&intermediate.2, Attr::Spki), own(&root.2, Attr::Spki)]);
+    assert_eq!(id.values(Attr::CaFingerprint).len(), 2);
+    assert_eq!(&*id.values(Attr::IssuerSpki)[0], own(&intermediate.2, Attr::Spki));
+    // A chain that does not hold the leaf's issuer: CAs, but no issuer.spki.
+    let other = Identity::from_der_chain(&leaf, &[&root.2]).unwrap();
+    assert_eq!(other.values(Attr::CaSpki).len(), 1);
+    assert!(other.values(Attr::IssuerSpki).is_empty());
+    // A chain certificate that cannot be read refuses the identity.
+    let mut broken = root.2.clone();
+    broken.push(0);
+    assert!(Identity::from_der_chain(&leaf, &[&intermediate.2, &broken]).is_err());
+    assert!(Presented::from_der_chain(&leaf, &[b"junk"]).refusal().is_some());
+    // Attribute names.
+    for name in ["ca.spki", "ca.fingerprint", "issuer.spki"] {
+        assert_eq!(Attr::parse(name).unwrap().to_string(), name);
+    }
+    assert!(errors("allow GET / ca.spki=AB\n")[0].contains("32 bytes"));
+    assert!(errors("allow GET / ca.fingerprint=AB*\n")[0].contains("not allowed"));
 }

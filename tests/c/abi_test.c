@@ -399,15 +399,78 @@ test_identities_and_decisions(cert_authz_policy *policy, const char *pem_path,
 }
 
 
+/*
+ * A leaf read with its verified chain, as a shim passes it: leaf first (it
+ * is skipped), then the CA.  `ca_spki` is the CA key's SHA-256, in hex.
+ */
+static void
+test_chain(const char *der_path, const char *ca_der_path, const char *ca_spki)
+{
+    cert_authz_identity *id = NULL, *plain = NULL, *refused = NULL;
+    cert_authz_identity *sentinel = (cert_authz_identity *) &passed;
+    const uint8_t *chain[2];
+    size_t lens[2], der_len, ca_len, value_len;
+    const char *value;
+    char *der = read_file(der_path, &der_len);
+    char *ca = read_file(ca_der_path, &ca_len);
+
+    chain[0] = (const uint8_t *) der;
+    lens[0] = der_len;
+    chain[1] = (const uint8_t *) ca;
+    lens[1] = ca_len;
+    CHECK_RESULT(cert_authz_identity_from_der_chain((const uint8_t *) der,
+                 der_len, chain, lens, 2, &id), CERT_AUTHZ_OK);
+    CHECK_RESULT(cert_authz_identity_attr(id, "ca.spki", 7, 0, &value,
+                 &value_len), CERT_AUTHZ_OK);
+    CHECK(value_len == strlen(ca_spki) && memcmp(value, ca_spki, value_len) == 0);
+    CHECK_RESULT(cert_authz_identity_attr(id, "ca.spki", 7, 1, &value,
+                 &value_len), CERT_AUTHZ_ERR_NOT_FOUND);
+    CHECK_RESULT(cert_authz_identity_attr(id, "issuer.spki", 11, 0, &value,
+                 &value_len), CERT_AUTHZ_OK);
+    CHECK(value_len == strlen(ca_spki) && memcmp(value, ca_spki, value_len) == 0);
+    CHECK_RESULT(cert_authz_identity_attr(id, "ca.fingerprint", 14, 0, &value,
+                 &value_len), CERT_AUTHZ_OK);
+    CHECK(value_len == 64);
+    CHECK_RESULT(cert_authz_attr_check("ca.fingerprint", 14), CERT_AUTHZ_OK);
+
+    /* No chain: no CA values; NULL arrays are fine with a count of 0. */
+    CHECK_RESULT(cert_authz_identity_from_der_chain((const uint8_t *) der,
+                 der_len, NULL, NULL, 0, &plain), CERT_AUTHZ_OK);
+    CHECK_RESULT(cert_authz_identity_attr(plain, "ca.spki", 7, 0, &value,
+                 &value_len), CERT_AUTHZ_ERR_NOT_FOUND);
+
+    /* A chain certificate that is no certificate refuses the identity. */
+    lens[1] = ca_len - 1;
+    CHECK_RESULT(cert_authz_identity_from_der_chain((const uint8_t *) der,
+                 der_len, chain, lens, 2, &refused), CERT_AUTHZ_OK);
+    CHECK_RESULT(cert_authz_identity_refusal(refused, &value, &value_len),
+                 CERT_AUTHZ_OK);
+    CHECK(value_len > 0);
+
+    /* Misuse: outputs untouched. */
+    CHECK_RESULT(cert_authz_identity_from_der_chain((const uint8_t *) der,
+                 der_len, NULL, lens, 2, &sentinel),
+                 CERT_AUTHZ_ERR_NULL_POINTER);
+    CHECK(sentinel == (cert_authz_identity *) &passed);
+
+    cert_authz_identity_free(id);
+    cert_authz_identity_free(plain);
+    cert_authz_identity_free(refused);
+    free(der);
+    free(ca);
+}
+
 int
 main(int argc, char **argv)
 {
     cert_authz_policy *policy;
 
-    if (argc != 5) {
-        fprintf(stderr, "usage: abi_test CERT.pem CERT.der POLICY CN\n");
+    if (argc != 7) {
+        fprintf(stderr,
+                "usage: abi_test CERT.pem CERT.der POLICY CN CA.der CA_SPKI\n");
         return 2;
     }
+    test_chain(argv[2], argv[5], argv[6]);
     test_names();
     policy = test_policies(argv[3]);
     if (policy != NULL) {

@@ -131,6 +131,8 @@ const ATTRS: &[&str] = &[
     "san.other.1.2.3.4",
     "eku",
     "policy",
+    "ca.spki",
+    "issuer.spki",
 ];
 
 /// One certificate of the pool, with the texts the generator may copy.
@@ -167,6 +169,8 @@ fn some<'a>(src: &mut impl Source, values: &[&'a str], max: usize) -> Vec<&'a st
 pub fn identity_pool(src: &mut impl Source, count: usize) -> Vec<PoolIdentity> {
     let (ca_params, ca_key) = ca();
     let issuer = Issuer::from_params(&ca_params, &ca_key);
+    // Most identities come with the chain the server verified them with.
+    let ca_der = ca_params.self_signed(&ca_key).unwrap().der().to_vec();
     let algs: [&'static SignatureAlgorithm; 3] =
         [&rcgen::PKCS_ECDSA_P256_SHA256, &rcgen::PKCS_ECDSA_P384_SHA384, &rcgen::PKCS_ED25519];
     (0..count)
@@ -237,7 +241,8 @@ pub fn identity_pool(src: &mut impl Source, count: usize) -> Vec<PoolIdentity> {
             params.not_before = now - time::Duration::hours(1);
             params.not_after = now - time::Duration::hours(1) + time::Duration::days(days);
             let der = params.signed_by(&key, &issuer).unwrap().der().to_vec();
-            let identity = Identity::from_der(&der).expect("a pool certificate parses");
+            let chain: &[&[u8]] = if src.chance(70) { &[&ca_der] } else { &[] };
+            let identity = Identity::from_der_chain(&der, chain).expect("a pool certificate parses");
             let mut description = format!("key {}, lifetime {} s:", identity.key, identity.lifetime_secs);
             for attr in ATTRS {
                 let values = identity.values(Attr::parse(attr).unwrap());
@@ -390,11 +395,11 @@ fn pool_value(src: &mut impl Source, pool: &[PoolIdentity], attr: &'static str, 
             "eku" => &["1.3.6.1.5.5.7.3.2", "1.3.6.1.5.5.7.3.8"],
             "policy" => POLICIES,
             "serial" => &["4F2A", "01", "99"],
-            "fingerprint" => &["AB"],
+            "fingerprint" | "ca.spki" | "issuer.spki" => &["AB"],
             _ => &["CN=nobody"],
         };
         let v = src.pick(vocabulary).to_string();
-        return if attr == "fingerprint" { v.repeat(32) } else { v };
+        return if matches!(attr, "fingerprint" | "ca.spki" | "issuer.spki") { v.repeat(32) } else { v };
     }
     values[src.below(values.len())].to_string()
 }
@@ -416,7 +421,8 @@ fn random_matcher(
     let attr = *src.pick(ATTRS);
     let value = pool_value(src, pool, attr, target);
     let kind = src.below(100);
-    let prefix_ok = !matches!(attr, "serial" | "fingerprint" | "subject" | "eku" | "policy");
+    let prefix_ok =
+        !matches!(attr, "serial" | "fingerprint" | "subject" | "eku" | "policy" | "ca.spki" | "issuer.spki");
     if attr == "san.ip" && kind < 40 {
         // A network around the value, of a random length (host bits zero).
         if let Ok(ip) = value.parse::<std::net::IpAddr>() {
@@ -451,7 +457,7 @@ fn random_matcher(
         "eku" if src.chance(60) => {
             EKUS.iter().find(|(_, oid)| *oid == value).map_or(value, |(name, _)| name.to_string())
         }
-        "serial" | "fingerprint" if src.chance(50) => {
+        "serial" | "fingerprint" | "ca.spki" if src.chance(50) => {
             // Colons and lower case are the same value.
             let bytes: Vec<String> =
                 value.as_bytes().chunks(2).map(|c| String::from_utf8_lossy(c).to_lowercase()).collect();
@@ -711,7 +717,9 @@ fn value_matches(attr: &str, cmp: &Cmp, identity: &Identity) -> bool {
                     padded
                 }
             }
-            "fingerprint" => v.chars().filter(|c| *c != ':').collect::<String>().to_ascii_uppercase(),
+            "fingerprint" | "ca.spki" | "issuer.spki" => {
+                v.chars().filter(|c| *c != ':').collect::<String>().to_ascii_uppercase()
+            }
             "san.ip" => {
                 v.parse::<std::net::IpAddr>().map(|ip| ip.to_canonical().to_string()).unwrap_or_default()
             }
