@@ -106,10 +106,16 @@
  * listed for the checks of check_config (see cert_authz_check_config). */
 #define CERT_AUTHZ_SCOPES_KEY "cert_authz_module::scopes"
 
-#define ENV_DECISION "CERT_AUTHZ_DECISION"
-#define ENV_RULE     "CERT_AUTHZ_RULE"
-#define ENV_SUBJECT  "CERT_AUTHZ_SUBJECT"
-#define ENV_USER     "CERT_AUTHZ_USER"
+/* The backend's variables.  Arrays, not literals: fixups tells the
+ * module's own entries by their key's and value's address (see
+ * export_intact), which one array has and two equal literals may not. */
+static const char ENV_DECISION[] = "CERT_AUTHZ_DECISION";
+static const char ENV_RULE[] = "CERT_AUTHZ_RULE";
+static const char ENV_SUBJECT[] = "CERT_AUTHZ_SUBJECT";
+static const char ENV_USER[] = "CERT_AUTHZ_USER";
+static const char ENV_PREFIX[] = "CERT_AUTHZ_";
+static const char VALUE_ALLOW[] = "allow";
+static const char VALUE_DENY[] = "deny";
 
 module AP_MODULE_DECLARE_DATA cert_authz_module;
 
@@ -165,6 +171,22 @@ typedef struct {
      * SSL_CLIENT_CERT (without the ssl_pre_handshake hook). */
     X509 *x509;
     cert_authz_identity *current;
+    /*
+     * What SSL_CLIENT_VERIFY said of `x509` (verified or not), looked up
+     * once per certificate rather than per request.  mod_ssl derives it
+     * from the peer certificate, the SSL's verify result, and what its
+     * verify callback noted (CRL and OCSP failures, optional_no_ca).  The
+     * callback runs only in a handshake (renegotiation, post-handshake
+     * authentication), which brings a new certificate; mod_ssl's access
+     * hook resets the verify result per request and re-verifies the same
+     * certificate only after changing the verify mode (OptRenegotiate).
+     * So the verdict is kept with the verify result and mode it was read
+     * under, and looked up again when any of the three changes.
+     */
+    int verdict_known;
+    long verdict_result;
+    int verdict_mode;
+    cert_authz_peer verdict;
 } conn_cache;
 
 /* The decision for one request, kept so that the access hook, the authz
@@ -761,21 +783,53 @@ static cert_authz_identity *read_identity(X509 *x509, const char *pem)
     return identity;
 }
 
+/* SSL_CLIENT_VERIFY as the core calls it: SUCCESS is a verified
+ * certificate, NONE none, and anything else (FAILED:reason, GENEROUS for
+ * optional_no_ca) a certificate that was sent but not trusted, read only
+ * for the log. */
+static cert_authz_peer verdict_of(request_rec *r)
+{
+    const char *verify = ap_ssl_var_lookup(r->pool, r->server, r->connection,
+                                           r, "SSL_CLIENT_VERIFY");
+
+    if (!verify || !*verify || !strcmp(verify, "NONE")) {
+        return CERT_AUTHZ_PEER_NONE;
+    }
+    return strcmp(verify, "SUCCESS") ? CERT_AUTHZ_PEER_UNVERIFIED
+                                     : CERT_AUTHZ_PEER_VERIFIED;
+}
+
+/* Hands `mine` (or NULL) to the request: freed with its pool. */
+static cert_authz_identity *for_request(request_rec *r,
+                                        cert_authz_identity *mine)
+{
+    if (mine) {
+        apr_pool_cleanup_register(r->pool, mine, identity_free_cleanup,
+                                  apr_pool_cleanup_null);
+    }
+    return mine;
+}
+
 /*
  * The certificate request r is made under, verified or not, as a handle of
- * the request's own (freed with its pool), or NULL when there is none.  A
- * connection reads its certificate once, and again only when the peer
- * certificate changes (renegotiation, TLS 1.3 post-handshake
- * authentication): by its X509 when mod_ssl gave us the SSL, else by
- * comparing mod_ssl's SSL_CLIENT_CERT.  A miss reads under the lock: the
- * streams of one connection wait a few microseconds instead of all reading.
+ * the request's own (freed with its pool), or NULL when there is none; its
+ * verdict (SSL_CLIENT_VERIFY) in *verdict.  A connection reads its
+ * certificate once, and again only when the peer certificate changes
+ * (renegotiation, TLS 1.3 post-handshake authentication): by its X509 when
+ * mod_ssl gave us the SSL, else by comparing mod_ssl's SSL_CLIENT_CERT.
+ * With the X509 the verdict is kept too (see conn_cache), so a keep-alive
+ * request asks mod_ssl nothing.  A miss reads under the lock: the streams
+ * of one connection wait a few microseconds instead of all reading.
  */
-static cert_authz_identity *identity_for(request_rec *r)
+static cert_authz_identity *identity_for(request_rec *r,
+                                         cert_authz_peer *verdict)
 {
     conn_cache *cache = conn_cache_of(r->connection);
     cert_authz_identity *mine = NULL;
     const char *pem = NULL;
     X509 *peer = NULL;
+    long result = 0;
+    int mode = 0;
     int same = 0;
 
     if (cache && cache->ssl) {
@@ -785,6 +839,30 @@ static cert_authz_identity *identity_for(request_rec *r)
         peer = SSL_get_peer_certificate(cache->ssl);
         X509_free(peer);      /* the session keeps its own reference */
 #endif
+        result = SSL_get_verify_result(cache->ssl);
+        mode = SSL_get_verify_mode(cache->ssl);
+    }
+    if (peer) {
+#if APR_HAS_THREADS
+        apr_thread_mutex_lock(cache->lock);
+#endif
+        if (cache->current && cache->x509 == peer && cache->verdict_known
+            && cache->verdict_result == result
+            && cache->verdict_mode == mode) {
+            *verdict = cache->verdict;
+            cert_authz_identity_clone(cache->current, &mine);
+        }
+#if APR_HAS_THREADS
+        apr_thread_mutex_unlock(cache->lock);
+#endif
+        if (mine) {
+            return for_request(r, mine);
+        }
+    }
+
+    *verdict = verdict_of(r);
+    if (*verdict == CERT_AUTHZ_PEER_NONE) {
+        return NULL;
     }
     if (!peer) {
         pem = ap_ssl_var_lookup(r->pool, r->server, r->connection, r,
@@ -815,6 +893,7 @@ static cert_authz_identity *identity_for(request_rec *r)
                 X509_free(cache->x509);
                 cache->current = fresh;
                 cache->x509 = peer;
+                cache->verdict_known = 0;
                 same = 1;
                 ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                               CERT_AUTHZ_LOGNO(00014) "read the client "
@@ -827,16 +906,18 @@ static cert_authz_identity *identity_for(request_rec *r)
         }
         if (same) {
             cert_authz_identity_clone(cache->current, &mine);
+            if (peer) {
+                cache->verdict_known = 1;
+                cache->verdict_result = result;
+                cache->verdict_mode = mode;
+                cache->verdict = *verdict;
+            }
         }
 #if APR_HAS_THREADS
         apr_thread_mutex_unlock(cache->lock);
 #endif
     }
-    if (mine) {
-        apr_pool_cleanup_register(r->pool, mine, identity_free_cleanup,
-                                  apr_pool_cleanup_null);
-    }
-    return mine;
+    return for_request(r, mine);
 }
 
 
@@ -856,11 +937,36 @@ static const char *log_text(apr_pool_t *p, const char *s)
     return s ? s : "-";
 }
 
+/* "FILE:LINE" of the deciding statement, for CERT_AUTHZ_RULE, written
+ * directly: apr_psprintf's formatter took about as many instructions per
+ * request as the decision itself. */
+static const char *rule_text(apr_pool_t *p, const cert_authz_decision *d)
+{
+    char digits[16];
+    size_t n = 0;
+    uint32_t line = d->rule_line;
+    char *text, *at;
+
+    do {
+        digits[n++] = (char)('0' + line % 10);
+        line /= 10;
+    } while (line > 0);
+    text = apr_palloc(p, d->rule_file_len + 1 + n + 1);
+    memcpy(text, d->rule_file, d->rule_file_len);
+    at = text + d->rule_file_len;
+    *at++ = ':';
+    while (n > 0) {
+        *at++ = digits[--n];
+    }
+    *at = '\0';
+    return text;
+}
+
 static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
 {
     request_state *st = ap_get_module_config(r->request_config,
                                              &cert_authz_module);
-    const char *verify;
+    cert_authz_peer verdict = CERT_AUTHZ_PEER_NONE;
     const char *value;
     size_t len;
 
@@ -871,18 +977,10 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
     st = apr_pcalloc(r->pool, sizeof(*st));
     st->policy = policy_of(conf);
     st->user_attr = conf->user_attr;
-    st->peer = CERT_AUTHZ_PEER_NONE;
-
-    /* SUCCESS, NONE, or FAILED:reason / GENEROUS (optional_no_ca): a
-     * certificate that was sent but not trusted, read only for the log. */
-    verify = ap_ssl_var_lookup(r->pool, r->server, r->connection, r,
-                               "SSL_CLIENT_VERIFY");
-    if (verify && *verify && strcmp(verify, "NONE")) {
-        st->identity = identity_for(r);
-        st->peer = strcmp(verify, "SUCCESS") ? CERT_AUTHZ_PEER_UNVERIFIED
-                   : st->identity ? CERT_AUTHZ_PEER_VERIFIED
-                   : CERT_AUTHZ_PEER_UNPARSABLE;
-    }
+    st->identity = identity_for(r, &verdict);
+    st->peer = (verdict != CERT_AUTHZ_PEER_VERIFIED) ? verdict
+               : st->identity ? CERT_AUTHZ_PEER_VERIFIED
+               : CERT_AUTHZ_PEER_UNPARSABLE;
 
     if (cert_authz_decide(st->policy, st->identity, st->peer,
                           r->method, strlen(r->method),
@@ -904,10 +1002,7 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
     }
 
     if (st->decision.rule_file_len > 0) {
-        st->rule = apr_psprintf(r->pool, "%.*s:%u",
-                                (int)st->decision.rule_file_len,
-                                st->decision.rule_file,
-                                (unsigned)st->decision.rule_line);
+        st->rule = rule_text(r->pool, &st->decision);
     }
 
     /* The core names the value the allow authorized (SPEC §6.11): with two
@@ -940,21 +1035,109 @@ static void set_or_unset(apr_table_t *t, const char *key, const char *value)
     }
 }
 
+/* A name of the module's variables, in any case (apr's tables fold it). */
+static int is_module_name(const char *key)
+{
+    return (*key == 'C' || *key == 'c')
+           && !strncasecmp(key, ENV_PREFIX, sizeof(ENV_PREFIX) - 1);
+}
+
+/* Whether the table holds any entry under such a name. */
+static int has_module_names(const apr_table_t *t)
+{
+    const apr_array_header_t *arr = apr_table_elts(t);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    int i;
+
+    for (i = 0; i < arr->nelts; i++) {
+        if (is_module_name(e[i].key)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* The backend's view of the decision.  Set explicitly, not left to mod_ssl
- * or SetEnv, and set again in fixups, so that neither a request header (it
- * would become HTTP_*) nor a configured variable of the same name can stand
- * in for the module's own. */
+ * or SetEnv, and set again in fixups where a module changed it since, so
+ * that neither a request header (it would become HTTP_*) nor a configured
+ * variable of the same name can stand in for the module's own. */
 static void export_decision(request_rec *r, const request_state *st)
 {
     apr_table_t *env = r->subprocess_env;
+    const char *decision = st->decision.allowed ? VALUE_ALLOW : VALUE_DENY;
+    const char *user = st->decision.allowed ? st->user : NULL;
 
-    apr_table_setn(env, ENV_DECISION, st->decision.allowed ? "allow" : "deny");
-    set_or_unset(env, ENV_RULE, st->rule);
-    set_or_unset(env, ENV_SUBJECT, st->subject);
-    set_or_unset(env, ENV_USER, st->decision.allowed ? st->user : NULL);
-    if (st->decision.allowed && st->user) {
-        r->user = (char *)st->user;
+    if (!has_module_names(env)) {
+        /* Nothing to replace or remove: appended, without the search of
+         * every set and unset (apr's tables compare in full the keys that
+         * share their first four letters, and all of these do). */
+        apr_table_addn(env, ENV_DECISION, decision);
+        if (st->rule) {
+            apr_table_addn(env, ENV_RULE, st->rule);
+        }
+        if (st->subject) {
+            apr_table_addn(env, ENV_SUBJECT, st->subject);
+        }
+        if (user) {
+            apr_table_addn(env, ENV_USER, user);
+        }
     }
+    else {
+        apr_table_setn(env, ENV_DECISION, decision);
+        set_or_unset(env, ENV_RULE, st->rule);
+        set_or_unset(env, ENV_SUBJECT, st->subject);
+        set_or_unset(env, ENV_USER, user);
+    }
+    if (user) {
+        r->user = (char *)user;
+    }
+}
+
+/*
+ * Whether r->subprocess_env still holds exactly what export_decision set:
+ * each variable that has a value once, under the module's own key with
+ * the module's own value, and no other entry named CERT_AUTHZ_*.  One pass
+ * over the table instead of setting all four again; any change since
+ * (SetEnv, UnsetEnv, mod_rewrite's [E=]) makes fixups export again.
+ */
+static int export_intact(request_rec *r, const request_state *st)
+{
+    const apr_array_header_t *arr = apr_table_elts(r->subprocess_env);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    const char *decision = st->decision.allowed ? VALUE_ALLOW : VALUE_DENY;
+    const char *user = st->decision.allowed ? st->user : NULL;
+    int missing = 1 + (st->rule != NULL) + (st->subject != NULL)
+                  + (user != NULL);
+    int i;
+
+    for (i = 0; i < arr->nelts; i++) {
+        const char *key = e[i].key;
+        const char *mine;
+
+        if (key == ENV_DECISION) {
+            mine = decision;
+        }
+        else if (key == ENV_RULE) {
+            mine = st->rule;
+        }
+        else if (key == ENV_SUBJECT) {
+            mine = st->subject;
+        }
+        else if (key == ENV_USER) {
+            mine = user;
+        }
+        else if (is_module_name(key)) {
+            return 0;
+        }
+        else {
+            continue;
+        }
+        if (!mine || e[i].val != mine) {
+            return 0;
+        }
+        missing--;
+    }
+    return missing == 0;
 }
 
 /* Header names as backends read them: case and '-' against '_' folded
@@ -1024,7 +1207,7 @@ static void set_request_headers(request_rec *r, const cert_authz_dir_conf *conf,
                 value = st->subject;
                 break;
             case HEADER_DECISION:
-                value = st->decision.allowed ? "allow" : "deny";
+                value = st->decision.allowed ? VALUE_ALLOW : VALUE_DENY;
                 break;
             case HEADER_RULE:
                 value = st->rule;
@@ -1146,8 +1329,9 @@ static int cert_authz_check_access_ex(request_rec *r)
  * httpd skips the access phase of an internal redirect or subrequest whose
  * merged configuration is the very one of its parent, even when the URI
  * differs.  A new URI is a new decision here, so a request that reaches
- * fixups without one is decided now.  Every decided request gets its
- * variables set again, after mod_env's SetEnv and mod_ssl's fixups.
+ * fixups without one is decided now.  Every decided request has its
+ * variables checked, and set again where changed, after mod_env's SetEnv
+ * and mod_ssl's fixups.
  */
 static int cert_authz_fixups(request_rec *r)
 {
@@ -1163,8 +1347,11 @@ static int cert_authz_fixups(request_rec *r)
         }
         st = ap_get_module_config(r->request_config, &cert_authz_module);
     }
-    if (st) {
+    if (st && !export_intact(r, st)) {
         export_decision(r, st);
+    }
+    else if (st && st->decision.allowed && st->user) {
+        r->user = (char *)st->user;
     }
     set_request_headers(r, conf, st);
     return DECLINED;
