@@ -97,10 +97,16 @@ typedef struct {
 } ngx_http_cert_authz_main_conf_t;
 
 
-/* The decision for one request, for the variables. */
+/*
+ * The decision for one request, for the variables.  The identity and the
+ * user point into the connection's identity cache, which keeps every
+ * identity it read until the connection closes (see
+ * ngx_http_cert_authz_parse()): $cert_authz_subject is read from the
+ * identity only when something asks for it.
+ */
 typedef struct {
     cert_authz_decision        decision;
-    ngx_str_t                  subject;
+    const cert_authz_identity *identity;  /* a verified one, or NULL */
     ngx_str_t                  user;
 
     /* the URI decided: try_files may serve another one, see below */
@@ -130,13 +136,15 @@ static ngx_uint_t ngx_http_cert_authz_verified_here(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_cert_authz_verify_again(ngx_http_request_t *r,
     ngx_ssl_conn_t *ssl_conn, X509 *cert, SSL_CTX *ssl_ctx);
 static void ngx_http_cert_authz_parse(ngx_http_cert_authz_conn_t *cc,
-    X509 *cert, ngx_log_t *log);
+    X509 *cert, ngx_pool_t *pool, ngx_log_t *log);
+static void ngx_http_cert_authz_identity_cleanup(void *data);
 static ngx_http_cert_authz_conn_t *ngx_http_cert_authz_conn(
     ngx_connection_t *c);
 static void ngx_http_cert_authz_conn_cleanup(void *data);
-static ngx_int_t ngx_http_cert_authz_export(ngx_http_request_t *r,
-    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx,
-    const cert_authz_identity *identity);
+static void ngx_http_cert_authz_export(ngx_http_cert_authz_loc_conf_t *alcf,
+    ngx_http_cert_authz_ctx_t *ctx, const cert_authz_identity *identity);
+static ngx_int_t ngx_http_cert_authz_subject(ngx_http_cert_authz_ctx_t *ctx,
+    ngx_str_t *subject);
 static void ngx_http_cert_authz_log_deny(ngx_http_request_t *r,
     ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx,
     const cert_authz_identity *identity, cert_authz_peer peer);
@@ -144,6 +152,8 @@ static void ngx_http_cert_authz_log_deny(ngx_http_request_t *r,
 static ngx_int_t ngx_http_cert_authz_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_cert_authz_rule_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_cert_authz_subject_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_cert_authz_remote_user_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
@@ -271,8 +281,7 @@ static ngx_http_variable_t  ngx_http_cert_authz_vars[] = {
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("cert_authz_subject"), NULL,
-      ngx_http_cert_authz_variable,
-      offsetof(ngx_http_cert_authz_ctx_t, subject),
+      ngx_http_cert_authz_subject_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("cert_authz_user"), NULL,
@@ -497,20 +506,26 @@ ngx_http_cert_authz_decide(ngx_http_request_t *r,
 
     /* only a verified certificate's subject and user reach the variables */
 
-    if (ngx_http_cert_authz_export(r, alcf, ctx,
-                                   peer == CERT_AUTHZ_PEER_VERIFIED
-                                   ? identity : NULL)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    ngx_http_cert_authz_export(alcf, ctx,
+                               peer == CERT_AUTHZ_PEER_VERIFIED
+                               ? identity : NULL);
 
     if (ctx->decision.allowed == 1) {
-        ngx_log_debug5(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "cert_authz: allowed: %V %V, subject \"%V\", "
-                       "rule %*s",
-                       &r->method_name, &r->uri, &ctx->subject,
-                       ctx->decision.rule_file_len, ctx->decision.rule_file);
+
+#if (NGX_DEBUG)
+        if (r->connection->log->log_level & NGX_LOG_DEBUG_HTTP) {
+            ngx_str_t  subject;
+
+            (void) ngx_http_cert_authz_subject(ctx, &subject);
+
+            ngx_log_debug5(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "cert_authz: allowed: %V %V, subject \"%V\", "
+                           "rule %*s",
+                           &r->method_name, &r->uri, &subject,
+                           ctx->decision.rule_file_len,
+                           ctx->decision.rule_file);
+        }
+#endif
 
         /* in report mode too: under "satisfy any" an allow grants */
         return NGX_OK;
@@ -745,7 +760,7 @@ ngx_http_cert_authz_peer(ngx_http_request_t *r,
      */
 
     if (cc->cert != cert) {
-        ngx_http_cert_authz_parse(cc, cert, r->connection->log);
+        ngx_http_cert_authz_parse(cc, cert, c->pool, r->connection->log);
     }
 
     if (cc->identity == NULL) {
@@ -937,16 +952,39 @@ ngx_http_cert_authz_verify_again(ngx_http_request_t *r,
  * Replaces the cached identity with that of cert.  A certificate the core
  * refuses is cached too, as a refused identity that says why: it stays
  * refused, and the deny line gives the reason.
+ *
+ * The identity replaced is freed with the connection, not now: a request
+ * of the connection (an HTTP/2 stream, a log phase still to come) may
+ * point into it.  nginx neither renegotiates nor asks for a certificate
+ * after the handshake, so a connection's certificate does not change;
+ * this is in case a TLS library ever changes it under nginx.
  */
 
 static void
 ngx_http_cert_authz_parse(ngx_http_cert_authz_conn_t *cc, X509 *cert,
-    ngx_log_t *log)
+    ngx_pool_t *pool, ngx_log_t *log)
 {
     int                   len;
     u_char               *der;
     cert_authz_result     rc;
+    ngx_pool_cleanup_t   *cln;
     cert_authz_identity  *identity;
+
+    if (cc->identity) {
+        cln = ngx_pool_cleanup_add(pool, 0);
+
+        if (cln == NULL) {
+            /* out of memory: it cannot be freed safely, nor kept */
+            ngx_log_error(NGX_LOG_ALERT, log, 0,
+                          "cert_authz: leaking a replaced identity");
+
+        } else {
+            cln->handler = ngx_http_cert_authz_identity_cleanup;
+            cln->data = cc->identity;
+        }
+
+        cc->identity = NULL;
+    }
 
     ngx_http_cert_authz_conn_cleanup(cc);
 
@@ -1037,37 +1075,29 @@ ngx_http_cert_authz_conn_cleanup(void *data)
 }
 
 
+static void
+ngx_http_cert_authz_identity_cleanup(void *data)
+{
+    cert_authz_identity_free(data);
+}
+
+
 /*
- * Copies what the variables show into the request's pool: the connection's
- * identity may be replaced (renegotiation) while the request still logs.
+ * What the variables show: the verified identity, read for
+ * $cert_authz_subject only when something asks for it, and the user the
+ * allow authorized, which points into it.
  */
 
-static ngx_int_t
-ngx_http_cert_authz_export(ngx_http_request_t *r,
-    ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx,
-    const cert_authz_identity *identity)
+static void
+ngx_http_cert_authz_export(ngx_http_cert_authz_loc_conf_t *alcf,
+    ngx_http_cert_authz_ctx_t *ctx, const cert_authz_identity *identity)
 {
-    size_t        len;
-    const char   *value;
+    ctx->identity = identity;
 
-    if (identity == NULL) {
-        return NGX_OK;
-    }
-
-    if (cert_authz_identity_subject(identity, &value, &len) == CERT_AUTHZ_OK
-        && len > 0)
+    if (identity == NULL || ctx->decision.allowed != 1
+        || alcf->user_attr.len == 0)
     {
-        ctx->subject.data = ngx_pnalloc(r->pool, len);
-        if (ctx->subject.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(ctx->subject.data, value, len);
-        ctx->subject.len = len;
-    }
-
-    if (ctx->decision.allowed != 1 || alcf->user_attr.len == 0) {
-        return NGX_OK;
+        return;
     }
 
     /*
@@ -1075,16 +1105,32 @@ ngx_http_cert_authz_export(ngx_http_request_t *r,
      * the one the rule matched, never simply the first
      */
 
-    if (ctx->decision.user_len > 0) {
-        ctx->user.data = ngx_pnalloc(r->pool, ctx->decision.user_len);
-        if (ctx->user.data == NULL) {
-            return NGX_ERROR;
-        }
+    ctx->user.data = (u_char *) ctx->decision.user;
+    ctx->user.len = ctx->decision.user_len;
+}
 
-        ngx_memcpy(ctx->user.data, ctx->decision.user,
-                   ctx->decision.user_len);
-        ctx->user.len = ctx->decision.user_len;
+
+/* The subject of the request's verified certificate; NGX_DECLINED: none. */
+
+static ngx_int_t
+ngx_http_cert_authz_subject(ngx_http_cert_authz_ctx_t *ctx,
+    ngx_str_t *subject)
+{
+    size_t       len;
+    const char  *value;
+
+    ngx_str_null(subject);
+
+    if (ctx->identity == NULL
+        || cert_authz_identity_subject(ctx->identity, &value, &len)
+           != CERT_AUTHZ_OK
+        || len == 0)
+    {
+        return NGX_DECLINED;
     }
+
+    subject->data = (u_char *) value;
+    subject->len = len;
 
     return NGX_OK;
 }
@@ -1136,7 +1182,7 @@ ngx_http_cert_authz_log_deny(ngx_http_request_t *r,
 }
 
 
-/* $cert_authz_decision, $cert_authz_subject, $cert_authz_user */
+/* $cert_authz_decision, $cert_authz_user */
 
 static ngx_int_t
 ngx_http_cert_authz_variable(ngx_http_request_t *r,
@@ -1160,7 +1206,7 @@ ngx_http_cert_authz_variable(ngx_http_request_t *r,
         value = (ngx_str_t *) ((u_char *) ctx + data);
 
         if (value->len == 0) {
-            /* no subject or user: "-" in log_format, no proxied header */
+            /* no user: "-" in log_format, no proxied header */
             v->not_found = 1;
             return NGX_OK;
         }
@@ -1204,6 +1250,33 @@ ngx_http_cert_authz_rule_variable(ngx_http_request_t *r,
     v->no_cacheable = 1;
     v->not_found = 0;
     v->data = p;
+
+    return NGX_OK;
+}
+
+
+/* $cert_authz_subject, RFC 4514, of a verified certificate */
+
+static ngx_int_t
+ngx_http_cert_authz_subject_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                   subject;
+    ngx_http_cert_authz_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
+
+    if (ctx == NULL || ngx_http_cert_authz_subject(ctx, &subject) != NGX_OK) {
+        /* no subject: "-" in log_format, no proxied header */
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = subject.len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = subject.data;
 
     return NGX_OK;
 }
