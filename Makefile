@@ -70,11 +70,25 @@ lint:
 test: build lint
 	$(CARGO) test --release --locked -- --test-threads=2
 
-# The core figures, then the servers' (real Apache and nginx on loopback,
-# loaded by ab; about two minutes).
-bench: build
+# The core figures, then the servers' (real Apache and nginx on loopback):
+# instructions per request under callgrind, then throughput from oha
+# (about ten minutes).  oha, the load generator that presents a client
+# certificate from several threads, comes from crates.io: installed here
+# when missing (about 7 minutes on 2 cores), never by `make test`.
+OHA_VERSION := 1.16.0
+CARGO_BIN   ?= $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
+OHA         ?= $(or $(shell command -v oha 2>/dev/null),$(CARGO_BIN)/oha)
+
+# The bench's own Debian packages (callgrind), installed as `deps` does.
+BENCH_PACKAGES := valgrind
+
+bench: build $(OHA)
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(BENCH_PACKAGES)"
 	$(CARGO) bench --locked --bench core
-	$(CARGO) bench --locked --bench servers
+	OHA=$(OHA) $(CARGO) bench --locked --bench servers
+
+$(OHA):
+	$(CARGO) install --locked --version $(OHA_VERSION) oha
 
 demo: build
 	demo/run.sh
