@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use common::apache::Apache;
 use common::nginx::Nginx;
-use common::pki::hostile_client;
+use common::pki::{hostile_client, twin_ca_client};
 use common::server::{Kind, LogLevel, Scope, Server, Site, Verify};
 use common::{env_of, Reply, SHARED_CASES, SHARED_POLICY};
 
@@ -227,6 +227,44 @@ fn a_verified_certificate_that_the_core_refuses_is_denied<S: Server>(name: &str)
     let lines = server.deny_lines(&log);
     assert_eq!(lines.len(), 1, "{log}");
     assert_eq!(subject_of(lines[0]), server.refused_subject(), "{log}");
+}
+
+// ---- a CA pinned by its key ------------------------------------------------------
+
+both!(a_ca_is_pinned_by_its_key_not_by_its_name, "capin");
+
+/// The server trusts the test CA and a second CA of the very same name (as
+/// when one vhost trusts a partner's CA): `issuer.CN` cannot tell their
+/// certificates apart, `ca.spki` of the verified chain can.
+fn a_ca_is_pinned_by_its_key_not_by_its_name<S: Server>(name: &str) {
+    let mut server = S::new(name);
+    let (twin_pem, cert, key) = twin_ca_client(server.dir());
+    let clients = server.dir().join("clients.pem");
+    fs::write(&clients, fs::read_to_string(server.pki().path("ca.pem")).unwrap() + &twin_pem).unwrap();
+    let ca = cert_authz::Identity::from_pem(&fs::read(server.pki().path("ca.pem")).unwrap()).unwrap();
+    let spki = ca.values(cert_authz::Attr::parse("spki").unwrap())[0].to_string();
+    let by_key = format!("allow GET /key/** ca.spki={spki}");
+    server.configure(&Site {
+        client_ca: Some(&clients),
+        root: Scope {
+            enforce: Some("on"),
+            rules: &[&by_key, "allow GET /name/** issuer.CN=\"Example Test CA\""],
+            ..Scope::default()
+        },
+        ..Site::default()
+    });
+    server.start();
+
+    let twin = ["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()];
+    assert_eq!(server.status(Some("alice"), "GET", "/key/x"), 200);
+    assert_eq!(server.request_with(None, "GET", "/key/x", &twin).status, 403, "the twin CA's alice");
+    // by name, both pass: the reason to pin the key
+    assert_eq!(server.status(Some("alice"), "GET", "/name/x"), 200);
+    assert_eq!(server.request_with(None, "GET", "/name/x", &twin).status, 200);
+    let log = server.error_log();
+    let lines = server.deny_lines(&log);
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains("GET /key/x,") && lines[0].contains("no allow rule matched"), "{log}");
 }
 
 // ---- scopes ----------------------------------------------------------------------

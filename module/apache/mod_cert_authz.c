@@ -171,6 +171,10 @@ typedef struct {
      * SSL_CLIENT_CERT (without the ssl_pre_handshake hook). */
     X509 *x509;
     cert_authz_identity *current;
+    /* Whether `current` was read with the chain mod_ssl verified (so that
+     * ca.spki rules can see it); a certificate first seen unverified is
+     * read again once verified. */
+    int chained;
     /*
      * What SSL_CLIENT_VERIFY said of `x509` (verified or not), looked up
      * once per certificate rather than per request.  mod_ssl derives it
@@ -765,21 +769,52 @@ static conn_cache *conn_cache_of(conn_rec *c)
 
 /* Reads the certificate x509, or the PEM when x509 is NULL: an identity or
  * a refused certificate; NULL only when out of memory. */
-static cert_authz_identity *read_identity(X509 *x509, const char *pem)
+/* The deepest verified chain read for ca.spki and ca.fingerprint. */
+#define CERT_AUTHZ_CHAIN_MAX 16
+
+/* Reads the certificate x509, with the chain `ssl` verified when ssl is
+ * not NULL, or the PEM when x509 is NULL: an identity or a refused
+ * certificate; NULL only when out of memory. */
+static cert_authz_identity *read_identity(X509 *x509, const char *pem,
+                                          SSL *ssl)
 {
     cert_authz_identity *identity = NULL;
-    unsigned char *der = NULL;
-    int der_len;
+    STACK_OF(X509) *chain = ssl ? SSL_get0_verified_chain(ssl) : NULL;
+    unsigned char *der = NULL, *ders[CERT_AUTHZ_CHAIN_MAX];
+    size_t lens[CERT_AUTHZ_CHAIN_MAX];
+    int der_len, len, i, n = 0;
 
     if (!x509) {
         cert_authz_identity_from_pem(pem, strlen(pem), &identity);
         return identity;
     }
+    /* A chain too deep or unreadable is left out whole: a CA missing from
+     * it could only make a ca.spki rule fail, never pass. */
+    for (i = 0; chain && i < sk_X509_num(chain); i++) {
+        if (n == CERT_AUTHZ_CHAIN_MAX) {
+            break;
+        }
+        ders[n] = NULL;
+        if ((len = i2d_X509(sk_X509_value(chain, i), &ders[n])) <= 0) {
+            break;
+        }
+        lens[n++] = (size_t)len;
+    }
+    if (chain && i < sk_X509_num(chain)) {
+        while (n > 0) {
+            OPENSSL_free(ders[--n]);
+        }
+    }
     der_len = i2d_X509(x509, &der);
     if (der_len > 0) {
-        cert_authz_identity_from_der(der, (size_t)der_len, &identity);
+        cert_authz_identity_from_der_chain(der, (size_t)der_len,
+                                           (const uint8_t *const *)ders, lens,
+                                           (size_t)n, &identity);
     }
     OPENSSL_free(der);
+    while (n > 0) {
+        OPENSSL_free(ders[--n]);
+    }
     return identity;
 }
 
@@ -872,27 +907,32 @@ static cert_authz_identity *identity_for(request_rec *r,
         }
     }
     if (!cache) {
-        mine = read_identity(peer, pem);
+        mine = read_identity(peer, pem, NULL);
     }
     else {
 #if APR_HAS_THREADS
         apr_thread_mutex_lock(cache->lock);
 #endif
         if (cache->current && peer) {
-            same = (cache->x509 == peer);
+            /* read again with the verified chain once it is verified */
+            same = (cache->x509 == peer
+                    && cache->chained == (*verdict == CERT_AUTHZ_PEER_VERIFIED));
         }
         else if (cache->current && !cache->x509) {
             cert_authz_identity_is_certificate(cache->current, pem,
                                                strlen(pem), &same);
         }
         if (!same) {
-            cert_authz_identity *fresh = read_identity(peer, pem);
+            int chained = peer && *verdict == CERT_AUTHZ_PEER_VERIFIED;
+            cert_authz_identity *fresh =
+                read_identity(peer, pem, chained ? cache->ssl : NULL);
 
             if (fresh && (!peer || X509_up_ref(peer) == 1)) {
                 cert_authz_identity_free(cache->current);
                 X509_free(cache->x509);
                 cache->current = fresh;
                 cache->x509 = peer;
+                cache->chained = chained;
                 cache->verdict_known = 0;
                 same = 1;
                 ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,

@@ -46,6 +46,9 @@
 #define NGX_HTTP_CERT_AUTHZ_REPORT   1
 
 
+/* the deepest verified chain read for ca.spki and ca.fingerprint */
+#define NGX_HTTP_CERT_AUTHZ_CHAIN  16
+
 /* room for the core's compile errors, one FILE:LINE:COL line each */
 #define NGX_HTTP_CERT_AUTHZ_ERRBUF  8192
 
@@ -134,9 +137,10 @@ static cert_authz_peer ngx_http_cert_authz_peer(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_cert_authz_verified_here(ngx_http_request_t *r,
     ngx_ssl_conn_t *ssl_conn);
 static ngx_uint_t ngx_http_cert_authz_verify_again(ngx_http_request_t *r,
-    ngx_ssl_conn_t *ssl_conn, X509 *cert, SSL_CTX *ssl_ctx);
+    ngx_ssl_conn_t *ssl_conn, X509 *cert, SSL_CTX *ssl_ctx,
+    STACK_OF(X509) **chain);
 static void ngx_http_cert_authz_parse(ngx_http_cert_authz_conn_t *cc,
-    X509 *cert, ngx_pool_t *pool, ngx_log_t *log);
+    X509 *cert, STACK_OF(X509) *chain, ngx_pool_t *pool, ngx_log_t *log);
 static void ngx_http_cert_authz_identity_cleanup(void *data);
 static ngx_http_cert_authz_conn_t *ngx_http_cert_authz_conn(
     ngx_connection_t *c);
@@ -711,7 +715,9 @@ ngx_http_cert_authz_peer(ngx_http_request_t *r,
 {
     X509                        *cert;
     SSL_CTX                     *ssl_ctx;
+    ngx_uint_t                   verified, reverified;
     X509_STORE                  *store;
+    STACK_OF(X509)              *chain;
     ngx_connection_t            *c;
     ngx_http_cert_authz_conn_t  *cc;
 
@@ -759,8 +765,20 @@ ngx_http_cert_authz_peer(ngx_http_request_t *r,
      * different pointer is a different certificate.
      */
 
+    verified = (SSL_get_verify_result(c->ssl->connection) == X509_V_OK);
+
+    /*
+     * A verified certificate is read with the chain the handshake verified
+     * (ca.spki, ca.fingerprint, issuer.spki); a resumed session has none,
+     * and gets the one verified again below.
+     */
+
     if (cc->cert != cert) {
-        ngx_http_cert_authz_parse(cc, cert, c->pool, r->connection->log);
+        ngx_http_cert_authz_parse(cc, cert,
+                                  verified
+                                  ? SSL_get0_verified_chain(c->ssl->connection)
+                                  : NULL,
+                                  c->pool, r->connection->log);
     }
 
     if (cc->identity == NULL) {
@@ -769,7 +787,7 @@ ngx_http_cert_authz_peer(ngx_http_request_t *r,
 
     *identity = cc->identity;
 
-    if (SSL_get_verify_result(c->ssl->connection) != X509_V_OK) {
+    if (!verified) {
         return CERT_AUTHZ_PEER_UNVERIFIED;
     }
 
@@ -792,8 +810,24 @@ ngx_http_cert_authz_peer(ngx_http_request_t *r,
         }
 
         if (cc->reverified_store != store) {
-            cc->reverified = ngx_http_cert_authz_verify_again(r,
-                                 c->ssl->connection, cert, ssl_ctx);
+            chain = NULL;
+            reverified = ngx_http_cert_authz_verify_again(r,
+                             c->ssl->connection, cert, ssl_ctx, &chain);
+
+            if (reverified) {
+                /* read again with the chain that was verified here */
+                ngx_http_cert_authz_parse(cc, cert, chain, c->pool,
+                                          r->connection->log);
+                sk_X509_pop_free(chain, X509_free);
+
+                if (cc->identity == NULL) {
+                    return CERT_AUTHZ_PEER_UNPARSABLE;
+                }
+
+                *identity = cc->identity;
+            }
+
+            cc->reverified = reverified;
             cc->reverified_store = store;
         }
 
@@ -882,7 +916,8 @@ ngx_http_cert_authz_verified_here(ngx_http_request_t *r,
 
 static ngx_uint_t
 ngx_http_cert_authz_verify_again(ngx_http_request_t *r,
-    ngx_ssl_conn_t *ssl_conn, X509 *cert, SSL_CTX *ssl_ctx)
+    ngx_ssl_conn_t *ssl_conn, X509 *cert, SSL_CTX *ssl_ctx,
+    STACK_OF(X509) **chain)
 {
     int                 ok, err;
     X509_STORE_CTX     *xsc;
@@ -926,6 +961,11 @@ ngx_http_cert_authz_verify_again(ngx_http_request_t *r,
     ok = X509_verify_cert(xsc);
     err = X509_STORE_CTX_get_error(xsc);
 
+    if (ok == 1) {
+        /* a new reference to each: the caller frees them */
+        *chain = X509_STORE_CTX_get1_chain(xsc);
+    }
+
     X509_STORE_CTX_free(xsc);
 
     /* the lookups may leave errors that nginx would report later */
@@ -962,10 +1002,11 @@ ngx_http_cert_authz_verify_again(ngx_http_request_t *r,
 
 static void
 ngx_http_cert_authz_parse(ngx_http_cert_authz_conn_t *cc, X509 *cert,
-    ngx_pool_t *pool, ngx_log_t *log)
+    STACK_OF(X509) *chain, ngx_pool_t *pool, ngx_log_t *log)
 {
-    int                   len;
-    u_char               *der;
+    int                   len, clen, i, n;
+    u_char               *der, *ders[NGX_HTTP_CERT_AUTHZ_CHAIN];
+    size_t                lens[NGX_HTTP_CERT_AUTHZ_CHAIN];
     cert_authz_result     rc;
     ngx_pool_cleanup_t   *cln;
     cert_authz_identity  *identity;
@@ -1002,7 +1043,44 @@ ngx_http_cert_authz_parse(ngx_http_cert_authz_conn_t *cc, X509 *cert,
         return;
     }
 
-    rc = cert_authz_identity_from_der(der, len, &identity);
+    /* the chain's DER, up to a depth that no real chain reaches */
+
+    n = 0;
+
+    for (i = 0; chain && i < sk_X509_num(chain); i++) {
+
+        if (n == NGX_HTTP_CERT_AUTHZ_CHAIN) {
+            /* a chain cut short would hide a CA: read none of it */
+            n = -1;
+            break;
+        }
+
+        ders[n] = NULL;
+        clen = i2d_X509(sk_X509_value(chain, i), &ders[n]);
+
+        if (clen <= 0) {
+            n = -1;
+            break;
+        }
+
+        lens[n++] = (size_t) clen;
+    }
+
+    if (n < 0) {
+        ngx_ssl_error(NGX_LOG_ALERT, log, 0,
+                      "cert_authz: the verified chain cannot be read");
+        rc = cert_authz_identity_from_der_chain(der, len, NULL, NULL, 0,
+                                                &identity);
+
+    } else {
+        rc = cert_authz_identity_from_der_chain(der, len,
+                                                (const uint8_t **) ders, lens,
+                                                (size_t) n, &identity);
+    }
+
+    for (i = 0; i < n; i++) {
+        OPENSSL_free(ders[i]);
+    }
 
     OPENSSL_free(der);
 

@@ -247,3 +247,29 @@ pub fn hostile_client(dir: &Path) -> (String, PathBuf, PathBuf) {
     share_with_workers(dir);
     (ca_pem, cert_path, key_path)
 }
+
+/// A CA with the test CA's very name (`O=Example Corp, CN=Example Test
+/// CA`) and a key of its own, and `alice` as it would issue her: only the
+/// CA's key tells the two apart.  Returns the CA's PEM and alice's
+/// certificate and key files in `dir`.
+pub fn twin_ca_client(dir: &Path) -> (String, PathBuf, PathBuf) {
+    let (ca_params, ca_key, ca_pem) = ca("Example Test CA");
+    let issuer = Issuer::from_params(&ca_params, &ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::OrganizationName, "Example Corp");
+    params.distinguished_name.push(DnType::OrganizationalUnitName, "users");
+    params.distinguished_name.push(DnType::CommonName, "alice");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    // With two CAs of one name trusted, OpenSSL finds the right issuer by
+    // the authority key identifier.
+    params.use_authority_key_identifier_extension = true;
+    validity(&mut params, 30);
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let (cert_path, key_path) = (dir.join("twin-alice.pem"), dir.join("twin-alice.key"));
+    fs::write(&cert_path, cert.pem()).unwrap();
+    fs::write(&key_path, key.serialize_pem()).unwrap();
+    share_with_workers(dir);
+    (ca_pem, cert_path, key_path)
+}
