@@ -662,8 +662,15 @@ fn ip_text(bytes: &[u8]) -> Result<String, CertError> {
         16 => {
             let mut octets = [0u8; 16];
             octets.copy_from_slice(bytes);
-            // An IPv4-mapped address is written, and matched, as IPv4.
-            Ok(IpAddr::V6(Ipv6Addr::from(octets)).to_canonical().to_string())
+            let ip = Ipv6Addr::from(octets);
+            // Ambiguous: IPv4 to a policy, IPv6 to the name constraints
+            // OpenSSL checks, so a CA kept out of 10.0.0.0/8 could still
+            // name ::ffff:10.1.2.3.  Refused, as any identity that two
+            // readers would read apart.
+            if ip.to_ipv4_mapped().is_some() {
+                return refuse(format!("subjectAltName IP address {ip} is IPv4-mapped"));
+            }
+            Ok(IpAddr::V6(ip).to_string())
         }
         n => refuse(format!("subjectAltName IP address of {n} bytes")),
     }

@@ -601,11 +601,15 @@ fn full_identity_der() -> Vec<u8> {
 }
 
 #[test]
-fn ipv4_mapped_addresses_are_ipv4_on_both_sides() {
+fn an_ipv4_mapped_san_is_refused_and_a_policy_may_write_one_as_ipv4() {
+    // IPv4 to the policy, IPv6 to OpenSSL's name constraints: ambiguous.
     let mut spec = Spec::cn("a");
     spec.sans = vec![SanType::IpAddress("::ffff:10.0.0.1".parse().unwrap())];
+    let err = Identity::from_der(&spec.der()).unwrap_err();
+    assert!(err.0.contains("IPv4-mapped"), "{err}");
+    // In a policy the mapped form means the IPv4 address.
+    spec.sans = vec![SanType::IpAddress("10.0.0.1".parse().unwrap())];
     let id = spec.identity();
-    assert_eq!(id.values(Attr::SanIp)[0].as_ref(), "10.0.0.1");
     for written in ["10.0.0.1", "::ffff:10.0.0.1", "::FFFF:a00:1"] {
         let p = policy(&format!("allow * /** any\ndeny * /** san.ip={written}\n"));
         assert!(!allows(&p, &id, "GET", "/"), "san.ip={written} should match");
@@ -691,7 +695,7 @@ fn name_forms_der() -> Vec<u8> {
             "-addext",
             "subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;UTF8:carol@corp.example,\
              otherName:1.2.3.4;UTF8:other-value,otherName:1.2.3.5;INTEGER:5,\
-             otherName:1.2.3.6;BMPSTRING:bmp,IP:10.1.2.3,IP:2001:db8::7,IP:::ffff:192.168.7.1",
+             otherName:1.2.3.6;BMPSTRING:bmp,IP:10.1.2.3,IP:2001:db8::7,IP:192.168.7.1",
             "-addext",
             "extendedKeyUsage=clientAuth,1.3.6.1.4.1.99999.9",
             "-addext",
@@ -770,7 +774,7 @@ fn every_name_form_is_read_and_matches() {
         ("san.ip=2001:db8::/32", true),
         ("san.ip=2001:db9::/32", false),
         ("san.ip=::/0", true),
-        // IPv4-mapped addresses are IPv4, on both sides.
+        // A policy's IPv4-mapped network is the IPv4 one.
         ("san.ip=192.168.0.0/16", true),
         ("san.ip=::ffff:192.168.0.0/112", true),
         ("san.ip=::ffff:0:0/96", true),
