@@ -85,8 +85,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 
 #include "cert_authz.h"
 
@@ -772,40 +774,74 @@ static conn_cache *conn_cache_of(conn_rec *c)
 /* The deepest verified chain read for ca.spki and ca.fingerprint. */
 #define CERT_AUTHZ_CHAIN_MAX 16
 
-/* Reads the certificate x509, with the chain `ssl` verified when ssl is
+/*
+ * The chain of a resumed session's certificate, verified again against
+ * the SSL's own store and parameters (OpenSSL keeps no verified chain
+ * with a session), with a reference to each certificate for the caller;
+ * NULL when it does not verify here.
+ */
+static STACK_OF(X509) *chain_again(SSL *ssl, X509 *x509)
+{
+    SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
+    X509_STORE_CTX *xsc = X509_STORE_CTX_new();
+    STACK_OF(X509) *chain = NULL;
+
+    if (xsc
+        && X509_STORE_CTX_init(xsc, SSL_CTX_get_cert_store(ctx), x509,
+                               SSL_get_peer_cert_chain(ssl)) == 1
+        && X509_STORE_CTX_set_default(xsc, "ssl_client") == 1
+        && X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(xsc),
+                                  SSL_get0_param(ssl)) == 1
+        && X509_verify_cert(xsc) == 1) {
+        chain = X509_STORE_CTX_get1_chain(xsc);
+    }
+    X509_STORE_CTX_free(xsc);
+    ERR_clear_error();
+    return chain;
+}
+
+/* The deepest verified chain read for ca.spki and ca.fingerprint. */
+#define CERT_AUTHZ_CHAIN_MAX 16
+
+/*
+ * Reads the certificate x509, with the chain `ssl` verified when ssl is
  * not NULL, or the PEM when x509 is NULL: an identity or a refused
- * certificate; NULL only when out of memory. */
+ * certificate.  NULL when out of memory, or when the verified chain cannot
+ * be had whole (too deep, or a resumed session's that does not verify
+ * again): without it a deny of a CA in it could not fire, so the request
+ * is refused.
+ */
 static cert_authz_identity *read_identity(X509 *x509, const char *pem,
                                           SSL *ssl)
 {
     cert_authz_identity *identity = NULL;
     STACK_OF(X509) *chain = ssl ? SSL_get0_verified_chain(ssl) : NULL;
+    STACK_OF(X509) *owned = NULL;
     unsigned char *der = NULL, *ders[CERT_AUTHZ_CHAIN_MAX];
     size_t lens[CERT_AUTHZ_CHAIN_MAX];
-    int der_len, len, i, n = 0;
+    int der_len, len, i, n = 0, whole = 1;
 
     if (!x509) {
         cert_authz_identity_from_pem(pem, strlen(pem), &identity);
         return identity;
     }
-    /* A chain too deep or unreadable is left out whole: a CA missing from
-     * it could only make a ca.spki rule fail, never pass. */
-    for (i = 0; chain && i < sk_X509_num(chain); i++) {
+    if (ssl && !chain) {
+        chain = owned = chain_again(ssl, x509);
+        whole = (chain != NULL);
+    }
+    for (i = 0; whole && chain && i < sk_X509_num(chain); i++) {
         if (n == CERT_AUTHZ_CHAIN_MAX) {
+            whole = 0;
             break;
         }
         ders[n] = NULL;
         if ((len = i2d_X509(sk_X509_value(chain, i), &ders[n])) <= 0) {
+            whole = 0;
             break;
         }
         lens[n++] = (size_t)len;
     }
-    if (chain && i < sk_X509_num(chain)) {
-        while (n > 0) {
-            OPENSSL_free(ders[--n]);
-        }
-    }
-    der_len = i2d_X509(x509, &der);
+    der_len = whole ? i2d_X509(x509, &der) : 0;
     if (der_len > 0) {
         cert_authz_identity_from_der_chain(der, (size_t)der_len,
                                            (const uint8_t *const *)ders, lens,
@@ -815,6 +851,7 @@ static cert_authz_identity *read_identity(X509 *x509, const char *pem,
     while (n > 0) {
         OPENSSL_free(ders[--n]);
     }
+    sk_X509_pop_free(owned, X509_free);
     return identity;
 }
 

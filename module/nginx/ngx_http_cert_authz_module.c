@@ -1004,7 +1004,7 @@ static void
 ngx_http_cert_authz_parse(ngx_http_cert_authz_conn_t *cc, X509 *cert,
     STACK_OF(X509) *chain, ngx_pool_t *pool, ngx_log_t *log)
 {
-    int                   len, clen, i, n;
+    int                   len, clen, i, n, whole;
     u_char               *der, *ders[NGX_HTTP_CERT_AUTHZ_CHAIN];
     size_t                lens[NGX_HTTP_CERT_AUTHZ_CHAIN];
     cert_authz_result     rc;
@@ -1046,12 +1046,12 @@ ngx_http_cert_authz_parse(ngx_http_cert_authz_conn_t *cc, X509 *cert,
     /* the chain's DER, up to a depth that no real chain reaches */
 
     n = 0;
+    whole = 1;
 
     for (i = 0; chain && i < sk_X509_num(chain); i++) {
 
         if (n == NGX_HTTP_CERT_AUTHZ_CHAIN) {
-            /* a chain cut short would hide a CA: read none of it */
-            n = -1;
+            whole = 0;
             break;
         }
 
@@ -1059,24 +1059,34 @@ ngx_http_cert_authz_parse(ngx_http_cert_authz_conn_t *cc, X509 *cert,
         clen = i2d_X509(sk_X509_value(chain, i), &ders[n]);
 
         if (clen <= 0) {
-            n = -1;
+            whole = 0;
             break;
         }
 
         lens[n++] = (size_t) clen;
     }
 
-    if (n < 0) {
-        ngx_ssl_error(NGX_LOG_ALERT, log, 0,
-                      "cert_authz: the verified chain cannot be read");
-        rc = cert_authz_identity_from_der_chain(der, len, NULL, NULL, 0,
-                                                &identity);
+    if (!whole) {
+        /*
+         * without the whole chain a deny of a CA in it could not fire:
+         * no identity, so the request is refused
+         */
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "cert_authz: the verified chain is deeper than %d "
+                      "or cannot be read: refused",
+                      NGX_HTTP_CERT_AUTHZ_CHAIN);
 
-    } else {
-        rc = cert_authz_identity_from_der_chain(der, len,
-                                                (const uint8_t **) ders, lens,
-                                                (size_t) n, &identity);
+        for (i = 0; i < n; i++) {
+            OPENSSL_free(ders[i]);
+        }
+
+        OPENSSL_free(der);
+        return;
     }
+
+    rc = cert_authz_identity_from_der_chain(der, len,
+                                            (const uint8_t **) ders, lens,
+                                            (size_t) n, &identity);
 
     for (i = 0; i < n; i++) {
         OPENSSL_free(ders[i]);
