@@ -1005,15 +1005,6 @@ static const cert_authz_policy *policy_of(const cert_authz_dir_conf *conf)
     return conf->policy_ref ? *conf->policy_ref : NULL;
 }
 
-/* httpd escapes control characters and backslashes of every error log
- * message itself (ap_escape_errorlog_item), so values go in as they are;
- * escaping them here too would double the backslashes of RFC 4514. */
-static const char *log_text(apr_pool_t *p, const char *s)
-{
-    (void)p;
-    return s ? s : "-";
-}
-
 /* "FILE:LINE" of the deciding statement, for CERT_AUTHZ_RULE, written
  * directly: apr_psprintf's formatter took about as many instructions per
  * request as the decision itself. */
@@ -1339,7 +1330,7 @@ static int no_policy(request_rec *r, const char *what)
 {
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CERT_AUTHZ_LOGNO(00020)
                   "%s, but no CertAuthzPolicy or CertAuthzRule applies to "
-                  "%s: refusing", what, log_text(r->pool, r->uri));
+                  "%s: refusing", what, r->uri);
     return HTTP_INTERNAL_SERVER_ERROR;
 }
 
