@@ -403,7 +403,7 @@ impl Dialects {
 
 // ---- instructions (callgrind) ----------------------------------------------
 
-/// One ab run (`ab -k -c CONCURRENCY -n N -E alice`), as ab reported it.
+/// One ab run (`ab -k -c C -n N -E alice`), as ab reported it.
 struct AbRun {
     complete: u64,
     failed: u64,
