@@ -948,10 +948,15 @@ fn a_reload_that_adds_a_crl_refuses_a_session_made_before_it() {
             }
         }
 
+        let master = nginx.pid().expect("the master's pid");
+        let workers = children(master);
         nginx.write_conf(&conf(&format!("ssl_crl {};", crl.display())));
         nginx.reload().expect("the reload with the CRL");
-        nginx.wait_for("workers with the CRL", || {
-            on_one_connection(port, "tls1_2", Some("alice"), None, None, 1).1 == [400]
+        // until the old workers, which still have no CRL, are gone: one of
+        // them may take a connection until it has handled its QUIT
+        nginx.wait_for("only workers with the CRL", || {
+            children(master) == workers
+                && on_one_connection(port, "tls1_2", Some("alice"), None, None, 1).1 == [400]
         });
 
         for (i, proto) in ["tls1_2", "tls1_3"].iter().enumerate() {
@@ -1107,4 +1112,20 @@ fn webdav_copy_and_move_write_only_where_the_policy_allows() {
     let report = nginx.report_lines(&log);
     assert_eq!(report.len(), 1, "{log}");
     assert!(report[0].contains("MOVE /report/site/a.html,") && report[0].contains("[warn]"), "{log}");
+}
+
+/// How many processes `parent` has: an nginx master's workers (and, for a
+/// moment after a reload, the old ones still finishing).
+fn children(parent: i32) -> usize {
+    let Ok(entries) = fs::read_dir("/proc") else { return 0 };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            // pid (comm) state ppid ...: comm may hold spaces, so after ')'
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1).map(|ppid| ppid == parent.to_string()))
+                .unwrap_or(false)
+        })
+        .count()
 }
