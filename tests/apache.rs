@@ -539,27 +539,25 @@ ProxyPassMatch "^/php/.*$" "fcgi://127.0.0.1:{port}{docroot}/who.php"
 /// One request over `openssl s_client`, saving or resuming the session:
 /// (status, whether the session was resumed).
 fn s_client(apache: &Apache, proto: &str, client: &str, sess: (&str, &std::path::Path)) -> (u16, bool) {
-    use std::io::Write;
     let pki = apache.pki();
-    let mut child = std::process::Command::new("timeout")
-        .args(["20", "openssl", "s_client", "-ign_eof", "-servername", "localhost", "-connect"])
-        .arg(format!("127.0.0.1:{}", apache.port()))
-        .arg(format!("-{proto}"))
-        .arg("-cert")
-        .arg(pki.cert(client))
-        .arg("-key")
-        .arg(pki.key(client))
-        .arg(sess.0)
-        .arg(sess.1)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("running openssl s_client");
-    let request = "GET /x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    child.stdin.take().unwrap().write_all(request.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (cert, key, proto) = (pki.cert(client), pki.key(client), format!("-{proto}"));
+    let args: [&std::ffi::OsStr; 10] = [
+        "-ign_eof".as_ref(),
+        "-servername".as_ref(),
+        "localhost".as_ref(),
+        proto.as_ref(),
+        "-cert".as_ref(),
+        cert.as_ref(),
+        "-key".as_ref(),
+        key.as_ref(),
+        sess.0.as_ref(),
+        sess.1.as_ref(),
+    ];
+    let text = common::s_client(
+        apache.port(),
+        &args,
+        "GET /x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
     let status = text
         .lines()
         .find_map(|l| l.strip_prefix("HTTP/1.1 "))

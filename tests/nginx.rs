@@ -13,6 +13,7 @@
 
 mod common;
 
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::Read;
 use std::path::Path;
@@ -359,6 +360,32 @@ struct TlsReply {
     body: String,
 }
 
+/// s_client's arguments of both helpers below: `-quiet` (only what the
+/// server sends, and -ign_eof), the protocol, the PKI's certificate
+/// `client`, and a session to write or to resume.
+fn tls_args(
+    proto: &str,
+    client: Option<&str>,
+    sess_out: Option<&Path>,
+    sess_in: Option<&Path>,
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["-quiet".into(), format!("-{proto}").into()];
+    if let Some(name) = client {
+        args.extend(["-cert".into(), pki().cert(name).into(), "-key".into(), pki().key(name).into()]);
+    }
+    if let Some(path) = sess_out {
+        args.extend(["-sess_out".into(), path.into()]);
+    }
+    if let Some(path) = sess_in {
+        args.extend(["-sess_in".into(), path.into()]);
+    }
+    args
+}
+
+fn os_strs(args: &[OsString]) -> Vec<&OsStr> {
+    args.iter().map(OsString::as_os_str).collect()
+}
+
 /// One `GET /who` with `Host: host` over `openssl s_client` with protocol
 /// `proto` ("tls1_2", "tls1_3"), SNI `sni` (None: no SNI, as for an IP
 /// address), client certificate `client` of the PKI, writing the session to
@@ -372,35 +399,13 @@ fn s_client(
     sess_out: Option<&Path>,
     sess_in: Option<&Path>,
 ) -> TlsReply {
-    let mut cmd = Command::new("timeout");
-    // -quiet: only what the server sends (and -ign_eof)
-    cmd.args(["20", "openssl", "s_client", "-quiet", "-connect"])
-        .arg(format!("127.0.0.1:{}", nginx.port()))
-        .arg(format!("-{proto}"));
+    let mut args = tls_args(proto, client, sess_out, sess_in);
     match sni {
-        Some(name) => cmd.args(["-servername", name]),
-        None => cmd.arg("-noservername"),
-    };
-    if let Some(name) = client {
-        cmd.arg("-cert").arg(pki().cert(name)).arg("-key").arg(pki().key(name));
+        Some(name) => args.extend(["-servername".into(), name.into()]),
+        None => args.push("-noservername".into()),
     }
-    if let Some(path) = sess_out {
-        cmd.arg("-sess_out").arg(path);
-    }
-    if let Some(path) = sess_in {
-        cmd.arg("-sess_in").arg(path);
-    }
-    use std::io::Write;
-    let mut child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("running openssl s_client");
     let request = format!("GET /who HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    child.stdin.take().unwrap().write_all(request.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = common::s_client(nginx.port(), &os_strs(&args), &request);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let reused = head.lines().any(|l| l == "X-Reused: r");
     let status =
@@ -772,31 +777,11 @@ fn on_one_connection(
     sess_in: Option<&Path>,
     requests: usize,
 ) -> (bool, Vec<u16>) {
-    use std::io::Write;
-    let mut cmd = Command::new("timeout");
-    cmd.args(["20", "openssl", "s_client", "-quiet", "-noservername", "-connect"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg(format!("-{proto}"));
-    if let Some(name) = client {
-        cmd.arg("-cert").arg(pki().cert(name)).arg("-key").arg(pki().key(name));
-    }
-    if let Some(path) = sess_out {
-        cmd.arg("-sess_out").arg(path);
-    }
-    if let Some(path) = sess_in {
-        cmd.arg("-sess_in").arg(path);
-    }
-    let mut child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("running openssl s_client");
+    let mut args = tls_args(proto, client, sess_out, sess_in);
+    args.push("-noservername".into());
     let mut pipelined = "GET /who HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(requests - 1);
     pipelined += "GET /who HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    child.stdin.take().unwrap().write_all(pipelined.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = common::s_client(port, &os_strs(&args), &pipelined);
     let statuses = text
         .lines()
         .filter_map(|l| l.strip_prefix("HTTP/1.1 "))

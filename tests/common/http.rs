@@ -169,3 +169,23 @@ impl Backend {
             .collect()
     }
 }
+
+/// One `openssl s_client` connection to 127.0.0.1:`port` with `args`
+/// (protocol, SNI, certificate, session file, `-quiet`, ...), sending
+/// `request` as soon as it connects: what the client printed to stdout.
+/// For what curl cannot do: keep or resume a TLS session, choose SNI apart
+/// from Host.
+pub fn s_client(port: u16, args: &[&std::ffi::OsStr], request: &str) -> String {
+    let mut child = Command::new("timeout")
+        .args(["20", "openssl", "s_client", "-connect"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running openssl s_client");
+    child.stdin.take().unwrap().write_all(request.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

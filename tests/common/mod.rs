@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 pub use cases::{SHARED_CASES, SHARED_POLICY};
-pub use http::{curl, curl_many, env_of, serve, Backend, Reply, Transfer};
+pub use http::{curl, curl_many, env_of, s_client, serve, Backend, Reply, Transfer};
 pub use php::PhpFpm;
 pub use pki::{make_pki, pki, Pki};
 
