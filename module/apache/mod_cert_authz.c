@@ -978,6 +978,15 @@ static cert_authz_identity *identity_for(request_rec *r,
                                                           : "SSL_CLIENT_CERT");
             }
             else {
+                if (!fresh && chained) {
+                    /* the deny line says "malformed": say why, once */
+                    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                                  CERT_AUTHZ_LOGNO(00016) "the client "
+                                  "certificate's verified chain cannot be "
+                                  "had whole (deeper than 16, or a resumed "
+                                  "session's that does not verify again): "
+                                  "refused");
+                }
                 cert_authz_identity_free(fresh);
             }
         }
