@@ -275,8 +275,7 @@ fn write_policies(dir: &Path, blocks: &[Block]) -> BTreeMap<String, PathBuf> {
 fn policy_above(block: &Block, blocks: &[Block], files: &BTreeMap<String, PathBuf>) -> Option<PathBuf> {
     blocks
         .iter()
-        .filter(|b| b.lang == "policy" && b.doc == block.doc && b.line < block.line)
-        .next_back()
+        .rfind(|b| b.lang == "policy" && b.doc == block.doc && b.line < block.line)
         .map(|b| files[&b.at()].clone())
 }
 
