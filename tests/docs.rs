@@ -14,7 +14,7 @@
 //! - `nginx`: checked by `nginx -t`.  A block that holds `http {` is the
 //!   whole nginx.conf; one whose first directive is `location` goes into a
 //!   TLS server{} of the test; any other goes into http{}, followed by such
-//!   a server{}.  `nginx context=server` puts any block into that
+//!   a server{} unless it has a `server {` of its own.  `nginx context=server` puts any block into that
 //!   server{}.
 //! - `php`: application code, checked by `php -l`.
 //! - `text` (output, log lines, examples of errors), `sh` (commands to
@@ -514,6 +514,8 @@ fn nginx_conf(nginx: &Nginx, body: &str, context: &Context, policy: Option<&Path
     let http = inherited
         + &match context {
             Context::Server => server(body),
+            // A block with a server{} of its own is the whole of http{}.
+            _ if body.contains("server {") => body.to_string(),
             _ => format!(
                 "{body}\n{}",
                 server(&format!("location / {{ proxy_pass http://127.0.0.1:{backend}; }}"))
