@@ -10,7 +10,7 @@
 //! - `apache`: server-config directives, written after a test server's
 //!   own setup (its ServerRoot, TLS on a free loopback port, the module,
 //!   mod_proxy, mod_proxy_http, mod_proxy_fcgi, mod_headers; every path
-//!   answered by a CGI script) and checked by `apache2 -t`.
+//!   not proxied answered by a CGI script) and checked by `apache2 -t`.
 //! - `nginx`: checked by `nginx -t`.  A block that holds `http {` is the
 //!   whole nginx.conf; one whose first directive is `location` goes into a
 //!   TLS server{} of the test; any other goes into http{}, followed by such
@@ -21,6 +21,13 @@
 //!   type) and `yaml` (Kubernetes manifests: no cluster here) are not run.
 //!   Any other info string, an empty one included, fails the test: a new
 //!   block must say what it is.
+//!
+//! `/var/www/html` is the document root of a php-fpm of the test's own
+//! (`who.php` prints what PHP was given), and the php-fpm socket its
+//! address: an nginx block reaches PHP for real; Apache's CGI script
+//! answers first.  nginx finds Debian's `fastcgi_params`, `fastcgi.conf`,
+//! `snippets/fastcgi-php.conf`, `proxy_params` and `mime.types` as in
+//! /etc/nginx.
 //!
 //! A block uses the paths a reader's server would have; they are replaced
 //! by the test's own (see `PLACEHOLDERS`).  A policy path stands for the
@@ -49,7 +56,7 @@ use std::process::Command;
 use common::apache::{self, Apache, MODULES};
 use common::nginx::{self, Nginx};
 use common::server::Server;
-use common::{pki, root, scratch, share_with_workers, Backend};
+use common::{pki, root, scratch, share_with_workers, Backend, PhpFpm};
 
 /// One fenced block: where it is, its info string and its text.
 #[derive(Clone, Debug)]
@@ -187,7 +194,8 @@ struct Env {
     policy: Option<PathBuf>,
     backend: u16,
     port: u16,
-    prefix: PathBuf,
+    php_fpm: u16,
+    php_root: PathBuf,
 }
 
 /// Each placeholder as written in the documents, and which of the test's
@@ -204,6 +212,8 @@ const PLACEHOLDERS: &[(&str, &str)] = &[
     ("/usr/lib/apache2/modules/mod_cert_authz.so", "apache module"),
     ("modules/ngx_http_cert_authz_module.so", "nginx module"),
     ("127.0.0.1:8080", "backend"),
+    ("unix:/run/php/php8.2-fpm.sock|fcgi://localhost", "php-fpm url"),
+    ("unix:/run/php/php8.2-fpm.sock", "php-fpm"),
     ("*:443", "*:port"),
     ("listen 443", "listen port"),
     ("/var/www/html", "docroot"),
@@ -230,7 +240,9 @@ fn substitute(block: &Block, env: &Env) -> Result<String, String> {
             "backend" => format!("127.0.0.1:{}", env.backend),
             "*:port" => format!("*:{}", env.port),
             "listen port" => format!("listen 127.0.0.1:{}", env.port),
-            "docroot" => env.prefix.join("htdocs").display().to_string(),
+            "php-fpm url" => format!("fcgi://127.0.0.1:{}", env.php_fpm),
+            "php-fpm" => format!("127.0.0.1:{}", env.php_fpm),
+            "docroot" => env.php_root.display().to_string(),
             other => unreachable!("{other}"),
         };
         text = text.replace(from, &to);
@@ -409,16 +421,17 @@ fn apache_blocks_pass_apache2_t_and_their_requests() {
     let blocks = all_blocks();
     let files = write_policies(&scratch("docs-apache-policies"), &blocks);
     let backend = Backend::start();
+    let php = PhpFpm::start("docs-apache");
     let mut failures = Vec::new();
     let (mut checked, mut requests) = (0, 0);
     for (i, b) in blocks.iter().filter(|b| b.lang == "apache").enumerate() {
         let mut apache = Apache::new(&format!("docs{i}"));
-        fs::create_dir_all(apache.path("htdocs")).unwrap();
         let env = Env {
             policy: policy_above(b, &blocks, &files),
             backend: backend.port,
             port: apache.port(),
-            prefix: apache.dir().to_path_buf(),
+            php_fpm: php.port,
+            php_root: php.docroot.clone(),
         };
         let body = match substitute(b, &env) {
             Ok(body) => body,
@@ -451,6 +464,19 @@ fn apache_blocks_pass_apache2_t_and_their_requests() {
     }
     eprintln!("apache blocks: {checked} passed apache2 -t, {requests} requests as written");
     report("apache blocks failed", failures);
+}
+
+/// Debian's files that nginx configurations include by a relative name
+/// (`include snippets/fastcgi-php.conf;`), copied into the prefix's conf/
+/// so that they resolve as they do in /etc/nginx.
+fn debian_includes(nginx: &Nginx) {
+    for file in ["fastcgi_params", "fastcgi.conf", "snippets/fastcgi-php.conf", "proxy_params", "mime.types"]
+    {
+        let to = nginx.path("conf").join(file);
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        fs::copy(Path::new("/etc/nginx").join(file), &to)
+            .unwrap_or_else(|e| panic!("/etc/nginx/{file}: {e}"));
+    }
 }
 
 /// Where an nginx block goes.
@@ -529,16 +555,18 @@ fn nginx_blocks_pass_nginx_t_and_their_requests() {
     let blocks = all_blocks();
     let files = write_policies(&scratch("docs-nginx-policies"), &blocks);
     let backend = Backend::start();
+    let php = PhpFpm::start("docs-nginx");
     let mut failures = Vec::new();
     let (mut checked, mut requests) = (0, 0);
     for (i, b) in blocks.iter().filter(|b| b.lang == "nginx").enumerate() {
         let mut nginx = Nginx::new(&format!("docs{i}"));
-        fs::create_dir_all(nginx.path("htdocs")).unwrap();
+        debian_includes(&nginx);
         let env = Env {
             policy: policy_above(b, &blocks, &files),
             backend: backend.port,
             port: nginx.port(),
-            prefix: nginx.dir().to_path_buf(),
+            php_fpm: php.port,
+            php_root: php.docroot.clone(),
         };
         let (body, context) = match substitute(b, &env).and_then(|body| Ok((body, nginx_context(b)?))) {
             Ok(x) => x,
