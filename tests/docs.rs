@@ -39,9 +39,12 @@
 //! in a policy, `cert-authz check` with the test PKI's certificate CLIENT
 //! must answer EXPECTED (`allow` or `deny`); in a server block, the server
 //! is started and the request (CLIENT `none` for no certificate) must get
-//! the HTTP status EXPECTED.  A server block that is a whole setup (nginx
-//! with `http {`, Apache with `CertAuthz On` and `SSLVerifyClient`) must
-//! have at least one allowed and one refused request.
+//! the HTTP status EXPECTED.  In a server block, `# test: log TEXT` (or
+//! `nolog TEXT`) says that the server's error log holds (or does not hold)
+//! TEXT after the requests above it.  A server block that is a whole setup
+//! (nginx with `http {`, Apache with `CertAuthz On` and `SSLVerifyClient`)
+//! must have at least one allowed and one refused request (in report mode,
+//! a `log` line for the would-be refusal).
 //!
 //! docs/audit-logs.md's two blocks are run here with `apache2 -t` and
 //! `nginx -t` too, and end to end by tests/exports.rs.
@@ -52,6 +55,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
 
 use common::apache::{self, Apache, MODULES};
 use common::nginx::{self, Nginx};
@@ -196,6 +201,7 @@ struct Env {
     port: u16,
     php_fpm: u16,
     php_root: PathBuf,
+    error_log: PathBuf,
 }
 
 /// Each placeholder as written in the documents, and which of the test's
@@ -217,6 +223,8 @@ const PLACEHOLDERS: &[(&str, &str)] = &[
     ("*:443", "*:port"),
     ("listen 443", "listen port"),
     ("/var/www/html", "docroot"),
+    ("/var/log/nginx/error.log", "error log"),
+    ("/var/log/apache2/error.log", "error log"),
 ];
 
 fn substitute(block: &Block, env: &Env) -> Result<String, String> {
@@ -243,6 +251,7 @@ fn substitute(block: &Block, env: &Env) -> Result<String, String> {
             "php-fpm url" => format!("fcgi://127.0.0.1:{}", env.php_fpm),
             "php-fpm" => format!("127.0.0.1:{}", env.php_fpm),
             "docroot" => env.php_root.display().to_string(),
+            "error log" => env.error_log.display().to_string(),
             other => unreachable!("{other}"),
         };
         text = text.replace(from, &to);
@@ -375,6 +384,25 @@ fn php_blocks_parse() {
 fn run_requests<S: Server>(server: &S, block: &Block) -> Vec<String> {
     let mut failures = Vec::new();
     for t in block.tests() {
+        if let Some((word, text)) = t.split_first().filter(|(w, _)| *w == "log" || *w == "nolog") {
+            let text = text.join(" ");
+            // The worker writes the line before it answers; the wait is
+            // for the file system, not for a timing.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut found = server.error_log().contains(&text);
+            while word == "log" && !found && Instant::now() < deadline {
+                sleep(Duration::from_millis(100));
+                found = server.error_log().contains(&text);
+            }
+            if found != (word == "log") {
+                failures.push(format!(
+                    "{}: `{word} {text}`: the error log is\n{}",
+                    block.at(),
+                    server.error_log()
+                ));
+            }
+            continue;
+        }
         let [client, method, path, want] = &t[..] else {
             failures.push(format!("{}: a test line needs CLIENT METHOD PATH STATUS: {t:?}", block.at()));
             continue;
@@ -395,12 +423,14 @@ fn run_requests<S: Server>(server: &S, block: &Block) -> Vec<String> {
 
 /// A whole setup must show one allowed and one refused request.
 fn check_tests_cover(block: &Block, whole: bool) -> Option<String> {
-    let statuses: Vec<String> = block.tests().iter().filter_map(|t| t.get(3).cloned()).collect();
+    let tests = block.tests();
+    let statuses: Vec<&String> = tests.iter().filter(|t| t[0] != "log").filter_map(|t| t.get(3)).collect();
     let allowed = statuses.iter().any(|s| s.starts_with('2'));
-    let refused = statuses.iter().any(|s| s == "403");
-    if (whole || !statuses.is_empty()) && !(allowed && refused) {
+    // In report mode a refusal is a would-deny line in the log.
+    let refused = statuses.iter().any(|s| *s == "403") || tests.iter().any(|t| t[0] == "log");
+    if whole && !(allowed && refused) {
         return Some(format!(
-            "{}: a whole setup needs a `# test:` line allowed (2xx) and one refused (403)",
+            "{}: a whole setup needs a `# test:` line allowed (2xx) and one refused (403, or `log` a would-deny line)",
             block.at()
         ));
     }
@@ -426,12 +456,14 @@ fn apache_blocks_pass_apache2_t_and_their_requests() {
     let (mut checked, mut requests) = (0, 0);
     for (i, b) in blocks.iter().filter(|b| b.lang == "apache").enumerate() {
         let mut apache = Apache::new(&format!("docs{i}"));
+        let server_dir = apache.dir().to_path_buf();
         let env = Env {
             policy: policy_above(b, &blocks, &files),
             backend: backend.port,
             port: apache.port(),
             php_fpm: php.port,
             php_root: php.docroot.clone(),
+            error_log: server_dir.join("logs/error.log"),
         };
         let body = match substitute(b, &env) {
             Ok(body) => body,
@@ -561,12 +593,14 @@ fn nginx_blocks_pass_nginx_t_and_their_requests() {
     for (i, b) in blocks.iter().filter(|b| b.lang == "nginx").enumerate() {
         let mut nginx = Nginx::new(&format!("docs{i}"));
         debian_includes(&nginx);
+        let server_dir = nginx.dir().to_path_buf();
         let env = Env {
             policy: policy_above(b, &blocks, &files),
             backend: backend.port,
             port: nginx.port(),
             php_fpm: php.port,
             php_root: php.docroot.clone(),
+            error_log: server_dir.join("logs/error.log"),
         };
         let (body, context) = match substitute(b, &env).and_then(|body| Ok((body, nginx_context(b)?))) {
             Ok(x) => x,
