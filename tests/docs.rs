@@ -1,4 +1,5 @@
-//! Every fenced block of README.md and docs/*.md, run as it is written, so
+//! Every fenced block of README.md, docs/*.md and the two module
+//! references (module/*/README.md), run as it is written, so
 //! that the documentation cannot drift from what the servers and the CLI
 //! accept.
 //!
@@ -31,9 +32,12 @@
 //!
 //! A block uses the paths a reader's server would have; they are replaced
 //! by the test's own (see `PLACEHOLDERS`).  A policy path stands for the
-//! last `policy` block above it in the same document.  A block that still
-//! names a path under /etc/ after that fails, so a new path must be added
-//! there.
+//! last `policy` block above it in the same document (or, if there is none,
+//! the first below), which is also nginx's `conf/cert-authz.policy`; a
+//! block that names no policy itself runs where that policy is the
+//! server's (`CertAuthzPolicy`, `cert_authz_policy` in http{}).  A block
+//! that still names a path under /etc/ after that fails, so a new path
+//! must be added there.
 //!
 //! A line `# test: CLIENT METHOD PATH EXPECTED` in a block is a request:
 //! in a policy, `cert-authz check` with the test PKI's certificate CLIENT
@@ -98,6 +102,7 @@ const NOT_RUN: &[(&str, &str)] = &[
 /// The documents whose blocks are run.
 fn documents() -> Vec<PathBuf> {
     let mut docs = vec![root().join("README.md")];
+    docs.extend(["module/apache/README.md", "module/nginx/README.md"].map(|d| root().join(d)));
     let mut more: Vec<PathBuf> = fs::read_dir(root().join("docs"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -215,6 +220,10 @@ const PLACEHOLDERS: &[(&str, &str)] = &[
     ("/etc/ssl/private/server.key", "server.key"),
     ("/etc/nginx/tls/server.pem", "server.pem"),
     ("/etc/nginx/tls/server.key", "server.key"),
+    ("/etc/ssl/api.example.org.pem", "server.pem"),
+    ("/etc/ssl/private/api.example.org.key", "server.key"),
+    ("/etc/nginx/tls/api.pem", "server.pem"),
+    ("/etc/nginx/tls/api.key", "server.key"),
     ("/usr/lib/apache2/modules/mod_cert_authz.so", "apache module"),
     ("modules/ngx_http_cert_authz_module.so", "nginx module"),
     ("127.0.0.1:8080", "backend"),
@@ -292,11 +301,16 @@ fn write_policies(dir: &Path, blocks: &[Block]) -> BTreeMap<String, PathBuf> {
 }
 
 /// The policy file a server block's policy path stands for: that of the
-/// last policy block above it in its document.
+/// last policy block above it in its document, or else of the first below
+/// (a reference that shows the configuration first).
 fn policy_above(block: &Block, blocks: &[Block], files: &BTreeMap<String, PathBuf>) -> Option<PathBuf> {
-    blocks
-        .iter()
-        .rfind(|b| b.lang == "policy" && b.doc == block.doc && b.line < block.line)
+    let policies = || {
+        blocks.iter().filter(|b| b.lang == "policy" && b.doc == block.doc && !b.attrs.contains_key("file"))
+    };
+    policies()
+        .filter(|b| b.line < block.line)
+        .last()
+        .or_else(|| policies().find(|b| b.line > block.line))
         .map(|b| files[&b.at()].clone())
 }
 
@@ -609,6 +623,10 @@ fn nginx_blocks_pass_nginx_t_and_their_requests() {
                 continue;
             }
         };
+        // A relative cert_authz_policy is taken from conf/, as include is.
+        if let Some(policy) = &env.policy {
+            fs::copy(policy, nginx.path("conf/cert-authz.policy")).unwrap();
+        }
         nginx.write_raw_conf(&nginx_conf(&nginx, &body, &context, env.policy.as_deref(), backend.port));
         let (ok, text) = nginx.config_test();
         checked += 1;
