@@ -308,8 +308,7 @@ fn policy_above(block: &Block, blocks: &[Block], files: &BTreeMap<String, PathBu
         blocks.iter().filter(|b| b.lang == "policy" && b.doc == block.doc && !b.attrs.contains_key("file"))
     };
     policies()
-        .filter(|b| b.line < block.line)
-        .last()
+        .rfind(|b| b.line < block.line)
         .or_else(|| policies().find(|b| b.line > block.line))
         .map(|b| files[&b.at()].clone())
 }
