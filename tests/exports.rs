@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use common::apache::{Apache, MODULES};
 use common::nginx::Nginx;
-use common::server::Server;
+use common::server::{Kind, Server};
 use common::{pki, Backend, Reply};
 
 const POLICY: &str = "\
@@ -30,6 +30,7 @@ group payers san.uri=spiffe://example.org/ns/prod/sa/billing
 allow GET /app/** any
 allow GET /proxy/** any
 allow GET /json/** subject.O=\"Example Corp\"
+allow GET /errors/** any
 ";
 
 /// The attributes the tests export, by the name each server gives them
@@ -134,6 +135,16 @@ ProxyPass "/proxy/" "http://127.0.0.1:{port}/proxy/"
 <Location "/app/plain">
     # Inherits the list, adds nothing.
 </Location>
+<Location "/provider">
+    # The provider is never asked when the address grants: no decision,
+    # and still nothing under the module's names but the module's.
+    CertAuthz Off
+    SetEnvIf User-Agent "(.+)" CERT_AUTHZ_GROUPS=$1
+    <RequireAny>
+        Require ip 127.0.0.1
+        Require cert-authz
+    </RequireAny>
+</Location>
 <Location "/proxy">
     CertAuthz On
     CertAuthzRequestHeader Client-Cert client-cert
@@ -165,6 +176,9 @@ ProxyPass "/proxy/" "http://127.0.0.1:{port}/proxy/"
     let reporter = cgi_env(&apache.request(Some("reporter"), "GET", "/app/plain/y"));
     assert_eq!(reporter.get("GROUPS"), None, "{reporter:?}");
     assert_eq!(reporter.get("SUBJECT_CN").map(String::as_str), Some("reporter"));
+
+    let reply = apache.request_with(Some("opsbot"), "GET", "/provider/x", &["-A", "admins"]);
+    assert_eq!(cgi_env(&reply), BTreeMap::new(), "{reply:?}");
 
     // Proxied: every header a backend could read under one of the names is
     // the module's alone, in whatever spelling the client sent it.
@@ -201,6 +215,15 @@ ProxyPass "/proxy/" "http://127.0.0.1:{port}/proxy/"
     apache.write_conf("CertAuthzExport user\n");
     let (ok, text) = apache.config_test();
     assert!(!ok && text.contains("CERT_AUTHZ_USER is always exported"), "{text}");
+    // CERT_AUTHZ_SAN_OTHER_1_2_3 would be both san.other.1.2.3 and the
+    // fourth value of san.other.1.2.
+    apache.write_conf("CertAuthzExport san.other.1.2 san.other.1.2.3\n");
+    let (ok, text) = apache.config_test();
+    assert!(!ok && text.contains("would share variable names"), "{text}");
+    // Items are words in any case, as the directive's other values are.
+    apache.write_conf("CertAuthzRequestHeader X-Groups Groups\nCertAuthzExport Days-Left\n");
+    let (ok, text) = apache.config_test();
+    assert!(ok, "{text}");
 }
 
 /// The variables the nginx test hands to its backend, each as a header
@@ -290,6 +313,31 @@ fn nginx_variables_give_the_backend_what_it_used_to_parse_itself() {
         !ok && text.contains("variable \"$cert_authz_attr_subject_cm\" names no certificate attribute"),
         "{text}"
     );
+
+    // A named variable under the module's prefix would stand in for the
+    // module's own: refused.
+    for define in [
+        "set $cert_authz_attr_subject_cn $http_x_user;",
+        "map $http_x_user $cert_authz_attr_san_uri { default $http_x_user; }",
+    ] {
+        let in_server = define.starts_with("set");
+        nginx.write_conf(&format!(
+            "{}server {{\n\
+             listen 127.0.0.1:PORT ssl;\n\
+             ssl_certificate PKI/server.pem;\n\
+             ssl_certificate_key PKI/server.key;\n\
+             ssl_client_certificate PKI/ca.pem;\n\
+             ssl_verify_client on;\n\
+             {}\
+             location / {{ cert_authz on; cert_authz_rule \"allow * /** any\"; \
+             proxy_set_header X-CN $cert_authz_attr_subject_cn; proxy_pass http://127.0.0.1:1; }}\n\
+             }}\n",
+            if in_server { "" } else { define },
+            if in_server { define } else { "" },
+        ));
+        let (ok, text) = nginx.config_test();
+        assert!(!ok && text.contains("is the cert_authz module's"), "{define}: {text}");
+    }
 }
 
 // ---- the JSON access-log recipes of docs/audit-logs.md ----------------------
@@ -340,9 +388,12 @@ fn check_audit_lines<S: Server>(server: &S, file: &str) {
     assert_eq!(field(0, "fingerprint"), &*alice.values(Attr::Fingerprint)[0]);
     assert_eq!(field(0, "path"), "/json/a");
 
+    // Refused, then served the error page, which the policy allows: the
+    // line is the refusal's.
     assert_eq!(lines[1]["status"], 403);
-    assert_eq!(field(1, "decision"), "deny");
+    assert_eq!(field(1, "decision"), "deny", "{}", lines[1]);
     assert_eq!(field(1, "reason"), Reason::NoMatchingRule.text());
+    assert_eq!(field(1, "rule"), if server.kind() == Kind::Apache { "-" } else { "" });
     assert_eq!(field(1, "subject"), "CN=reporter");
     assert_eq!(field(1, "serial"), &*identity("reporter").values(Attr::Serial)[0]);
 
@@ -356,7 +407,10 @@ fn apache_json_access_log_recipe_is_valid_json_with_every_field() {
     let mut apache = Apache::new("json-log");
     apache.policy_file("exports.policy", POLICY);
     apache.write_conf(&format!(
-        "SSLVerifyClient optional\nCertAuthzPolicy exports.policy\n{}<Location \"/\">\n    CertAuthz On\n</Location>\n",
+        "SSLVerifyClient optional\nCertAuthzPolicy exports.policy\n{}<Location \"/\">\n    CertAuthz On\n</Location>\n\
+         # The error page is an internal redirect that the policy allows: the\n\
+         # log must still show the refusal it is the page of.\n\
+         ErrorDocument 403 /errors/403.html\n",
         recipe("apache")
     ));
     apache.start();
@@ -376,11 +430,14 @@ fn nginx_json_access_log_recipe_is_valid_json_with_every_field() {
          ssl_verify_client optional;\n\
          cert_authz_policy exports.policy;\n\
          location / {{ cert_authz on; root PREFIX/html; }}\n\
+         error_page 403 /errors/403.html;\n\
          }}\n",
         recipe("nginx")
     ));
     fs::create_dir_all(nginx.dir().join("html/json")).unwrap();
     fs::write(nginx.dir().join("html/json/a"), "ok\n").unwrap();
+    fs::create_dir_all(nginx.dir().join("html/errors")).unwrap();
+    fs::write(nginx.dir().join("html/errors/403.html"), "refused\n").unwrap();
     common::share_with_workers(nginx.dir());
     nginx.start();
     check_audit_lines(&nginx, "logs/cert-authz.json");

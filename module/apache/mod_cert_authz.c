@@ -204,7 +204,7 @@ typedef struct {
 
 /* The decision for one request, kept so that the access hook, the authz
  * provider and the fixups hook agree and log only once. */
-typedef struct {
+typedef struct request_state {
     const cert_authz_policy *policy;
     const char *user_attr;
     cert_authz_decision decision;
@@ -219,6 +219,9 @@ typedef struct {
      * pairs), or NULL where the scope asks for none. */
     const apr_array_header_t *exports;
     apr_array_header_t *exported;
+    /* For the ErrorDocument of a refusal: the refusal, which the variables
+     * show instead of this request's own decision (see refused_before). */
+    struct request_state *about;
     int logged;
     /* `Require cert-authz` refused, but another Require line may still
      * grant: the deny line waits until the request is known refused. */
@@ -507,13 +510,13 @@ static const char *parse_item(apr_pool_t *p, const char *word,
 
     memset(item, 0, sizeof(*item));
     for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
-        if (!strcmp(word, words[i].word)) {
+        if (!strcasecmp(word, words[i].word)) {
             item->kind = words[i].kind;
             item->env = words[i].env;
             return NULL;
         }
     }
-    if (!strcmp(word, "subject")) {
+    if (!strcasecmp(word, "subject")) {
         /* the whole subject, RFC 4514, as CERT_AUTHZ_SUBJECT */
         item->kind = ITEM_SUBJECT;
         item->env = ENV_SUBJECT;
@@ -559,11 +562,24 @@ static const char *add_request_header(cmd_parms *cmd, void *dconf,
     return NULL;
 }
 
+/* Whether `longer` is `name` followed by _N, the name of one of its values:
+ * san.other.1.2.3's variable is san.other.1.2's fourth. */
+static int names_a_value_of(const char *longer, const char *name)
+{
+    size_t n = strlen(name);
+
+    if (strncmp(longer, name, n) || longer[n] != '_' || !longer[n + 1]) {
+        return 0;
+    }
+    return strspn(longer + n + 1, "0123456789") == strlen(longer + n + 1);
+}
+
 static const char *add_export(cmd_parms *cmd, void *dconf, const char *word)
 {
     cert_authz_dir_conf *conf = dconf;
     export_item item;
     const char *err = parse_item(cmd->pool, word, &item);
+    int i;
 
     if (err) {
         return apr_pstrcat(cmd->pool, "CertAuthzExport: ", err, NULL);
@@ -582,6 +598,19 @@ static const char *add_export(cmd_parms *cmd, void *dconf, const char *word)
     }
     if (!conf->exports) {
         conf->exports = apr_array_make(cmd->pool, 4, sizeof(export_item));
+    }
+    for (i = 0; item.kind == ITEM_ATTR && i < conf->exports->nelts; i++) {
+        const export_item *other =
+            &APR_ARRAY_IDX(conf->exports, i, export_item);
+
+        if (other->kind == ITEM_ATTR
+            && (names_a_value_of(item.env, other->env)
+                || names_a_value_of(other->env, item.env))) {
+            return apr_pstrcat(cmd->pool, "CertAuthzExport: ", item.attr,
+                               " and ", other->attr, " would share variable "
+                               "names (", item.env, ", ", other->env,
+                               "_N); export one of them", NULL);
+        }
     }
     *(export_item *)apr_array_push(conf->exports) = item;
     return NULL;
@@ -1154,6 +1183,27 @@ static const char *rule_text(apr_pool_t *p, const cert_authz_decision *d)
     return text;
 }
 
+/*
+ * The module's refusal that r is the ErrorDocument of, or NULL.  httpd
+ * serves an ErrorDocument as an internal redirect, with the refused
+ * request as r->prev, and its own variables would otherwise be the error
+ * page's decision: an access log (%{CERT_AUTHZ_DECISION}e reads the final
+ * request) would record a refused request as allowed.
+ */
+static request_state *refused_before(const request_rec *r)
+{
+    request_state *prev;
+
+    if (!r->prev || r->prev->status != HTTP_FORBIDDEN) {
+        return NULL;
+    }
+    prev = ap_get_module_config(r->prev->request_config, &cert_authz_module);
+    if (!prev || prev->decision.allowed || prev->report) {
+        return NULL;
+    }
+    return prev->about ? prev->about : prev;
+}
+
 static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
 {
     request_state *st = ap_get_module_config(r->request_config,
@@ -1199,6 +1249,7 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
     st->reason = cert_authz_reason_text(st->decision.reason);
     st->report = (conf->mode == CERT_AUTHZ_MODE_REPORT);
     st->exports = conf->exports;
+    st->about = refused_before(r);
 
     /* The core names the value the allow authorized (SPEC §6.11): with two
      * CNs, the one the rule matched, never simply the first. */
@@ -1393,9 +1444,10 @@ static void unset_module_names(request_rec *r, apr_table_t *env)
  * or SetEnv, and set again in fixups where a module changed it since, so
  * that neither a request header (it would become HTTP_*) nor a configured
  * variable of the same name can stand in for the module's own. */
-static void export_decision(request_rec *r, request_state *st)
+static void export_decision(request_rec *r, request_state *own)
 {
     apr_table_t *env = r->subprocess_env;
+    request_state *st = own->about ? own->about : own;
     const char *decision = st->decision.allowed ? VALUE_ALLOW : VALUE_DENY;
     const char *user = st->decision.allowed ? st->user : NULL;
 
@@ -1448,7 +1500,7 @@ static int export_intact(request_rec *r, const request_state *st)
                   + (user != NULL);
     int i;
 
-    if (st->exports) {
+    if (st->exports || st->about) {
         /* CertAuthzExport's variables are set again, from what the first
          * export made: checking each would cost as much. */
         return 0;
@@ -1545,7 +1597,7 @@ static void set_request_headers(request_rec *r, const cert_authz_dir_conf *conf,
                             APR_ARRAY_IDX(found, j, const char *));
         }
         if (st) {
-            value = item_value(r, st, &h->item);
+            value = item_value(r, st->about ? st->about : st, &h->item);
         }
         if (value) {
             apr_table_setn(r->headers_in, h->name, value);
@@ -1680,10 +1732,24 @@ static int cert_authz_fixups(request_rec *r)
         }
         st = ap_get_module_config(r->request_config, &cert_authz_module);
     }
-    if (st && !export_intact(r, st)) {
+    if (!st) {
+        /* Not decided here: the ErrorDocument of a refusal shows the
+         * refusal; elsewhere in a scope the module serves (a provider that
+         * another Require line made moot, CertAuthzExport where CertAuthz
+         * is Off), nobody else's CERT_AUTHZ_* reaches the backend. */
+        st = refused_before(r);
+        if (st) {
+            export_decision(r, st);
+        }
+        else if ((policy_of(conf) || conf->exports || conf->headers)
+                 && has_module_names(r->subprocess_env)) {
+            unset_module_names(r, r->subprocess_env);
+        }
+    }
+    else if (!export_intact(r, st)) {
         export_decision(r, st);
     }
-    else if (st && st->decision.allowed && st->user) {
+    else if (st->decision.allowed && st->user) {
         r->user = (char *)st->user;
     }
     set_request_headers(r, conf, st);

@@ -139,6 +139,11 @@ typedef struct {
 static ngx_int_t ngx_http_cert_authz_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cert_authz_precontent_handler(
     ngx_http_request_t *r);
+static void ngx_http_cert_authz_keep_refusal(ngx_http_request_t *r,
+    ngx_http_cert_authz_ctx_t *ctx);
+static void ngx_http_cert_authz_refusal_cleanup(void *data);
+static ngx_http_cert_authz_ctx_t *ngx_http_cert_authz_shown(
+    ngx_http_request_t *r);
 static ngx_http_cert_authz_ctx_t *ngx_http_cert_authz_ctx(
     ngx_http_request_t *r);
 static ngx_int_t ngx_http_cert_authz_decide(ngx_http_request_t *r,
@@ -610,7 +615,64 @@ ngx_http_cert_authz_decide(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
+    ngx_http_cert_authz_keep_refusal(r, ctx);
+
     return NGX_HTTP_FORBIDDEN;
+}
+
+
+/*
+ * An error_page for a refusal is an internal redirect, which clears the
+ * request's module contexts: the refusal is kept in a pool cleanup (the
+ * pool outlives the redirect, as the realip module keeps its context), so
+ * that the variables of the error page, and the access log written after
+ * it, show the refusal and not the error page's own decision.
+ */
+
+static void
+ngx_http_cert_authz_keep_refusal(ngx_http_request_t *r,
+    ngx_http_cert_authz_ctx_t *ctx)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    if (r->error_page) {
+        /* the error page's own refusal: the request's is kept already */
+        return;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_cert_authz_ctx_t));
+    if (cln == NULL) {
+        return;
+    }
+
+    ngx_memcpy(cln->data, ctx, sizeof(ngx_http_cert_authz_ctx_t));
+    cln->handler = ngx_http_cert_authz_refusal_cleanup;
+}
+
+
+static void
+ngx_http_cert_authz_refusal_cleanup(void *data)
+{
+    /* nothing to free: the handler only marks the refusal's cleanup */
+}
+
+
+/* The decision the variables show: the refusal on an error page for one. */
+
+static ngx_http_cert_authz_ctx_t *
+ngx_http_cert_authz_shown(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    if (r->error_page) {
+        for (cln = r->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == ngx_http_cert_authz_refusal_cleanup) {
+                return cln->data;
+            }
+        }
+    }
+
+    return ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
 }
 
 
@@ -1345,7 +1407,7 @@ ngx_http_cert_authz_variable(ngx_http_request_t *r,
     ngx_str_t                  *value;
     ngx_http_cert_authz_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
+    ctx = ngx_http_cert_authz_shown(r);
 
     if (ctx == NULL) {
         v->not_found = 1;
@@ -1385,7 +1447,7 @@ ngx_http_cert_authz_rule_variable(ngx_http_request_t *r,
     u_char                     *p;
     ngx_http_cert_authz_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
+    ctx = ngx_http_cert_authz_shown(r);
 
     if (ctx == NULL || ctx->decision.rule_file_len == 0) {
         v->not_found = 1;
@@ -1418,7 +1480,7 @@ ngx_http_cert_authz_subject_variable(ngx_http_request_t *r,
     ngx_str_t                   subject;
     ngx_http_cert_authz_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
+    ctx = ngx_http_cert_authz_shown(r);
 
     if (ctx == NULL || ngx_http_cert_authz_subject(ctx, &subject) != NGX_OK) {
         /* no subject: "-" in log_format, no proxied header */
@@ -1455,7 +1517,7 @@ ngx_http_cert_authz_item_variable(ngx_http_request_t *r,
     cert_authz_item             item;
     ngx_http_cert_authz_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
+    ctx = ngx_http_cert_authz_shown(r);
 
     if (ctx == NULL) {
         v->not_found = 1;
@@ -1627,7 +1689,7 @@ ngx_http_cert_authz_attr_variable(ngx_http_request_t *r,
     name = (ngx_str_t *) data;
     skip = sizeof("cert_authz_attr_") - 1;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
+    ctx = ngx_http_cert_authz_shown(r);
 
     if (ctx == NULL || ctx->identity == NULL || name->len <= skip
         || cert_authz_identity_attr_by_variable(ctx->identity,
@@ -1664,13 +1726,37 @@ ngx_http_cert_authz_check_attr_variables(ngx_conf_t *cf)
 {
     size_t                      skip;
     ngx_uint_t                  i;
+    ngx_hash_key_t             *key;
     ngx_http_variable_t        *v;
     ngx_http_core_main_conf_t  *cmcf;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
-    v = cmcf->variables.elts;
     skip = sizeof("cert_authz_attr_") - 1;
+
+    /*
+     * "set", "map", "geo" and the like define variables by name, and a
+     * named variable takes precedence over a prefix one: a "set
+     * $cert_authz_attr_subject_cn $http_x_user" would hand a backend the
+     * client's choice under the module's name.
+     */
+
+    key = cmcf->variables_keys->keys.elts;
+
+    for (i = 0; i < cmcf->variables_keys->keys.nelts; i++) {
+
+        if (key[i].key.len >= skip
+            && ngx_strncmp(key[i].key.data, "cert_authz_attr_", skip) == 0)
+        {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "variable \"$%V\" is the cert_authz module's: "
+                          "\"set\", \"map\" and the like cannot define it",
+                          &key[i].key);
+            return NGX_ERROR;
+        }
+    }
+
+    v = cmcf->variables.elts;
 
     for (i = 0; i < cmcf->variables.nelts; i++) {
 
@@ -1723,7 +1809,7 @@ ngx_http_cert_authz_remote_user_variable(ngx_http_request_t *r,
         return amcf->remote_user(r, v, data);
     }
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
+    ctx = ngx_http_cert_authz_shown(r);
 
     if (ctx == NULL || ctx->decision.allowed != 1 || ctx->user.len == 0) {
         v->not_found = 1;
