@@ -76,11 +76,12 @@ install_elf() {    # SOURCE DESTINATION MODE
     dbg=$DESTDIR$(debug_file "$src")
     tmp=$(mktemp -d)
     # The debug information, compressed, then the stripped binary that
-    # names it (gdb finds it by build ID, or by the debuglink).
-    objcopy --only-keep-debug --compress-debug-sections "$src" "$tmp/debug"
+    # names it as dh_strip does: gdb finds it by build ID, and the
+    # debuglink (the file's name and checksum) confirms it.
+    objcopy --only-keep-debug --compress-debug-sections "$src" "$tmp/${dbg##*/}"
     objcopy --strip-debug --strip-unneeded --remove-section=.comment \
-        --add-gnu-debuglink="$tmp/debug" "$src" "$tmp/stripped"
-    install -D -m 644 "$tmp/debug" "$dbg"
+        --add-gnu-debuglink="$tmp/${dbg##*/}" "$src" "$tmp/stripped"
+    install -D -m 644 "$tmp/${dbg##*/}" "$dbg"
     # install writes a new file: a server that has the old one mapped keeps
     # it until it reloads.
     install -D -m "$mode" "$tmp/stripped" "$dst"
