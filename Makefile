@@ -191,7 +191,8 @@ deb-check: deb
 # builds the module against the nginx source tree DIR (the version of the
 # nginx that will load it) with that nginx's own configure arguments: by
 # default from `NGINX_BIN -V` (/usr/sbin/nginx), or from FILE (nginx -V's
-# output, or Debian's conf_flags).  See module/nginx/build.sh.
+# output saved elsewhere), or NGINX_FLAGS=conf_flags for a Debian tree's
+# own.  See module/nginx/build.sh.
 NGINX_BIN    ?= /usr/sbin/nginx
 NGINX_FLAGS  ?= binary
 NGINX_MODULE ?= $(BUILD)/nginx-module/ngx_http_cert_authz_module.so

@@ -220,10 +220,23 @@ fn install_into_a_destdir_writes_debians_layout_stripped_and_uninstall_removes_i
     make(&["install", &dest_arg, "PREFIX=/usr"]);
     assert_eq!(files_only(&tree(&dest)), files_only(&before), "a second make install");
 
+    // a2enmod's links: the module's go with it (a dangling one would stop
+    // Apache), mod_ssl's stays.
+    fs::create_dir_all(dest.join("etc/apache2/mods-enabled")).unwrap();
+    for f in ["cert_authz.load", "cert_authz.conf", "ssl.load"] {
+        std::os::unix::fs::symlink(
+            format!("../mods-available/{f}"),
+            dest.join("etc/apache2/mods-enabled").join(f),
+        )
+        .unwrap();
+    }
     make(&["uninstall", &dest_arg, "PREFIX=/usr"]);
     let left = files_only(&tree(&dest));
-    let only_ssl: BTreeMap<String, String> =
-        [("etc/apache2/mods-available/ssl.load".to_string(), "f 644".to_string())].into();
+    let only_ssl: BTreeMap<String, String> = [
+        ("etc/apache2/mods-available/ssl.load".to_string(), "f 644".to_string()),
+        ("etc/apache2/mods-enabled/ssl.load".to_string(), "l ../mods-available/ssl.load".to_string()),
+    ]
+    .into();
     assert_eq!(left, only_ssl, "what make uninstall left");
     assert!(
         !dest.join("usr/lib/debug/.build-id").read_dir().unwrap().any(|_| true),
