@@ -9,6 +9,9 @@ BUILD        := build
 DEB_PACKAGES := apache2 apache2-dev nginx nginx-dev libclang-dev apache2-utils \
                 curl openssl libssl-dev libapache2-mod-php php-cgi php-fpm
 
+# groff checks the CLI's manual page (tests/install.rs).
+DEB_PACKAGES += groff-base
+
 CORE_LIB     := $(RELEASE)/libcert_authz.a
 CLI          := $(RELEASE)/cert-authz
 APACHE_SO    := $(RELEASE)/mod_cert_authz.so
@@ -128,7 +131,8 @@ fuzz:
 # ---- install, uninstall ----------------------------------------------------
 # Debian's layout: the modules where the servers look for them (Apache's
 # from apxs, nginx's --modules-path), stripped, their debug information
-# under DEBUGDIR/.build-id (where gdb looks), the CLI in BINDIR,
+# under DEBUGDIR/.build-id (where gdb looks), the CLI in BINDIR and its
+# manual page (from its --help) in MANDIR,
 # mods-available/cert_authz.load (# Depends: ssl, for a2enmod) and a
 # commented cert_authz.conf, nginx's modules-available file and its
 # modules-enabled link (as Debian's module packages' postinst makes it).
@@ -136,6 +140,7 @@ fuzz:
 # builds what is missing.  packaging/install.sh holds the one file list.
 PREFIX         ?= /usr/local
 BINDIR         ?= $(PREFIX)/bin
+MANDIR         ?= $(PREFIX)/share/man
 APACHE_MODDIR  ?= $(shell apxs -q LIBEXECDIR 2>/dev/null || echo /usr/lib/apache2/modules)
 APACHE_CONFDIR ?= /etc/apache2
 NGINX_MODDIR   ?= /usr/lib/nginx/modules
@@ -144,7 +149,7 @@ NGINX_CONFDIR  ?= /etc/nginx
 DEBUGDIR       ?= /usr/lib/debug
 STRIP          ?= yes
 NGINX_ENABLE   ?= yes
-INSTALL_VARS    = DESTDIR="$(DESTDIR)" BINDIR="$(BINDIR)" APACHE_MODDIR="$(APACHE_MODDIR)" \
+INSTALL_VARS    = DESTDIR="$(DESTDIR)" BINDIR="$(BINDIR)" MANDIR="$(MANDIR)" APACHE_MODDIR="$(APACHE_MODDIR)" \
                   APACHE_CONFDIR="$(APACHE_CONFDIR)" NGINX_MODDIR="$(NGINX_MODDIR)" \
                   NGINX_DATADIR="$(NGINX_DATADIR)" NGINX_CONFDIR="$(NGINX_CONFDIR)" \
                   DEBUGDIR="$(DEBUGDIR)" STRIP="$(STRIP)" NGINX_ENABLE="$(NGINX_ENABLE)"

@@ -5,7 +5,7 @@
 #   packaging/install.sh install|uninstall|list
 #
 # The Makefile passes the locations in the environment: DESTDIR, BINDIR,
-# APACHE_MODDIR, APACHE_CONFDIR, NGINX_MODDIR, NGINX_DATADIR, NGINX_CONFDIR,
+# MANDIR, APACHE_MODDIR, APACHE_CONFDIR, NGINX_MODDIR, NGINX_DATADIR, NGINX_CONFDIR,
 # DEBUGDIR, and STRIP (yes: install stripped binaries and keep their debug
 # information under DEBUGDIR/.build-id, where gdb looks; no: install them as
 # built, for dh_strip to split when making the Debian packages) and
@@ -15,7 +15,7 @@
 set -euo pipefail
 
 : "${DESTDIR:=}" "${STRIP:=yes}" "${NGINX_ENABLE:=yes}"
-for v in BINDIR APACHE_MODDIR APACHE_CONFDIR NGINX_MODDIR NGINX_DATADIR NGINX_CONFDIR DEBUGDIR; do
+for v in BINDIR MANDIR APACHE_MODDIR APACHE_CONFDIR NGINX_MODDIR NGINX_DATADIR NGINX_CONFDIR DEBUGDIR; do
     if [ -z "${!v:-}" ]; then
         echo "$0: $v is not set (run it through make install)" >&2
         exit 2
@@ -27,12 +27,14 @@ root=$(cd "$here/.." && pwd)
 rel=${RELEASE:-$root/target/release}
 
 # What is installed: KIND SOURCE DESTINATION MODE.  KIND elf is stripped
-# (with STRIP=yes), conf is copied, template has @VAR@ replaced.
+# (with STRIP=yes), conf is copied, template has @VAR@ replaced, man is
+# the manual page made from the CLI SOURCE's --help (manpage.sh).
 files() {
     cat <<EOF
 elf $rel/mod_cert_authz.so $APACHE_MODDIR/mod_cert_authz.so 644
 elf $rel/ngx_http_cert_authz_module.so $NGINX_MODDIR/ngx_http_cert_authz_module.so 644
 elf $rel/cert-authz $BINDIR/cert-authz 755
+man $rel/cert-authz $MANDIR/man1/cert-authz.1 644
 template $here/apache/cert_authz.load.in $APACHE_CONFDIR/mods-available/cert_authz.load 644
 conf $here/apache/cert_authz.conf $APACHE_CONFDIR/mods-available/cert_authz.conf 644
 template $here/nginx/mod-http-cert-authz.conf.in $NGINX_DATADIR/modules-available/mod-http-cert-authz.conf 644
@@ -101,6 +103,12 @@ do_install() {
         case $kind in
             elf) install_elf "$src" "$dst" "$mode" ;;
             conf) install -D -m "$mode" "$src" "$DESTDIR$dst" ;;
+            man)
+                install -d "$(dirname "$DESTDIR$dst")"
+                "$here/manpage.sh" "$src" > "$DESTDIR$dst.tmp"
+                chmod "$mode" "$DESTDIR$dst.tmp"
+                mv -f "$DESTDIR$dst.tmp" "$DESTDIR$dst"
+                ;;
             template)
                 install -d "$(dirname "$DESTDIR$dst")"
                 sed -e "s|@APACHE_MODDIR@|$APACHE_MODDIR|g" \

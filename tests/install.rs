@@ -164,6 +164,7 @@ fn install_into_a_destdir_writes_debians_layout_stripped_and_uninstall_removes_i
         ("usr/lib/apache2/modules/mod_cert_authz.so", "f 644"),
         ("usr/lib/nginx/modules/ngx_http_cert_authz_module.so", "f 644"),
         ("usr/bin/cert-authz", "f 755"),
+        ("usr/share/man/man1/cert-authz.1", "f 644"),
         ("etc/apache2/mods-available/cert_authz.load", "f 644"),
         ("etc/apache2/mods-available/cert_authz.conf", "f 644"),
         ("usr/share/nginx/modules-available/mod-http-cert-authz.conf", "f 644"),
@@ -204,6 +205,21 @@ fn install_into_a_destdir_writes_debians_layout_stripped_and_uninstall_removes_i
     {
         assert!(conf.contains(directive), "cert_authz.conf does not show {directive}");
     }
+
+    // The manual page: every command of the CLI, and groff has nothing to
+    // say about it.
+    let man = dest.join("usr/share/man/man1/cert-authz.1");
+    let page = fs::read_to_string(&man).unwrap();
+    assert!(page.starts_with(".TH CERT\\-AUTHZ 1 "), "{page}");
+    for section in [".SS check", ".SS show", ".SS lint", ".SS test"] {
+        assert!(page.contains(section), "the manual page has no {section}");
+    }
+    let groff = Command::new("groff").args(["-man", "-Tutf8", "-ww", "-z"]).arg(&man).output().unwrap();
+    assert!(
+        groff.status.success() && groff.stderr.is_empty(),
+        "groff: {}",
+        String::from_utf8_lossy(&groff.stderr)
+    );
 
     // The stripped files still work: the CLI runs, and both servers load
     // the installed modules (with the installed cert_authz.conf).
@@ -320,6 +336,7 @@ fn prefix_moves_the_cli_and_not_what_the_servers_read() {
             "etc/apache2/mods-available/cert_authz.conf",
             "etc/apache2/mods-available/cert_authz.load",
             "opt/cert-authz/bin/cert-authz",
+            "opt/cert-authz/share/man/man1/cert-authz.1",
             "usr/lib/apache2/modules/mod_cert_authz.so",
             "usr/lib/nginx/modules/ngx_http_cert_authz_module.so",
             "usr/share/nginx/modules-available/mod-http-cert-authz.conf",
