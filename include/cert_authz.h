@@ -342,6 +342,83 @@ cert_authz_result cert_authz_identity_attr(
     size_t index,
     const char **value_out, size_t *value_len_out);
 
+/*
+ * What an identity gives a backend besides its attributes, as RFC 9440
+ * values for proxies (`Client-Cert`, `Client-Cert-Chain`).
+ */
+typedef enum cert_authz_item {
+    /* the leaf as a structured-field byte sequence, ":BASE64-DER:" */
+    CERT_AUTHZ_ITEM_CLIENT_CERT = 0,
+    /* the CA certificates of the verified chain above the leaf, issuer
+     * first, as a list of byte sequences (":A:, :B:"); empty when the server
+     * passed no chain */
+    CERT_AUTHZ_ITEM_CLIENT_CERT_CHAIN = 1
+} cert_authz_item;
+
+/* One more than the highest item; items are never renumbered. */
+#define CERT_AUTHZ_ITEM_COUNT 2
+
+/*
+ * An item of a certificate (see cert_authz_item), made on first use and
+ * kept with the identity: the string lives as long as the handle.
+ * CERT_AUTHZ_ERR_NOT_FOUND for a refused certificate and for an empty
+ * chain, CERT_AUTHZ_ERR_INVALID_ARGUMENT for an unknown item.
+ */
+cert_authz_result cert_authz_identity_item(
+    const cert_authz_identity *identity,
+    cert_authz_item item,
+    const char **value_out, size_t *value_len_out);
+
+/* Whole days from `now` (seconds since the epoch) until the certificate's
+ * notAfter, rounded down: 0 on its last day.  CERT_AUTHZ_ERR_NOT_FOUND for
+ * a refused certificate. */
+cert_authz_result cert_authz_identity_days_left(
+    const cert_authz_identity *identity,
+    int64_t now,
+    int64_t *days_out);
+
+/*
+ * The groups of the policy that the identity belongs to, one per call, in
+ * the order the policy first names them.  Start with *cursor 0; each call
+ * that returns CERT_AUTHZ_OK gives the next group's name (pointing into
+ * the policy) and advances *cursor; CERT_AUTHZ_ERR_NOT_FOUND after the
+ * last one, and for a refused certificate.
+ */
+cert_authz_result cert_authz_policy_next_group(
+    const cert_authz_policy *policy,
+    const cert_authz_identity *identity,
+    size_t *cursor,
+    const char **name_out, size_t *name_len_out);
+
+/*
+ * The environment variable name under which a server exports the values
+ * of attribute attr: CERT_AUTHZ_ and the attribute's name in upper case
+ * with '_' for '.' (subject.O: CERT_AUTHZ_SUBJECT_O), the same for every
+ * spelling of one attribute.  Written NUL-terminated to buf, its length to
+ * *len_out; CERT_AUTHZ_ERR_INVALID_ARGUMENT when attr is not an attribute,
+ * CERT_AUTHZ_ERR_BUFFER_TOO_SMALL when the name does not fit.
+ */
+cert_authz_result cert_authz_attr_export_name(
+    const char *attr, size_t attr_len,
+    char *buf, size_t buf_len,
+    size_t *len_out);
+
+/*
+ * A value of an attribute named as a variable names it (nginx's
+ * $cert_authz_attr_NAME): '_' for '.', any case, so `san_uri` or
+ * `subject_ou`; with `_N` after a named attribute (`subject_ou_1`), the
+ * N-th value, from 0.  Without an index the value is given only when the
+ * certificate has exactly one: a name that could stand for two values is
+ * given none (CERT_AUTHZ_ERR_NOT_FOUND, as for a missing value or a
+ * refused certificate).  With identity NULL, only checks the name:
+ * CERT_AUTHZ_OK when it names an attribute.  CERT_AUTHZ_ERR_INVALID_ARGUMENT
+ * for a name that does not.
+ */
+cert_authz_result cert_authz_identity_attr_by_variable(
+    const cert_authz_identity *identity,
+    const char *name, size_t name_len,
+    const char **value_out, size_t *value_len_out);
+
 /* CERT_AUTHZ_OK when attr names an attribute (for checking a directive
  * such as CertAuthzUser at configuration time), else
  * CERT_AUTHZ_ERR_INVALID_ARGUMENT. */

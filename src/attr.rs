@@ -45,6 +45,17 @@ impl NameField {
 
     /// A usual name (exactly as written in the table, or a long-name alias
     /// such as `givenName`) or a dotted OID of a type in the table.
+    /// A field by its short or long name in any case (variable names come
+    /// lower-cased from nginx).
+    fn from_name_ignoring_case(name: &str) -> Option<NameField> {
+        let name =
+            ALIASES.iter().find(|(alias, _)| alias.eq_ignore_ascii_case(name)).map_or(name, |(_, s)| s);
+        TYPES
+            .iter()
+            .position(|t| t.0.eq_ignore_ascii_case(name) || t.1.eq_ignore_ascii_case(name))
+            .map(|i| NameField(i as u8))
+    }
+
     fn from_name(name: &str) -> Option<NameField> {
         let name = ALIASES.iter().find(|(alias, _)| *alias == name).map_or(name, |(_, short)| short);
         TYPES.iter().position(|t| t.0 == name || t.1 == name).map(|i| NameField(i as u8))
@@ -271,6 +282,66 @@ impl Attr {
         })
     }
 
+    /// The environment variable a server exports the attribute's values
+    /// under: `CERT_AUTHZ_`, then the attribute's name in upper case with
+    /// `_` for `.` (`subject.O` → `CERT_AUTHZ_SUBJECT_O`, `subject.2.5.4.97`
+    /// → `CERT_AUTHZ_SUBJECT_ORGANIZATIONIDENTIFIER` when the type has a
+    /// name, else `CERT_AUTHZ_SUBJECT_2_5_4_97`).  Two spellings of one
+    /// attribute give one name.
+    pub fn export_name(self) -> String {
+        let mut out = String::from("CERT_AUTHZ_");
+        out.extend(self.to_string().chars().map(|c| if c == '.' { '_' } else { c.to_ascii_uppercase() }));
+        out
+    }
+
+    /// Reads an attribute as a variable name writes it (nginx's
+    /// `$cert_authz_attr_NAME`): `_` for `.`, any case, and optionally
+    /// `_N` after it for the N-th value (from 0).  Returns the attribute
+    /// and the index, None for the single-valued form.  The whole name is
+    /// tried first, so for an attribute written as a dotted OID the digits
+    /// are part of the OID (`subject_2_5_4_97_0` is `subject.2.5.4.97.0`):
+    /// an index follows only an attribute written by name.
+    pub fn parse_variable(name: &str) -> Option<(Attr, Option<usize>)> {
+        if let Some(attr) = Attr::from_variable(name) {
+            return Some((attr, None));
+        }
+        let (head, tail) = name.rsplit_once('_')?;
+        let index_like = !tail.is_empty()
+            && tail.len() <= 5
+            && tail.bytes().all(|b| b.is_ascii_digit())
+            && (tail == "0" || !tail.starts_with('0'));
+        let named = head.rsplit('_').next().is_some_and(|last| !last.bytes().all(|b| b.is_ascii_digit()));
+        if !index_like || !named {
+            return None;
+        }
+        Some((Attr::from_variable(head)?, Some(tail.parse().ok()?)))
+    }
+
+    fn from_variable(name: &str) -> Option<Attr> {
+        let lower = name.to_ascii_lowercase();
+        let fixed = [Attr::Subject, Attr::Issuer].into_iter().chain(FIXED[..FIXED.len() - 1].iter().copied());
+        for attr in fixed {
+            if attr.to_string().replace('.', "_") == lower {
+                return Some(attr);
+            }
+        }
+        if let Some(oid) = lower.strip_prefix("san_other_") {
+            return Attr::parse(&format!("san.other.{}", oid.replace('_', ".")));
+        }
+        let (kind, rest) = if let Some(rest) = lower.strip_prefix("subject_") {
+            ("subject", rest)
+        } else if let Some(rest) = lower.strip_prefix("issuer_") {
+            ("issuer", rest)
+        } else {
+            return None;
+        };
+        if rest.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
+            return Attr::parse(&format!("{kind}.{}", rest.replace('_', ".")));
+        }
+        let field = NameField::from_name_ignoring_case(rest)?;
+        Some(if kind == "subject" { Attr::SubjectField(field) } else { Attr::IssuerField(field) })
+    }
+
     /// A dense number for tables indexed by attribute, below ATTR_COUNT.
     /// All OID attributes of one kind (subject, issuer, otherName) share one.
     pub fn index(self) -> usize {
@@ -398,6 +469,33 @@ mod tests {
         for bad in ["subject.1", "subject.3.1", "subject.1.40", "subject.1.02", "subject.1..2", "san.other."]
         {
             assert_eq!(Attr::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn export_and_variable_names() {
+        let attr = |name: &str| Attr::parse(name).unwrap();
+        assert_eq!(attr("subject.O").export_name(), "CERT_AUTHZ_SUBJECT_O");
+        assert_eq!(attr("san.uri").export_name(), "CERT_AUTHZ_SAN_URI");
+        assert_eq!(attr("subject.2.5.4.3").export_name(), "CERT_AUTHZ_SUBJECT_CN");
+        assert_eq!(attr("san.other.1.2.3.4").export_name(), "CERT_AUTHZ_SAN_OTHER_1_2_3_4");
+        assert_eq!(attr("ca.spki").export_name(), "CERT_AUTHZ_CA_SPKI");
+        let var = |name: &str| Attr::parse_variable(name).map(|(a, i)| (a.to_string(), i));
+        assert_eq!(var("san_uri"), Some(("san.uri".into(), None)));
+        assert_eq!(var("SAN_URI_1"), Some(("san.uri".into(), Some(1))));
+        assert_eq!(var("subject_cn"), Some(("subject.CN".into(), None)));
+        assert_eq!(var("subject_ou_0"), Some(("subject.OU".into(), Some(0))));
+        assert_eq!(var("subject_givenname"), Some(("subject.GN".into(), None)));
+        assert_eq!(var("subject_serialnumber"), Some(("subject.serialNumber".into(), None)));
+        assert_eq!(var("issuer_spki"), Some(("issuer.spki".into(), None)));
+        assert_eq!(var("issuer"), Some(("issuer".into(), None)));
+        assert_eq!(var("subject_2_5_4_97"), Some(("subject.organizationIdentifier".into(), None)));
+        assert_eq!(var("subject_1_2_3_4_0"), Some(("subject.1.2.3.4.0".into(), None)));
+        assert_eq!(var("san_other_1_3_6_1_4_1_311_20_2_3"), Some(("san.upn".into(), None)));
+        for bad in
+            ["san", "subject_cm", "subject_cn_01", "subject_cn_", "cn", "san_uri_x", "subject_cn_999999"]
+        {
+            assert_eq!(var(bad), None, "{bad}");
         }
     }
 

@@ -258,6 +258,8 @@ pub struct Policy {
     /// identity is in more than a decision keeps (GroupSet).
     group_members: KeyIndex,
     group_count: usize,
+    /// The name of each group, by its number (set by the builder).
+    pub(crate) group_names: Vec<Box<str>>,
     key_requirements: Vec<(Vec<KeySpec>, Pos)>,
     lifetime_requirements: Vec<(i64, Pos)>,
 }
@@ -342,6 +344,7 @@ impl Policy {
             group_index,
             group_members,
             group_count,
+            group_names: Vec::new(),
             key_requirements,
             lifetime_requirements,
         }
@@ -382,6 +385,20 @@ impl Policy {
             !found
         });
         found
+    }
+
+    /// The names of the groups an identity belongs to, in the order the
+    /// policy first names them.
+    pub fn group_names_of(&self, identity: &Identity) -> Vec<&str> {
+        self.groups_of(identity).into_iter().map(|g| &*self.group_names[g as usize]).collect()
+    }
+
+    /// The first group, from number `from` on, that the identity belongs
+    /// to: its number and name.
+    pub fn next_group_of(&self, identity: &Identity, from: usize) -> Option<(usize, &str)> {
+        (from..self.group_count)
+            .find(|&g| self.in_group(identity, g as u32))
+            .map(|g| (g, &*self.group_names[g]))
     }
 
     /// The groups an identity belongs to, sorted.

@@ -598,6 +598,145 @@ pub extern "C" fn cert_authz_identity_attr(
 }
 
 #[no_mangle]
+pub extern "C" fn cert_authz_identity_item(
+    identity: *const cert_authz_identity,
+    item: sys::cert_authz_item,
+    value_out: *mut *const c_char,
+    value_len_out: *mut usize,
+) -> cert_authz_result {
+    guard(|| {
+        // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
+        let presented = try_r!(unsafe { presented_ref(identity) });
+        let Some(identity) = presented.identity() else {
+            return R::CERT_AUTHZ_ERR_NOT_FOUND;
+        };
+        let value = match item {
+            sys::cert_authz_item::CERT_AUTHZ_ITEM_CLIENT_CERT => identity.client_cert(),
+            sys::cert_authz_item::CERT_AUTHZ_ITEM_CLIENT_CERT_CHAIN => identity.client_cert_chain(),
+            _ => return R::CERT_AUTHZ_ERR_INVALID_ARGUMENT,
+        };
+        if value.is_empty() {
+            return R::CERT_AUTHZ_ERR_NOT_FOUND;
+        }
+        str_out(value, value_out, value_len_out)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_identity_days_left(
+    identity: *const cert_authz_identity,
+    now: i64,
+    days_out: *mut i64,
+) -> cert_authz_result {
+    guard(|| {
+        // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
+        let presented = try_r!(unsafe { presented_ref(identity) });
+        let Some(identity) = presented.identity() else {
+            return R::CERT_AUTHZ_ERR_NOT_FOUND;
+        };
+        if days_out.is_null() {
+            return R::CERT_AUTHZ_ERR_NULL_POINTER;
+        }
+        // SAFETY: the output pointer was checked for NULL; the header makes it writable.
+        unsafe { *days_out = identity.days_left(now) };
+        R::CERT_AUTHZ_OK
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_policy_next_group(
+    policy: *const cert_authz_policy,
+    identity: *const cert_authz_identity,
+    cursor: *mut usize,
+    name_out: *mut *const c_char,
+    name_len_out: *mut usize,
+) -> cert_authz_result {
+    guard(|| {
+        // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
+        let policy = try_r!(unsafe { policy_ref(policy) });
+        // SAFETY: as above.
+        let presented = try_r!(unsafe { presented_ref(identity) });
+        if cursor.is_null() || name_out.is_null() || name_len_out.is_null() {
+            return R::CERT_AUTHZ_ERR_NULL_POINTER;
+        }
+        let Some(identity) = presented.identity() else {
+            return R::CERT_AUTHZ_ERR_NOT_FOUND;
+        };
+        // SAFETY: checked for NULL above; the header makes it readable and writable.
+        let from = unsafe { *cursor };
+        let Some((group, name)) = policy.next_group_of(identity, from) else {
+            return R::CERT_AUTHZ_ERR_NOT_FOUND;
+        };
+        // SAFETY: as above.
+        unsafe { *cursor = group + 1 };
+        str_out(name, name_out, name_len_out)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_attr_export_name(
+    attr: *const c_char,
+    attr_len: usize,
+    buf: *mut c_char,
+    buf_len: usize,
+    len_out: *mut usize,
+) -> cert_authz_result {
+    guard(|| {
+        // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
+        let name = try_r!(unsafe { text(attr, attr_len) });
+        let Some(attr) = Attr::parse(name) else {
+            return R::CERT_AUTHZ_ERR_INVALID_ARGUMENT;
+        };
+        if buf.is_null() || len_out.is_null() {
+            return R::CERT_AUTHZ_ERR_NULL_POINTER;
+        }
+        let export = attr.export_name();
+        if export.len() >= buf_len {
+            return R::CERT_AUTHZ_ERR_BUFFER_TOO_SMALL;
+        }
+        write_error(buf, buf_len, &export);
+        // SAFETY: the output pointer was checked for NULL; the header makes it writable.
+        unsafe { *len_out = export.len() };
+        R::CERT_AUTHZ_OK
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cert_authz_identity_attr_by_variable(
+    identity: *const cert_authz_identity,
+    name: *const c_char,
+    name_len: usize,
+    value_out: *mut *const c_char,
+    value_len_out: *mut usize,
+) -> cert_authz_result {
+    guard(|| {
+        // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
+        let name = try_r!(unsafe { text(name, name_len) });
+        let Some((attr, index)) = Attr::parse_variable(name) else {
+            return R::CERT_AUTHZ_ERR_INVALID_ARGUMENT;
+        };
+        if identity.is_null() {
+            return R::CERT_AUTHZ_OK;
+        }
+        // SAFETY: a handle this library made, as the header requires (NULL was handled above).
+        let presented = try_r!(unsafe { presented_ref(identity) });
+        let Some(identity) = presented.identity() else {
+            return R::CERT_AUTHZ_ERR_NOT_FOUND;
+        };
+        let values = identity.values(attr);
+        let value = match index {
+            Some(i) => values.get(i),
+            None if values.len() == 1 => values.first(),
+            None => None,
+        };
+        match value {
+            Some(value) => str_out(value, value_out, value_len_out),
+            None => R::CERT_AUTHZ_ERR_NOT_FOUND,
+        }
+    })
+}
+
+#[no_mangle]
 pub extern "C" fn cert_authz_attr_check(attr: *const c_char, attr_len: usize) -> cert_authz_result {
     guard(|| {
         // SAFETY: the header makes each (pointer, length) pair a readable buffer of that length; NULL is checked.
@@ -787,6 +926,11 @@ same_signature_as_header! {
     cert_authz_identity_subject(_ _ _),
     cert_authz_identity_attr(_ _ _ _ _ _),
     cert_authz_attr_check(_ _),
+    cert_authz_identity_item(_ _ _ _),
+    cert_authz_identity_days_left(_ _ _),
+    cert_authz_policy_next_group(_ _ _ _ _),
+    cert_authz_attr_export_name(_ _ _ _ _),
+    cert_authz_identity_attr_by_variable(_ _ _ _ _),
     cert_authz_decide(_ _ _ _ _ _ _ _ _ _),
     cert_authz_decision_line(_ _ _ _ _ _ _ _ _ _ _),
 }

@@ -174,9 +174,17 @@ pub struct Identity {
     /// Where the SubjectPublicKeyInfo lies within `der`.
     spki: std::ops::Range<usize>,
     derived: OnceCell<Derived>,
+    /// The DER of each CA certificate above the leaf in the verified chain,
+    /// issuer first, as the server passed them: kept for the RFC 9440
+    /// Client-Cert-Chain export.
+    chain: Box<[Box<[u8]>]>,
+    /// The RFC 9440 values of leaf and chain, made on first use.
+    rfc9440: OnceCell<(Box<str>, Box<str>)>,
     pub key: KeyKind,
     /// notAfter − notBefore, in seconds.
     pub lifetime_secs: i64,
+    /// notAfter, in seconds since the epoch.
+    pub not_after: i64,
 }
 
 /// The values computed on first use.
@@ -210,11 +218,13 @@ impl Identity {
     pub fn from_der_chain(der: &[u8], chain: &[&[u8]]) -> Result<Identity, CertError> {
         let cert = parse_der(der, "")?;
         let mut cas: Vec<Read> = Vec::new();
+        let mut kept: Vec<Box<[u8]>> = Vec::new();
         let mut issuer_found = false;
         for (i, ca_der) in chain.iter().enumerate() {
             if *ca_der == der {
                 continue;
             }
+            kept.push((*ca_der).into());
             let ca = parse_der(ca_der, &format!("chain certificate {i}: "))?;
             let spki = hex(&Sha256::digest(ca.public_key().raw));
             if !issuer_found && ca.subject().as_raw() == cert.issuer().as_raw() {
@@ -224,7 +234,7 @@ impl Identity {
             cas.push((Attr::CaSpki.index(), None, spki.into()));
             cas.push((Attr::CaFingerprint.index(), None, hex(&Sha256::digest(ca_der)).into()));
         }
-        Identity::from_parsed(&cert, der, cas)
+        Identity::from_parsed(&cert, der, cas, kept.into_boxed_slice())
     }
 
     /// Parses the first CERTIFICATE block of a PEM text.
@@ -241,8 +251,13 @@ impl Identity {
         }
     }
 
-    fn from_parsed(cert: &X509Certificate<'_>, der: &[u8], chain: Vec<Read>) -> Result<Identity, CertError> {
-        let mut values: Vec<Read> = chain;
+    fn from_parsed(
+        cert: &X509Certificate<'_>,
+        der: &[u8],
+        chain_values: Vec<Read>,
+        chain: Box<[Box<[u8]>]>,
+    ) -> Result<Identity, CertError> {
+        let mut values: Vec<Read> = chain_values;
         values.reserve(16);
 
         let subject = read_name(cert.subject(), "subject", Attr::SubjectField, NO_SUBJECT_OID, &mut values)?;
@@ -308,8 +323,11 @@ impl Identity {
             der: der.into(),
             spki: spki_start..spki_start + spki_raw.len(),
             derived: OnceCell::new(),
+            chain,
+            rfc9440: OnceCell::new(),
             key: key_kind(cert),
             lifetime_secs,
+            not_after: validity.not_after.timestamp(),
         })
     }
 
@@ -399,6 +417,38 @@ impl Identity {
     /// The subject as RFC 4514 text.
     pub fn subject_text(&self) -> &str {
         &self.derived().subject_text[0]
+    }
+
+    /// The issuer as RFC 4514 text.
+    pub fn issuer_text(&self) -> &str {
+        &self.derived().issuer_text[0]
+    }
+
+    /// The leaf as an RFC 9440 Client-Cert value: the DER as a structured
+    /// field byte sequence, `:BASE64:`.
+    pub fn client_cert(&self) -> &str {
+        &self.rfc9440().0
+    }
+
+    /// The CA certificates of the verified chain as an RFC 9440
+    /// Client-Cert-Chain value: a list of byte sequences, issuer first;
+    /// empty when the server passed no chain.
+    pub fn client_cert_chain(&self) -> &str {
+        &self.rfc9440().1
+    }
+
+    fn rfc9440(&self) -> &(Box<str>, Box<str>) {
+        self.rfc9440.get_or_init(|| {
+            let item = |der: &[u8]| format!(":{}:", BASE64.encode(der));
+            let chain: Vec<String> = self.chain.iter().map(|der| item(der)).collect();
+            (item(&self.der).into(), chain.join(", ").into())
+        })
+    }
+
+    /// Whole days from `now` (seconds since the epoch) until notAfter,
+    /// rounded down: 0 on the last day, negative once expired.
+    pub fn days_left(&self, now: i64) -> i64 {
+        (self.not_after - now).div_euclid(86_400)
     }
 
     /// Computes the values derived on first use now (for benchmarks and

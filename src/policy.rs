@@ -394,7 +394,14 @@ impl PolicyBuilder {
             return Err(self.sorted_errors());
         }
         let files: Vec<Box<str>> = self.files.iter().map(|f| Box::from(&**f)).collect();
-        Ok(Policy::new(files, rules, group_lines, group_ids.len(), key_requirements, lifetime_requirements))
+        let mut policy =
+            Policy::new(files, rules, group_lines, group_ids.len(), key_requirements, lifetime_requirements);
+        let mut names = vec![Box::<str>::from(""); group_ids.len()];
+        for (name, id) in group_ids {
+            names[id as usize] = name.into();
+        }
+        policy.group_names = names;
+        Ok(policy)
     }
 
     /// The errors in the order of the files and their positions (group errors are found

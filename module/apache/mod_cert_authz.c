@@ -115,9 +115,13 @@ static const char ENV_DECISION[] = "CERT_AUTHZ_DECISION";
 static const char ENV_RULE[] = "CERT_AUTHZ_RULE";
 static const char ENV_SUBJECT[] = "CERT_AUTHZ_SUBJECT";
 static const char ENV_USER[] = "CERT_AUTHZ_USER";
+static const char ENV_REASON[] = "CERT_AUTHZ_REASON";
 static const char ENV_PREFIX[] = "CERT_AUTHZ_";
 static const char VALUE_ALLOW[] = "allow";
 static const char VALUE_DENY[] = "deny";
+
+/* The longest variable name CertAuthzExport makes for an attribute. */
+#define CERT_AUTHZ_ENV_NAME_MAX 256
 
 module AP_MODULE_DECLARE_DATA cert_authz_module;
 
@@ -136,6 +140,9 @@ typedef struct {
     /* CertAuthzRequestHeader: request_header, the parent's and then this
      * scope's own; NULL when none applies. */
     apr_array_header_t *headers;
+    /* CertAuthzExport: export_item, the parent's and then this scope's own;
+     * NULL when none applies. */
+    apr_array_header_t *exports;
 
     /* The scope's own CertAuthzPolicy and CertAuthzRule sources, added as
      * each directive is read; built into `policy` by check_config, once the
@@ -197,7 +204,7 @@ typedef struct {
 
 /* The decision for one request, kept so that the access hook, the authz
  * provider and the fixups hook agree and log only once. */
-typedef struct {
+typedef struct request_state {
     const cert_authz_policy *policy;
     const char *user_attr;
     cert_authz_decision decision;
@@ -206,6 +213,15 @@ typedef struct {
     const char *subject;             /* RFC 4514, of a verified cert only */
     const char *rule;                /* "FILE:LINE", or NULL */
     const char *user;                /* CertAuthzUser value on allow */
+    const char *reason;              /* the core's text, static */
+    int report;                      /* decided under CertAuthzMode report */
+    /* CertAuthzExport's variables, made at the first export (key, value
+     * pairs), or NULL where the scope asks for none. */
+    const apr_array_header_t *exports;
+    apr_array_header_t *exported;
+    /* For the ErrorDocument of a refusal: the refusal, which the variables
+     * show instead of this request's own decision (see refused_before). */
+    struct request_state *about;
     int logged;
     /* `Require cert-authz` refused, but another Require line may still
      * grant: the deny line waits until the request is known refused. */
@@ -213,18 +229,32 @@ typedef struct {
 } request_state;
 
 
-/* What a CertAuthzRequestHeader sends. */
+/* What a CertAuthzRequestHeader sends or CertAuthzExport exports. */
 typedef enum {
-    HEADER_USER,
-    HEADER_SUBJECT,
-    HEADER_DECISION,
-    HEADER_RULE
-} header_item;
+    ITEM_USER,
+    ITEM_SUBJECT,
+    ITEM_DECISION,
+    ITEM_RULE,
+    ITEM_REASON,
+    ITEM_MODE,
+    ITEM_GROUPS,
+    ITEM_DAYS_LEFT,
+    ITEM_CLIENT_CERT,
+    ITEM_CLIENT_CERT_CHAIN,
+    ITEM_ATTR                    /* a certificate attribute, by name */
+} item_kind;
+
+/* One item, and for CertAuthzExport the variable it becomes. */
+typedef struct {
+    item_kind kind;
+    const char *attr;            /* ITEM_ATTR: the attribute's name */
+    const char *env;             /* CERT_AUTHZ_... */
+} export_item;
 
 /* One CertAuthzRequestHeader NAME ITEM. */
 typedef struct {
     const char *name;
-    header_item item;
+    export_item item;
 } request_header;
 
 
@@ -255,6 +285,12 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     }
     else {
         conf->headers = add->headers ? add->headers : base->headers;
+    }
+    if (base->exports && add->exports) {
+        conf->exports = apr_array_append(p, base->exports, add->exports);
+    }
+    else {
+        conf->exports = add->exports ? add->exports : base->exports;
     }
 
     /* A scope that sets a policy or rules replaces the inherited policy as
@@ -445,39 +481,138 @@ static int is_token(const char *s)
     return 1;
 }
 
-static const char *add_request_header(cmd_parms *cmd, void *dconf,
-                                      const char *name, const char *item)
+/*
+ * Reads an item of CertAuthzRequestHeader or CertAuthzExport: one of the
+ * words below, or any certificate attribute (subject.O, san.uri, serial,
+ * fingerprint, issuer, ...).  NULL on success, else the error's text.
+ */
+static const char *parse_item(apr_pool_t *p, const char *word,
+                              export_item *item)
 {
-    static const struct { const char *word; header_item item; } items[] = {
-        { "user", HEADER_USER },
-        { "subject", HEADER_SUBJECT },
-        { "decision", HEADER_DECISION },
-        { "rule", HEADER_RULE },
+    static const struct {
+        const char *word;
+        item_kind kind;
+        const char *env;
+    } words[] = {
+        { "user", ITEM_USER, "CERT_AUTHZ_USER" },
+        { "decision", ITEM_DECISION, "CERT_AUTHZ_DECISION" },
+        { "rule", ITEM_RULE, "CERT_AUTHZ_RULE" },
+        { "reason", ITEM_REASON, "CERT_AUTHZ_REASON" },
+        { "mode", ITEM_MODE, "CERT_AUTHZ_MODE" },
+        { "groups", ITEM_GROUPS, "CERT_AUTHZ_GROUPS" },
+        { "days-left", ITEM_DAYS_LEFT, "CERT_AUTHZ_DAYS_LEFT" },
+        { "client-cert", ITEM_CLIENT_CERT, "CERT_AUTHZ_CLIENT_CERT" },
+        { "client-cert-chain", ITEM_CLIENT_CERT_CHAIN,
+          "CERT_AUTHZ_CLIENT_CERT_CHAIN" },
     };
+    char env[CERT_AUTHZ_ENV_NAME_MAX];
+    size_t i, len;
+
+    memset(item, 0, sizeof(*item));
+    for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (!strcasecmp(word, words[i].word)) {
+            item->kind = words[i].kind;
+            item->env = words[i].env;
+            return NULL;
+        }
+    }
+    if (!strcasecmp(word, "subject")) {
+        /* the whole subject, RFC 4514, as CERT_AUTHZ_SUBJECT */
+        item->kind = ITEM_SUBJECT;
+        item->env = ENV_SUBJECT;
+        return NULL;
+    }
+    if (cert_authz_attr_export_name(word, strlen(word), env, sizeof(env),
+                                    &len) != CERT_AUTHZ_OK) {
+        return apr_pstrcat(p, "'", word, "' is neither an item (user, "
+                           "subject, decision, rule, reason, mode, groups, "
+                           "days-left, client-cert, client-cert-chain) nor "
+                           "a certificate attribute (e.g. subject.O, "
+                           "san.uri, serial, fingerprint, issuer)", NULL);
+    }
+    item->kind = ITEM_ATTR;
+    item->attr = word;
+    item->env = apr_pstrmemdup(p, env, len);
+    return NULL;
+}
+
+static const char *add_request_header(cmd_parms *cmd, void *dconf,
+                                      const char *name, const char *word)
+{
     cert_authz_dir_conf *conf = dconf;
     request_header *h;
-    size_t i;
+    export_item item;
+    const char *err;
 
     if (!is_token(name)) {
         return apr_pstrcat(cmd->pool, "CertAuthzRequestHeader: '", name,
                            "' is not a header name", NULL);
     }
-    for (i = 0; i < sizeof(items) / sizeof(items[0]); i++) {
-        if (!strcasecmp(item, items[i].word)) {
-            break;
-        }
-    }
-    if (i == sizeof(items) / sizeof(items[0])) {
-        return apr_pstrcat(cmd->pool, "CertAuthzRequestHeader ", name,
-                           ": the value must be user, subject, decision or "
-                           "rule, not '", item, "'", NULL);
+    err = parse_item(cmd->pool, word, &item);
+    if (err) {
+        return apr_pstrcat(cmd->pool, "CertAuthzRequestHeader ", name, ": ",
+                           err, NULL);
     }
     if (!conf->headers) {
         conf->headers = apr_array_make(cmd->pool, 2, sizeof(*h));
     }
     h = apr_array_push(conf->headers);
     h->name = name;
-    h->item = items[i].item;
+    h->item = item;
+    return NULL;
+}
+
+/* Whether `longer` is `name` followed by _N, the name of one of its values:
+ * san.other.1.2.3's variable is san.other.1.2's fourth. */
+static int names_a_value_of(const char *longer, const char *name)
+{
+    size_t n = strlen(name);
+
+    if (strncmp(longer, name, n) || longer[n] != '_' || !longer[n + 1]) {
+        return 0;
+    }
+    return strspn(longer + n + 1, "0123456789") == strlen(longer + n + 1);
+}
+
+static const char *add_export(cmd_parms *cmd, void *dconf, const char *word)
+{
+    cert_authz_dir_conf *conf = dconf;
+    export_item item;
+    const char *err = parse_item(cmd->pool, word, &item);
+    int i;
+
+    if (err) {
+        return apr_pstrcat(cmd->pool, "CertAuthzExport: ", err, NULL);
+    }
+    switch (item.kind) {
+    case ITEM_USER:
+    case ITEM_SUBJECT:
+    case ITEM_DECISION:
+    case ITEM_RULE:
+    case ITEM_REASON:
+        return apr_pstrcat(cmd->pool, "CertAuthzExport: ", item.env,
+                           " is always exported; list only what is not",
+                           NULL);
+    default:
+        break;
+    }
+    if (!conf->exports) {
+        conf->exports = apr_array_make(cmd->pool, 4, sizeof(export_item));
+    }
+    for (i = 0; item.kind == ITEM_ATTR && i < conf->exports->nelts; i++) {
+        const export_item *other =
+            &APR_ARRAY_IDX(conf->exports, i, export_item);
+
+        if (other->kind == ITEM_ATTR
+            && (names_a_value_of(item.env, other->env)
+                || names_a_value_of(other->env, item.env))) {
+            return apr_pstrcat(cmd->pool, "CertAuthzExport: ", item.attr,
+                               " and ", other->attr, " would share variable "
+                               "names (", item.env, ", ", other->env,
+                               "_N); export one of them", NULL);
+        }
+    }
+    *(export_item *)apr_array_push(conf->exports) = item;
     return NULL;
 }
 
@@ -506,9 +641,18 @@ static const command_rec cert_authz_cmds[] = {
     AP_INIT_TAKE2("CertAuthzRequestHeader", add_request_header, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "A request header for proxied backends and the item it "
-                  "carries (user, subject, decision or rule); every header "
-                  "the client sent under that name, in any case and with "
-                  "'-' or '_', is removed first"),
+                  "carries (user, subject, decision, rule, reason, mode, "
+                  "groups, days-left, client-cert, client-cert-chain or a "
+                  "certificate attribute); every header the client sent "
+                  "under that name, in any case and with '-' or '_', is "
+                  "removed first"),
+    AP_INIT_ITERATE("CertAuthzExport", add_export, NULL,
+                    RSRC_CONF | ACCESS_CONF,
+                    "More variables for the backend: groups, days-left, "
+                    "client-cert, client-cert-chain, mode, or certificate "
+                    "attributes such as subject.O or san.uri "
+                    "(CERT_AUTHZ_SUBJECT_O, and CERT_AUTHZ_SAN_URI_0, _1, "
+                    "... for each value); adds to the inherited list"),
     {NULL}
 };
 
@@ -1039,6 +1183,27 @@ static const char *rule_text(apr_pool_t *p, const cert_authz_decision *d)
     return text;
 }
 
+/*
+ * The module's refusal that r is the ErrorDocument of, or NULL.  httpd
+ * serves an ErrorDocument as an internal redirect, with the refused
+ * request as r->prev, and its own variables would otherwise be the error
+ * page's decision: an access log (%{CERT_AUTHZ_DECISION}e reads the final
+ * request) would record a refused request as allowed.
+ */
+static request_state *refused_before(const request_rec *r)
+{
+    request_state *prev;
+
+    if (!r->prev || r->prev->status != HTTP_FORBIDDEN) {
+        return NULL;
+    }
+    prev = ap_get_module_config(r->prev->request_config, &cert_authz_module);
+    if (!prev || prev->decision.allowed || prev->report) {
+        return NULL;
+    }
+    return prev->about ? prev->about : prev;
+}
+
 static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
 {
     request_state *st = ap_get_module_config(r->request_config,
@@ -1081,6 +1246,10 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
     if (st->decision.rule_file_len > 0) {
         st->rule = rule_text(r->pool, &st->decision);
     }
+    st->reason = cert_authz_reason_text(st->decision.reason);
+    st->report = (conf->mode == CERT_AUTHZ_MODE_REPORT);
+    st->exports = conf->exports;
+    st->about = refused_before(r);
 
     /* The core names the value the allow authorized (SPEC §6.11): with two
      * CNs, the one the rule matched, never simply the first. */
@@ -1100,16 +1269,6 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
 
     ap_set_module_config(r->request_config, &cert_authz_module, st);
     return st;
-}
-
-static void set_or_unset(apr_table_t *t, const char *key, const char *value)
-{
-    if (value) {
-        apr_table_setn(t, key, value);
-    }
-    else {
-        apr_table_unset(t, key);
-    }
 }
 
 /* A name of the module's variables, in any case (apr's tables fold it). */
@@ -1134,36 +1293,190 @@ static int has_module_names(const apr_table_t *t)
     return 0;
 }
 
+/* The identity whose values may reach a backend: a verified one only. */
+static const cert_authz_identity *verified(const request_state *st)
+{
+    return st->peer == CERT_AUTHZ_PEER_VERIFIED ? st->identity : NULL;
+}
+
+/* The groups of the policy that the identity is in, comma-separated. */
+static const char *groups_text(apr_pool_t *p, const request_state *st)
+{
+    apr_array_header_t *names = apr_array_make(p, 4, sizeof(char *));
+    const char *name;
+    size_t cursor = 0, len;
+
+    if (!verified(st) || !st->policy) {
+        return NULL;
+    }
+    while (cert_authz_policy_next_group(st->policy, verified(st), &cursor,
+                                        &name, &len) == CERT_AUTHZ_OK) {
+        APR_ARRAY_PUSH(names, char *) = apr_pstrmemdup(p, name, len);
+    }
+    return names->nelts ? apr_array_pstrcat(p, names, ',') : NULL;
+}
+
+/* The one value of an item for this request, or NULL when it has none; an
+ * attribute with several values has none (which one would it be?). */
+static const char *item_value(request_rec *r, const request_state *st,
+                              const export_item *item)
+{
+    const cert_authz_identity *id = verified(st);
+    const char *value;
+    size_t len;
+    apr_int64_t days;
+
+    switch (item->kind) {
+    case ITEM_USER:
+        return st->decision.allowed ? st->user : NULL;
+    case ITEM_SUBJECT:
+        return st->subject;
+    case ITEM_DECISION:
+        return st->decision.allowed ? VALUE_ALLOW : VALUE_DENY;
+    case ITEM_RULE:
+        return st->rule;
+    case ITEM_REASON:
+        return st->reason;
+    case ITEM_MODE:
+        return st->report ? "report" : "enforce";
+    case ITEM_GROUPS:
+        return groups_text(r->pool, st);
+    case ITEM_DAYS_LEFT:
+        if (id && cert_authz_identity_days_left(id,
+                                                apr_time_sec(r->request_time),
+                                                &days) == CERT_AUTHZ_OK) {
+            return apr_psprintf(r->pool, "%" APR_INT64_T_FMT, days);
+        }
+        return NULL;
+    case ITEM_CLIENT_CERT:
+    case ITEM_CLIENT_CERT_CHAIN:
+        if (id && cert_authz_identity_item(id,
+                                           item->kind == ITEM_CLIENT_CERT
+                                           ? CERT_AUTHZ_ITEM_CLIENT_CERT
+                                           : CERT_AUTHZ_ITEM_CLIENT_CERT_CHAIN,
+                                           &value, &len) == CERT_AUTHZ_OK) {
+            return apr_pstrmemdup(r->pool, value, len);
+        }
+        return NULL;
+    case ITEM_ATTR: {
+        const char *second;
+        size_t second_len;
+
+        if (id && cert_authz_identity_attr(id, item->attr, strlen(item->attr),
+                                           0, &value, &len) == CERT_AUTHZ_OK
+            && cert_authz_identity_attr(id, item->attr, strlen(item->attr),
+                                        1, &second, &second_len)
+               == CERT_AUTHZ_ERR_NOT_FOUND) {
+            return apr_pstrmemdup(r->pool, value, len);
+        }
+        return NULL;
+    }
+    }
+    return NULL;
+}
+
+/*
+ * CertAuthzExport's variables for this request, made once: for an
+ * attribute, NAME_0, NAME_1, ... for each value, and NAME itself only when
+ * there is exactly one.
+ */
+static apr_array_header_t *exported_items(request_rec *r, request_state *st)
+{
+    const cert_authz_identity *id = verified(st);
+    apr_array_header_t *out;
+    int i;
+
+    if (st->exported) {
+        return st->exported;
+    }
+    out = apr_array_make(r->pool, 8, sizeof(apr_table_entry_t));
+    for (i = 0; i < st->exports->nelts; i++) {
+        const export_item *item = &APR_ARRAY_IDX(st->exports, i, export_item);
+        apr_table_entry_t *e;
+        const char *value;
+        size_t n, len;
+
+        if (item->kind == ITEM_ATTR) {
+            for (n = 0; id && cert_authz_identity_attr(id, item->attr,
+                                                       strlen(item->attr), n,
+                                                       &value, &len)
+                              == CERT_AUTHZ_OK; n++) {
+                e = apr_array_push(out);
+                e->key = apr_psprintf(r->pool, "%s_%" APR_SIZE_T_FMT,
+                                      item->env, n);
+                e->val = apr_pstrmemdup(r->pool, value, len);
+            }
+            if (n != 1) {
+                continue;
+            }
+        }
+        value = item_value(r, st, item);
+        if (value) {
+            e = apr_array_push(out);
+            e->key = (char *)item->env;
+            e->val = (char *)value;
+        }
+    }
+    st->exported = out;
+    return out;
+}
+
+/* Removes every variable named CERT_AUTHZ_*: the module's names are its
+ * own, whoever set them (SetEnv, mod_rewrite's [E=]). */
+static void unset_module_names(request_rec *r, apr_table_t *env)
+{
+    const apr_array_header_t *arr = apr_table_elts(env);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    apr_array_header_t *keys = apr_array_make(r->pool, 8, sizeof(char *));
+    int i;
+
+    for (i = 0; i < arr->nelts; i++) {
+        if (is_module_name(e[i].key)) {
+            APR_ARRAY_PUSH(keys, const char *) = e[i].key;
+        }
+    }
+    for (i = 0; i < keys->nelts; i++) {
+        apr_table_unset(env, APR_ARRAY_IDX(keys, i, const char *));
+    }
+}
+
 /* The backend's view of the decision.  Set explicitly, not left to mod_ssl
  * or SetEnv, and set again in fixups where a module changed it since, so
  * that neither a request header (it would become HTTP_*) nor a configured
  * variable of the same name can stand in for the module's own. */
-static void export_decision(request_rec *r, const request_state *st)
+static void export_decision(request_rec *r, request_state *own)
 {
     apr_table_t *env = r->subprocess_env;
+    request_state *st = own->about ? own->about : own;
     const char *decision = st->decision.allowed ? VALUE_ALLOW : VALUE_DENY;
     const char *user = st->decision.allowed ? st->user : NULL;
 
-    if (!has_module_names(env)) {
-        /* Nothing to replace or remove: appended, without the search of
-         * every set and unset (apr's tables compare in full the keys that
-         * share their first four letters, and all of these do). */
-        apr_table_addn(env, ENV_DECISION, decision);
-        if (st->rule) {
-            apr_table_addn(env, ENV_RULE, st->rule);
-        }
-        if (st->subject) {
-            apr_table_addn(env, ENV_SUBJECT, st->subject);
-        }
-        if (user) {
-            apr_table_addn(env, ENV_USER, user);
-        }
+    /* Where nothing is to be replaced or removed, the variables are
+     * appended, without the search of every set and unset (apr's tables
+     * compare in full the keys that share their first four letters, and
+     * all of these do). */
+    if (has_module_names(env)) {
+        unset_module_names(r, env);
     }
-    else {
-        apr_table_setn(env, ENV_DECISION, decision);
-        set_or_unset(env, ENV_RULE, st->rule);
-        set_or_unset(env, ENV_SUBJECT, st->subject);
-        set_or_unset(env, ENV_USER, user);
+    apr_table_addn(env, ENV_DECISION, decision);
+    apr_table_addn(env, ENV_REASON, st->reason);
+    if (st->rule) {
+        apr_table_addn(env, ENV_RULE, st->rule);
+    }
+    if (st->subject) {
+        apr_table_addn(env, ENV_SUBJECT, st->subject);
+    }
+    if (user) {
+        apr_table_addn(env, ENV_USER, user);
+    }
+    if (st->exports) {
+        const apr_array_header_t *items = exported_items(r, st);
+        const apr_table_entry_t *e = (const apr_table_entry_t *)items->elts;
+        int i;
+
+        for (i = 0; i < items->nelts; i++) {
+            apr_table_addn(env, e[i].key, e[i].val);
+        }
     }
     if (user) {
         r->user = (char *)user;
@@ -1183,10 +1496,15 @@ static int export_intact(request_rec *r, const request_state *st)
     const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
     const char *decision = st->decision.allowed ? VALUE_ALLOW : VALUE_DENY;
     const char *user = st->decision.allowed ? st->user : NULL;
-    int missing = 1 + (st->rule != NULL) + (st->subject != NULL)
+    int missing = 2 + (st->rule != NULL) + (st->subject != NULL)
                   + (user != NULL);
     int i;
 
+    if (st->exports || st->about) {
+        /* CertAuthzExport's variables are set again, from what the first
+         * export made: checking each would cost as much. */
+        return 0;
+    }
     for (i = 0; i < arr->nelts; i++) {
         const char *key = e[i].key;
         const char *mine;
@@ -1202,6 +1520,9 @@ static int export_intact(request_rec *r, const request_state *st)
         }
         else if (key == ENV_USER) {
             mine = user;
+        }
+        else if (key == ENV_REASON) {
+            mine = st->reason;
         }
         else if (is_module_name(key)) {
             return 0;
@@ -1252,7 +1573,7 @@ static int collect_header(void *data, const char *key, const char *value)
  * value, if there is one for this request.
  */
 static void set_request_headers(request_rec *r, const cert_authz_dir_conf *conf,
-                                const request_state *st)
+                                request_state *st)
 {
     apr_array_header_t *found;
     int i, j;
@@ -1276,20 +1597,7 @@ static void set_request_headers(request_rec *r, const cert_authz_dir_conf *conf,
                             APR_ARRAY_IDX(found, j, const char *));
         }
         if (st) {
-            switch (h->item) {
-            case HEADER_USER:
-                value = st->decision.allowed ? st->user : NULL;
-                break;
-            case HEADER_SUBJECT:
-                value = st->subject;
-                break;
-            case HEADER_DECISION:
-                value = st->decision.allowed ? VALUE_ALLOW : VALUE_DENY;
-                break;
-            case HEADER_RULE:
-                value = st->rule;
-                break;
-            }
+            value = item_value(r, st->about ? st->about : st, &h->item);
         }
         if (value) {
             apr_table_setn(r->headers_in, h->name, value);
@@ -1424,10 +1732,24 @@ static int cert_authz_fixups(request_rec *r)
         }
         st = ap_get_module_config(r->request_config, &cert_authz_module);
     }
-    if (st && !export_intact(r, st)) {
+    if (!st) {
+        /* Not decided here: the ErrorDocument of a refusal shows the
+         * refusal; elsewhere in a scope the module serves (a provider that
+         * another Require line made moot, CertAuthzExport where CertAuthz
+         * is Off), nobody else's CERT_AUTHZ_* reaches the backend. */
+        st = refused_before(r);
+        if (st) {
+            export_decision(r, st);
+        }
+        else if ((policy_of(conf) || conf->exports || conf->headers)
+                 && has_module_names(r->subprocess_env)) {
+            unset_module_names(r, r->subprocess_env);
+        }
+    }
+    else if (!export_intact(r, st)) {
         export_decision(r, st);
     }
-    else if (st && st->decision.allowed && st->user) {
+    else if (st->decision.allowed && st->user) {
         r->user = (char *)st->user;
     }
     set_request_headers(r, conf, st);

@@ -53,6 +53,18 @@
 #define NGX_HTTP_CERT_AUTHZ_ERRBUF  8192
 
 
+/* what ngx_http_cert_authz_item_variable() shows */
+#define NGX_HTTP_CERT_AUTHZ_VAR_REASON       1
+#define NGX_HTTP_CERT_AUTHZ_VAR_MODE         2
+#define NGX_HTTP_CERT_AUTHZ_VAR_GROUPS       3
+#define NGX_HTTP_CERT_AUTHZ_VAR_ISSUER       4
+#define NGX_HTTP_CERT_AUTHZ_VAR_SERIAL       5
+#define NGX_HTTP_CERT_AUTHZ_VAR_FINGERPRINT  6
+#define NGX_HTTP_CERT_AUTHZ_VAR_DAYS_LEFT    7
+#define NGX_HTTP_CERT_AUTHZ_VAR_CERT         8
+#define NGX_HTTP_CERT_AUTHZ_VAR_CHAIN        9
+
+
 typedef struct {
     ngx_flag_t                 enable;
     ngx_uint_t                 mode;
@@ -112,6 +124,10 @@ typedef struct {
     const cert_authz_identity *identity;  /* a verified one, or NULL */
     ngx_str_t                  user;
 
+    /* the policy and mode decided by, for $cert_authz_groups and _mode */
+    const cert_authz_policy   *policy;
+    ngx_uint_t                 mode;
+
     /* the URI decided: try_files may serve another one, see below */
     ngx_str_t                  uri;
 
@@ -122,6 +138,11 @@ typedef struct {
 
 static ngx_int_t ngx_http_cert_authz_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cert_authz_precontent_handler(
+    ngx_http_request_t *r);
+static void ngx_http_cert_authz_keep_refusal(ngx_http_request_t *r,
+    ngx_http_cert_authz_ctx_t *ctx);
+static void ngx_http_cert_authz_refusal_cleanup(void *data);
+static ngx_http_cert_authz_ctx_t *ngx_http_cert_authz_shown(
     ngx_http_request_t *r);
 static ngx_http_cert_authz_ctx_t *ngx_http_cert_authz_ctx(
     ngx_http_request_t *r);
@@ -161,6 +182,13 @@ static ngx_int_t ngx_http_cert_authz_subject_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_cert_authz_remote_user_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_cert_authz_item_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_cert_authz_groups(ngx_http_request_t *r,
+    ngx_http_cert_authz_ctx_t *ctx, ngx_str_t *groups);
+static ngx_int_t ngx_http_cert_authz_attr_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_cert_authz_check_attr_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_cert_authz_own_remote_user(ngx_conf_t *cf);
 
 static char *ngx_http_cert_authz(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -292,6 +320,47 @@ static ngx_http_variable_t  ngx_http_cert_authz_vars[] = {
       ngx_http_cert_authz_variable,
       offsetof(ngx_http_cert_authz_ctx_t, user),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("cert_authz_reason"), NULL,
+      ngx_http_cert_authz_item_variable, NGX_HTTP_CERT_AUTHZ_VAR_REASON,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("cert_authz_mode"), NULL,
+      ngx_http_cert_authz_item_variable, NGX_HTTP_CERT_AUTHZ_VAR_MODE,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("cert_authz_groups"), NULL,
+      ngx_http_cert_authz_item_variable, NGX_HTTP_CERT_AUTHZ_VAR_GROUPS,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("cert_authz_issuer"), NULL,
+      ngx_http_cert_authz_item_variable, NGX_HTTP_CERT_AUTHZ_VAR_ISSUER,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("cert_authz_serial"), NULL,
+      ngx_http_cert_authz_item_variable, NGX_HTTP_CERT_AUTHZ_VAR_SERIAL,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("cert_authz_fingerprint"), NULL,
+      ngx_http_cert_authz_item_variable, NGX_HTTP_CERT_AUTHZ_VAR_FINGERPRINT,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("cert_authz_days_left"), NULL,
+      ngx_http_cert_authz_item_variable, NGX_HTTP_CERT_AUTHZ_VAR_DAYS_LEFT,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("cert_authz_client_cert"), NULL,
+      ngx_http_cert_authz_item_variable, NGX_HTTP_CERT_AUTHZ_VAR_CERT,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("cert_authz_client_cert_chain"), NULL,
+      ngx_http_cert_authz_item_variable, NGX_HTTP_CERT_AUTHZ_VAR_CHAIN,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    /* $cert_authz_attr_san_uri, $cert_authz_attr_subject_ou_1, ... */
+    { ngx_string("cert_authz_attr_"), NULL,
+      ngx_http_cert_authz_attr_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
 
       ngx_http_null_variable
 };
@@ -546,7 +615,64 @@ ngx_http_cert_authz_decide(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
+    ngx_http_cert_authz_keep_refusal(r, ctx);
+
     return NGX_HTTP_FORBIDDEN;
+}
+
+
+/*
+ * An error_page for a refusal is an internal redirect, which clears the
+ * request's module contexts: the refusal is kept in a pool cleanup (the
+ * pool outlives the redirect, as the realip module keeps its context), so
+ * that the variables of the error page, and the access log written after
+ * it, show the refusal and not the error page's own decision.
+ */
+
+static void
+ngx_http_cert_authz_keep_refusal(ngx_http_request_t *r,
+    ngx_http_cert_authz_ctx_t *ctx)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    if (r->error_page) {
+        /* the error page's own refusal: the request's is kept already */
+        return;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_cert_authz_ctx_t));
+    if (cln == NULL) {
+        return;
+    }
+
+    ngx_memcpy(cln->data, ctx, sizeof(ngx_http_cert_authz_ctx_t));
+    cln->handler = ngx_http_cert_authz_refusal_cleanup;
+}
+
+
+static void
+ngx_http_cert_authz_refusal_cleanup(void *data)
+{
+    /* nothing to free: the handler only marks the refusal's cleanup */
+}
+
+
+/* The decision the variables show: the refusal on an error page for one. */
+
+static ngx_http_cert_authz_ctx_t *
+ngx_http_cert_authz_shown(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    if (r->error_page) {
+        for (cln = r->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == ngx_http_cert_authz_refusal_cleanup) {
+                return cln->data;
+            }
+        }
+    }
+
+    return ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
 }
 
 
@@ -1181,6 +1307,8 @@ ngx_http_cert_authz_export(ngx_http_cert_authz_loc_conf_t *alcf,
     ngx_http_cert_authz_ctx_t *ctx, const cert_authz_identity *identity)
 {
     ctx->identity = identity;
+    ctx->policy = alcf->policy;
+    ctx->mode = alcf->mode;
 
     if (identity == NULL || ctx->decision.allowed != 1
         || alcf->user_attr.len == 0)
@@ -1279,7 +1407,7 @@ ngx_http_cert_authz_variable(ngx_http_request_t *r,
     ngx_str_t                  *value;
     ngx_http_cert_authz_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
+    ctx = ngx_http_cert_authz_shown(r);
 
     if (ctx == NULL) {
         v->not_found = 1;
@@ -1319,7 +1447,7 @@ ngx_http_cert_authz_rule_variable(ngx_http_request_t *r,
     u_char                     *p;
     ngx_http_cert_authz_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
+    ctx = ngx_http_cert_authz_shown(r);
 
     if (ctx == NULL || ctx->decision.rule_file_len == 0) {
         v->not_found = 1;
@@ -1352,7 +1480,7 @@ ngx_http_cert_authz_subject_variable(ngx_http_request_t *r,
     ngx_str_t                   subject;
     ngx_http_cert_authz_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
+    ctx = ngx_http_cert_authz_shown(r);
 
     if (ctx == NULL || ngx_http_cert_authz_subject(ctx, &subject) != NGX_OK) {
         /* no subject: "-" in log_format, no proxied header */
@@ -1365,6 +1493,294 @@ ngx_http_cert_authz_subject_variable(ngx_http_request_t *r,
     v->no_cacheable = 1;
     v->not_found = 0;
     v->data = subject.data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * $cert_authz_reason, _mode, _groups, _issuer, _serial, _fingerprint,
+ * _days_left, _client_cert and _client_cert_chain.  The values of the
+ * certificate come only from a verified one; each is made only when
+ * something asks for it.
+ */
+
+static ngx_int_t
+ngx_http_cert_authz_item_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                     *p;
+    size_t                      len;
+    int64_t                     days;
+    ngx_str_t                   value;
+    const char                 *text, *attr;
+    cert_authz_item             item;
+    ngx_http_cert_authz_ctx_t  *ctx;
+
+    ctx = ngx_http_cert_authz_shown(r);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    ngx_str_null(&value);
+
+    switch (data) {
+
+    case NGX_HTTP_CERT_AUTHZ_VAR_REASON:
+        text = cert_authz_reason_text(ctx->decision.reason);
+        value.data = (u_char *) text;
+        value.len = ngx_strlen(text);
+        break;
+
+    case NGX_HTTP_CERT_AUTHZ_VAR_MODE:
+        if (ctx->mode == NGX_HTTP_CERT_AUTHZ_REPORT) {
+            ngx_str_set(&value, "report");
+
+        } else {
+            ngx_str_set(&value, "enforce");
+        }
+        break;
+
+    case NGX_HTTP_CERT_AUTHZ_VAR_GROUPS:
+        if (ngx_http_cert_authz_groups(r, ctx, &value) != NGX_OK) {
+            return NGX_ERROR;
+        }
+        break;
+
+    case NGX_HTTP_CERT_AUTHZ_VAR_ISSUER:
+    case NGX_HTTP_CERT_AUTHZ_VAR_SERIAL:
+    case NGX_HTTP_CERT_AUTHZ_VAR_FINGERPRINT:
+        attr = (data == NGX_HTTP_CERT_AUTHZ_VAR_ISSUER) ? "issuer"
+               : (data == NGX_HTTP_CERT_AUTHZ_VAR_SERIAL) ? "serial"
+               : "fingerprint";
+
+        if (ctx->identity
+            && cert_authz_identity_attr(ctx->identity, attr, ngx_strlen(attr),
+                                        0, &text, &len)
+               == CERT_AUTHZ_OK)
+        {
+            value.data = (u_char *) text;
+            value.len = len;
+        }
+        break;
+
+    case NGX_HTTP_CERT_AUTHZ_VAR_DAYS_LEFT:
+        if (ctx->identity
+            && cert_authz_identity_days_left(ctx->identity,
+                                             (int64_t) ngx_time(), &days)
+               == CERT_AUTHZ_OK)
+        {
+            p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            value.len = ngx_sprintf(p, "%L", (int64_t) days) - p;
+            value.data = p;
+        }
+        break;
+
+    default: /* NGX_HTTP_CERT_AUTHZ_VAR_CERT, NGX_HTTP_CERT_AUTHZ_VAR_CHAIN */
+        item = (data == NGX_HTTP_CERT_AUTHZ_VAR_CERT)
+               ? CERT_AUTHZ_ITEM_CLIENT_CERT
+               : CERT_AUTHZ_ITEM_CLIENT_CERT_CHAIN;
+
+        if (ctx->identity
+            && cert_authz_identity_item(ctx->identity, item, &text, &len)
+               == CERT_AUTHZ_OK)
+        {
+            value.data = (u_char *) text;
+            value.len = len;
+        }
+        break;
+    }
+
+    if (value.len == 0) {
+        /* "-" in log_format, no proxied header */
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = value.len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = value.data;
+
+    return NGX_OK;
+}
+
+
+/* The policy's groups that the verified identity is in, comma-separated. */
+
+static ngx_int_t
+ngx_http_cert_authz_groups(ngx_http_request_t *r,
+    ngx_http_cert_authz_ctx_t *ctx, ngx_str_t *groups)
+{
+    u_char      *p;
+    size_t       cursor, len, total;
+    const char  *name;
+
+    ngx_str_null(groups);
+
+    if (ctx->identity == NULL || ctx->policy == NULL) {
+        return NGX_OK;
+    }
+
+    /* two passes: the first measures, the second writes */
+
+    total = 0;
+    cursor = 0;
+
+    while (cert_authz_policy_next_group(ctx->policy, ctx->identity, &cursor,
+                                        &name, &len)
+           == CERT_AUTHZ_OK)
+    {
+        total += len + 1;
+    }
+
+    if (total == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, total);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    groups->data = p;
+    cursor = 0;
+
+    while (cert_authz_policy_next_group(ctx->policy, ctx->identity, &cursor,
+                                        &name, &len)
+           == CERT_AUTHZ_OK)
+    {
+        if (p != groups->data) {
+            *p++ = ',';
+        }
+
+        p = ngx_cpymem(p, name, len);
+    }
+
+    groups->len = p - groups->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * $cert_authz_attr_NAME: NAME is an attribute with "_" for "." (san_uri,
+ * subject_ou), and "_N" after it for its N-th value (subject_ou_1).
+ * Without an index, an attribute with several values shows none: the
+ * backend could not know which one the name stands for.
+ */
+
+static ngx_int_t
+ngx_http_cert_authz_attr_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    size_t                      len, skip;
+    ngx_str_t                  *name;
+    const char                 *value;
+    ngx_http_cert_authz_ctx_t  *ctx;
+
+    name = (ngx_str_t *) data;
+    skip = sizeof("cert_authz_attr_") - 1;
+
+    ctx = ngx_http_cert_authz_shown(r);
+
+    if (ctx == NULL || ctx->identity == NULL || name->len <= skip
+        || cert_authz_identity_attr_by_variable(ctx->identity,
+                                                (const char *) name->data
+                                                + skip,
+                                                name->len - skip,
+                                                &value, &len)
+           != CERT_AUTHZ_OK
+        || len == 0)
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = (u_char *) value;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A $cert_authz_attr_NAME that names no attribute is a configuration
+ * error, not a variable that is always empty.  The variables the
+ * configuration uses are all indexed by now; ngx_http_variables_init_vars()
+ * resolves them only after every postconfiguration.
+ */
+
+static ngx_int_t
+ngx_http_cert_authz_check_attr_variables(ngx_conf_t *cf)
+{
+    size_t                      skip;
+    ngx_uint_t                  i;
+    ngx_hash_key_t             *key;
+    ngx_http_variable_t        *v;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    skip = sizeof("cert_authz_attr_") - 1;
+
+    /*
+     * "set", "map", "geo" and the like define variables by name, and a
+     * named variable takes precedence over a prefix one: a "set
+     * $cert_authz_attr_subject_cn $http_x_user" would hand a backend the
+     * client's choice under the module's name.
+     */
+
+    key = cmcf->variables_keys->keys.elts;
+
+    for (i = 0; i < cmcf->variables_keys->keys.nelts; i++) {
+
+        if (key[i].key.len >= skip
+            && ngx_strncmp(key[i].key.data, "cert_authz_attr_", skip) == 0)
+        {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "variable \"$%V\" is the cert_authz module's: "
+                          "\"set\", \"map\" and the like cannot define it",
+                          &key[i].key);
+            return NGX_ERROR;
+        }
+    }
+
+    v = cmcf->variables.elts;
+
+    for (i = 0; i < cmcf->variables.nelts; i++) {
+
+        if (v[i].name.len < skip
+            || ngx_strncmp(v[i].name.data, "cert_authz_attr_", skip) != 0)
+        {
+            continue;
+        }
+
+        if (cert_authz_identity_attr_by_variable(NULL,
+                                                 (const char *) v[i].name.data
+                                                 + skip,
+                                                 v[i].name.len - skip,
+                                                 NULL, NULL)
+            != CERT_AUTHZ_OK)
+        {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "variable \"$%V\" names no certificate attribute "
+                          "(write one with \"_\" for \".\", e.g. "
+                          "$cert_authz_attr_san_uri or "
+                          "$cert_authz_attr_subject_ou_1)", &v[i].name);
+            return NGX_ERROR;
+        }
+    }
 
     return NGX_OK;
 }
@@ -1393,7 +1809,7 @@ ngx_http_cert_authz_remote_user_variable(ngx_http_request_t *r,
         return amcf->remote_user(r, v, data);
     }
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
+    ctx = ngx_http_cert_authz_shown(r);
 
     if (ctx == NULL || ctx->decision.allowed != 1 || ctx->user.len == 0) {
         v->not_found = 1;
@@ -1916,6 +2332,10 @@ ngx_http_cert_authz_init(ngx_conf_t *cf)
     }
 
     if (ngx_http_cert_authz_own_remote_user(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_cert_authz_check_attr_variables(cf) != NGX_OK) {
         return NGX_ERROR;
     }
 

@@ -160,6 +160,7 @@ pub fn make_pki(dir: &Path) -> Pki {
     }
     fs::write(dir.join("ca.key"), ca_key.serialize_pem()).unwrap();
     two_cn_client(dir);
+    odd_client(dir);
     // Servers run as www-data and must read these.
     share_with_workers(dir);
     Pki { dir: dir.to_path_buf() }
@@ -169,46 +170,37 @@ pub fn make_pki(dir: &Path) -> Pki {
 /// `opsbot` (rcgen writes one value per attribute type, so openssl makes
 /// it).  Which CN a server hands on as the user is the test.
 fn two_cn_client(dir: &Path) {
+    openssl_client(dir, "twocn", "/O=Example Corp/OU=ops/CN=admin/CN=opsbot");
+}
+
+/// `odd`: a certificate of the trusted CA whose CN holds a double quote
+/// and a backslash, `say "hi" \ bye`, as log formats must escape them.
+fn odd_client(dir: &Path) {
+    openssl_client(dir, "odd", "/O=Example Corp/CN=say \"hi\" \\\\ bye");
+}
+
+/// A client certificate of the trusted CA made by openssl from `subj`
+/// (openssl's -subj syntax): NAME.pem, NAME.key and NAME.both.pem.
+fn openssl_client(dir: &Path, name: &str, subj: &str) {
     let run = |args: &[&str]| {
         let out = Command::new("openssl").current_dir(dir).args(args).output().expect("running openssl");
         assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
-    fs::write(dir.join("twocn.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    let (ext, csr, key, pem) =
+        (format!("{name}.ext"), format!("{name}.csr"), format!("{name}.key"), format!("{name}.pem"));
+    fs::write(dir.join(&ext), "extendedKeyUsage=clientAuth\n").unwrap();
+    #[rustfmt::skip]
     run(&[
-        "req",
-        "-new",
-        "-nodes",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-subj",
-        "/O=Example Corp/OU=ops/CN=admin/CN=opsbot",
-        "-keyout",
-        "twocn.key",
-        "-out",
-        "twocn.csr",
+        "req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-subj", subj, "-keyout", &key, "-out", &csr,
     ]);
+    #[rustfmt::skip]
     run(&[
-        "x509",
-        "-req",
-        "-in",
-        "twocn.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "30",
-        "-extfile",
-        "twocn.ext",
-        "-out",
-        "twocn.pem",
+        "x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "30", "-extfile", &ext, "-out", &pem,
     ]);
-    let both = fs::read_to_string(dir.join("twocn.pem")).unwrap()
-        + &fs::read_to_string(dir.join("twocn.key")).unwrap();
-    fs::write(dir.join("twocn.both.pem"), both).unwrap();
+    let both = fs::read_to_string(dir.join(&pem)).unwrap() + &fs::read_to_string(dir.join(&key)).unwrap();
+    fs::write(dir.join(format!("{name}.both.pem")), both).unwrap();
 }
 
 /// The PKI of this test binary, made on first use: every server of the
