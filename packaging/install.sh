@@ -5,8 +5,8 @@
 #   packaging/install.sh install|uninstall|list
 #
 # The Makefile passes the locations in the environment: DESTDIR, BINDIR,
-# MANDIR, APACHE_MODDIR, APACHE_CONFDIR, NGINX_MODDIR, NGINX_DATADIR, NGINX_CONFDIR,
-# DEBUGDIR, and STRIP (yes: install stripped binaries and keep their debug
+# MANDIR, APACHE_MODDIR, APACHE_CONFDIR, NGINX_MODDIR, NGINX_DATADIR,
+# NGINX_CONFDIR, DEBUGDIR, and STRIP (yes: install stripped binaries and keep their debug
 # information under DEBUGDIR/.build-id, where gdb looks; no: install them as
 # built, for dh_strip to split when making the Debian packages) and
 # NGINX_ENABLE (yes: also make the modules-enabled link that Debian's nginx
