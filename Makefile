@@ -197,17 +197,19 @@ deb-check: deb
 # nginx that will load it) with that nginx's own configure arguments: by
 # default from `NGINX_BIN -V` (/usr/sbin/nginx), or from FILE (nginx -V's
 # output saved elsewhere), or NGINX_FLAGS=conf_flags for a Debian tree's
-# own.  See module/nginx/build.sh.
+# own.  NGINX_BUILD holds the configured copy of the tree and the objects.
+# See module/nginx/build.sh.
 NGINX_BIN    ?= /usr/sbin/nginx
 NGINX_FLAGS  ?= binary
 NGINX_MODULE ?= $(BUILD)/nginx-module/ngx_http_cert_authz_module.so
+NGINX_BUILD  ?= $(BUILD)/nginx-module
 
 .PHONY: nginx-module
 nginx-module: $(CORE_LIB)
 	@if [ -z "$(NGINX_SRC)" ]; then \
 	    echo "usage: make nginx-module NGINX_SRC=DIR [NGINX_BIN=NGINX | NGINX_FLAGS=FILE]"; exit 2; fi
 	NGINX_SRC="$(NGINX_SRC)" NGINX_BIN="$(NGINX_BIN)" NGINX_FLAGS="$(NGINX_FLAGS)" \
-	    CERT_AUTHZ_ROOT=$(CURDIR) module/nginx/build.sh $(CURDIR)/$(BUILD)/nginx-module $(NGINX_MODULE)
+	    CERT_AUTHZ_ROOT=$(CURDIR) module/nginx/build.sh $(abspath $(NGINX_BUILD)) $(NGINX_MODULE)
 
 clean:
 	$(CARGO) clean

@@ -387,6 +387,23 @@ fn nginx_module_builds_against_a_source_tree_with_that_nginxs_arguments() {
     assert!(log.contains("dropping --with-stream=dynamic"), "make nginx-module NGINX_FLAGS=FILE:\n{log}");
     nginx_t_loads(&from_file);
 
+    // Arguments that are not the binary's (no --with-compat) make a module
+    // that nginx would refuse: it is not delivered.
+    let other_flags = dir.join("other-V.txt");
+    let text = fs::read_to_string(&flags).unwrap().replace(" --with-compat", "");
+    fs::write(&other_flags, text).unwrap();
+    let refused = dir.join("refused.so");
+    let out = make_status(&[
+        "nginx-module",
+        "NGINX_SRC=/usr/share/nginx/src",
+        &format!("NGINX_FLAGS={}", other_flags.display()),
+        &format!("NGINX_BUILD={}", dir.join("build-other").display()),
+        &format!("NGINX_MODULE={}", refused.display()),
+    ]);
+    assert!(!out.status.success(), "a module of other arguments was delivered");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("module signature"), "{out:?}");
+    assert!(!refused.exists(), "{} was written", refused.display());
+
     // A tree that is not nginx's is named, not half-built.
     let out = make_status(&["nginx-module", &format!("NGINX_SRC={}", dir.display())]);
     assert!(!out.status.success());

@@ -137,18 +137,24 @@ fi
 rm -f "$objs/ngx_http_cert_authz_module.so"
 make -s -f "$objs/Makefile" -C "$tree" modules
 
-install -D -m 644 "$objs/ngx_http_cert_authz_module.so" "$out"
+built=$objs/ngx_http_cert_authz_module.so
 
-# The signature nginx checks at load_module: it must be the server's own.
+# The signature nginx checks at load_module: it must be the server's own,
+# or nothing is installed (nginx would refuse the module at start).
 sig='^[0-9]+,[0-9]+,[0-9]+,[01]+$'
-mod_sig=$(strings "$out" | grep -E "$sig" || true)
+mod_sig=$(strings "$built" | grep -E "$sig" || true)
+if [ "$ngx_bin" != none ]; then
+    ngx_sig=$(strings "$ngx_bin" | grep -E "$sig" || true)
+    if [ -z "$mod_sig" ] || [ "$mod_sig" != "$ngx_sig" ]; then
+        echo "$0: module signature '$mod_sig' is not '$ngx_sig' of $ngx_bin;" \
+            "$out is left as it was" >&2
+        exit 1
+    fi
+fi
+
+install -D -m 644 "$built" "$out"
 if [ "$ngx_bin" = none ]; then
     echo "built $out (signature $mod_sig, not checked: NGINX_BIN=none)"
-    exit 0
+else
+    echo "built $out"
 fi
-ngx_sig=$(strings "$ngx_bin" | grep -E "$sig" || true)
-if [ -z "$mod_sig" ] || [ "$mod_sig" != "$ngx_sig" ]; then
-    echo "$0: module signature '$mod_sig' is not '$ngx_sig' of $ngx_bin" >&2
-    exit 1
-fi
-echo "built $out"
