@@ -499,6 +499,24 @@ fn the_packages_install_enable_serve_and_purge_as_debians_own() {
         nginx_abi()
     );
 
+    // Stripped by dh_strip, the debug information in the -dbgsym packages;
+    // the Apache configuration files are conffiles.
+    for (p, so) in [
+        ("libapache2-mod-cert-authz", "/usr/lib/apache2/modules/mod_cert_authz.so"),
+        ("libnginx-mod-http-cert-authz", "/usr/lib/nginx/modules/ngx_http_cert_authz_module.so"),
+        ("cert-authz", "/usr/bin/cert-authz"),
+    ] {
+        let sections = stdout(&run(Command::new("readelf").args(["-S", "-W", so])));
+        assert!(!sections.contains(".debug_info") && !sections.contains(".symtab"), "{so} is not stripped");
+        let dbgsym = root().join(format!("build/deb/{p}-dbgsym_{}_amd64.deb", env!("CARGO_PKG_VERSION")));
+        assert!(dbgsym.exists(), "{} is missing", dbgsym.display());
+    }
+    let conffiles =
+        stdout(&run(Command::new("dpkg-query").args(["-W", "-f=${Conffiles}", "libapache2-mod-cert-authz"])));
+    for f in ["/etc/apache2/mods-available/cert_authz.load", "/etc/apache2/mods-available/cert_authz.conf"] {
+        assert!(conffiles.contains(f), "{f} is not a conffile: {conffiles}");
+    }
+
     // Enabled as Debian's module packages enable theirs: a2enmod (by the
     // postinst; again by hand is a no-op), with mod_ssl for # Depends; the
     // modules-enabled link of dh_nginx.
