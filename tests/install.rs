@@ -446,6 +446,10 @@ fn make_names_a_rust_that_is_too_old() {
         "{missing:?}"
     );
 
+    // The README asks for the same.
+    let readme = fs::read_to_string(root().join("README.md")).unwrap();
+    assert!(readme.contains(&format!("Rust {} or newer", rust_min())), "the README names another Rust");
+
     // The toolchain that builds this test passes.
     let out = make_status(&["toolchain"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
