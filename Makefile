@@ -9,6 +9,9 @@ BUILD        := build
 DEB_PACKAGES := apache2 apache2-dev nginx nginx-dev libclang-dev apache2-utils \
                 curl openssl libssl-dev libapache2-mod-php php-cgi php-fpm
 
+# groff checks the CLI's manual page (tests/install.rs).
+DEB_PACKAGES += groff-base
+
 CORE_LIB     := $(RELEASE)/libcert_authz.a
 CLI          := $(RELEASE)/cert-authz
 APACHE_SO    := $(RELEASE)/mod_cert_authz.so
@@ -19,9 +22,33 @@ APACHE_CFLAGS = -I$(shell apxs -q INCLUDEDIR 2>/dev/null || echo /usr/include/ap
                 $(shell apr-1-config --cppflags --includes) \
                 $(shell apu-1-config --includes)
 
-.PHONY: all deps build lint test bench demo install clean
+.PHONY: all deps toolchain build lint test bench demo install uninstall clean
 
 all: build
+
+# The Rust toolchain, checked up front so that an old one is named instead
+# of failing in cargo.  RUST_MIN is the oldest rustc that builds the locked
+# crates (time 0.3.55 under x509-parser, and rcgen for the tests, need
+# 1.88; tests/install.rs holds it to Cargo.lock's newest rust-version).
+# Debian 12's rustc 1.63 is far older.
+RUST_MIN := 1.88
+RUSTC    ?= rustc
+
+toolchain:
+	@have=$$($(RUSTC) --version 2>/dev/null | sed -n 's/^rustc \([0-9][0-9.]*\).*/\1/p'); \
+	if [ -z "$$have" ] || ! $(CARGO) --version >/dev/null 2>&1; then \
+	    echo "cert-authz needs Rust $(RUST_MIN) or newer (rustc and cargo), and" \
+	         "there is no working '$(RUSTC)' or '$(CARGO)'."; bad=yes; \
+	elif [ "$$(printf '%s\n' $(RUST_MIN) $$have | sort -V | head -n1)" != "$(RUST_MIN)" ]; then \
+	    echo "cert-authz needs Rust $(RUST_MIN) or newer; $(RUSTC) is $$have" \
+	         "(Debian 12's rustc is 1.63)."; bad=yes; \
+	fi; \
+	if [ -n "$$bad" ]; then \
+	    echo "Get a current toolchain with rustup (https://rustup.rs), then open a new shell:"; \
+	    echo "    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal"; \
+	    echo "    . \"$$HOME/.cargo/env\""; \
+	    exit 1; \
+	fi
 
 # Installs the Debian packages that are missing; a no-op when all are there.
 deps:
@@ -35,11 +62,11 @@ deps:
 	        --no-install-recommends $$missing; \
 	fi
 
-build: deps
+build: toolchain deps
 	$(CARGO) build --release --locked
 	$(MAKE) --no-print-directory $(APACHE_SO) $(NGINX_SO)
 
-$(CORE_LIB) $(CLI):
+$(CORE_LIB) $(CLI): | toolchain
 	$(CARGO) build --release --locked
 
 # The Apache module: the shim compiled with Apache's flags, linked with the
@@ -56,11 +83,12 @@ $(APACHE_SO): module/apache/mod_cert_authz.c include/cert_authz.h $(CORE_LIB) mo
 # configure flags, so its signature matches /usr/sbin/nginx.
 $(NGINX_SO): module/nginx/ngx_http_cert_authz_module.c module/nginx/config module/nginx/build.sh \
               include/cert_authz.h $(CORE_LIB)
-	CERT_AUTHZ_ROOT=$(CURDIR) module/nginx/build.sh $(CURDIR)/$(BUILD)/nginx $@
+	NGINX_SRC=/usr/share/nginx/src NGINX_FLAGS=conf_flags NGINX_BIN=/usr/sbin/nginx \
+	    CERT_AUTHZ_ROOT=$(CURDIR) module/nginx/build.sh $(CURDIR)/$(BUILD)/nginx $@
 
 # Style is checked as the tests are: formatting, and clippy over every
 # target (library, CLI, tests, benches) with warnings as errors.
-lint:
+lint: toolchain
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --locked --all-targets -- -D warnings
 
@@ -100,16 +128,88 @@ FUZZ_SECONDS ?= 300
 fuzz:
 	cd fuzz && $(CARGO) +nightly fuzz run decide_differential -- -max_total_time=$(FUZZ_SECONDS)
 
-install: build
-	install -d /usr/lib/apache2/modules /usr/lib/nginx/modules /usr/local/bin \
-	    /etc/apache2/mods-available /usr/share/nginx/modules-available
-	install -m 644 $(APACHE_SO) /usr/lib/apache2/modules/mod_cert_authz.so
-	install -m 644 $(NGINX_SO) /usr/lib/nginx/modules/ngx_http_cert_authz_module.so
-	install -m 755 $(CLI) /usr/local/bin/cert-authz
-	echo 'LoadModule cert_authz_module /usr/lib/apache2/modules/mod_cert_authz.so' \
-	    > /etc/apache2/mods-available/cert_authz.load
-	echo 'load_module modules/ngx_http_cert_authz_module.so;' \
-	    > /usr/share/nginx/modules-available/mod-http-cert-authz.conf
+# ---- install, uninstall ----------------------------------------------------
+# Debian's layout: the modules where the servers look for them (Apache's
+# from apxs, nginx's --modules-path), stripped, their debug information
+# under DEBUGDIR/.build-id (where gdb looks), the CLI in BINDIR and its
+# manual page (from its --help) in MANDIR,
+# mods-available/cert_authz.load (# Depends: ssl, for a2enmod) and a
+# commented cert_authz.conf, nginx's modules-available file and its
+# modules-enabled link (as Debian's module packages' postinst makes it).
+# DESTDIR stages it all elsewhere.  `make build` first: install only
+# builds what is missing.  packaging/install.sh holds the one file list.
+PREFIX         ?= /usr/local
+BINDIR         ?= $(PREFIX)/bin
+MANDIR         ?= $(PREFIX)/share/man
+APACHE_MODDIR  ?= $(shell apxs -q LIBEXECDIR 2>/dev/null || echo /usr/lib/apache2/modules)
+APACHE_CONFDIR ?= /etc/apache2
+NGINX_MODDIR   ?= /usr/lib/nginx/modules
+NGINX_DATADIR  ?= /usr/share/nginx
+NGINX_CONFDIR  ?= /etc/nginx
+DEBUGDIR       ?= /usr/lib/debug
+STRIP          ?= yes
+NGINX_ENABLE   ?= yes
+INSTALL_VARS    = DESTDIR="$(DESTDIR)" BINDIR="$(BINDIR)" MANDIR="$(MANDIR)" APACHE_MODDIR="$(APACHE_MODDIR)" \
+                  APACHE_CONFDIR="$(APACHE_CONFDIR)" NGINX_MODDIR="$(NGINX_MODDIR)" \
+                  NGINX_DATADIR="$(NGINX_DATADIR)" NGINX_CONFDIR="$(NGINX_CONFDIR)" \
+                  DEBUGDIR="$(DEBUGDIR)" STRIP="$(STRIP)" NGINX_ENABLE="$(NGINX_ENABLE)"
+
+install: $(APACHE_SO) $(NGINX_SO) $(CLI)
+	$(INSTALL_VARS) packaging/install.sh install
+
+uninstall:
+	$(INSTALL_VARS) packaging/install.sh uninstall
+
+# ---- Debian packages ---------------------------------------------------------
+# libapache2-mod-cert-authz, libnginx-mod-http-cert-authz and cert-authz
+# (the CLI), with their -dbgsym packages, in build/deb/.  debhelper, as
+# Debian's own module packages: dh_apache2 and dh_nginx read the server
+# ABIs from apache2-dev and nginx-dev and write the maintainer scripts
+# that enable the modules.  `make build` first.  `make deb-check` lints
+# them (lintian, installed for that target only).
+DEB_DIR       := $(BUILD)/deb
+DEB_VERSION   := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)
+DEB_TREE      := $(DEB_DIR)/cert-authz-$(DEB_VERSION)
+DEB_TOOLS     := dpkg-dev debhelper
+LINT_PACKAGES := lintian
+
+.PHONY: deb deb-check
+deb: $(APACHE_SO) $(NGINX_SO) $(CLI)
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_TOOLS)"
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_TREE)
+	cp -r packaging/debian $(DEB_TREE)/debian
+	@{ echo "cert-authz ($(DEB_VERSION)) unstable; urgency=medium"; echo; \
+	   echo "  * Built from the cert-authz repository at commit" \
+	        "$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)."; echo; \
+	   echo " -- cert-authz developers <cert-authz@example.org>  $$(git log -1 --format=%aD 2>/dev/null || date -R)"; \
+	} > $(DEB_TREE)/debian/changelog
+	cd $(DEB_TREE) && REPO=$(CURDIR) dpkg-buildpackage -b -us -uc
+	@ls -l $(DEB_DIR)/*.deb
+
+deb-check: deb
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(LINT_PACKAGES)"
+	lintian --fail-on error $(DEB_DIR)/cert-authz_$(DEB_VERSION)_*.changes
+
+# ---- the nginx module for another nginx ---------------------------------------
+# make nginx-module NGINX_SRC=DIR [NGINX_BIN=NGINX | NGINX_FLAGS=FILE]
+# builds the module against the nginx source tree DIR (the version of the
+# nginx that will load it) with that nginx's own configure arguments: by
+# default from `NGINX_BIN -V` (/usr/sbin/nginx), or from FILE (nginx -V's
+# output saved elsewhere), or NGINX_FLAGS=conf_flags for a Debian tree's
+# own.  NGINX_BUILD holds the configured copy of the tree and the objects.
+# See module/nginx/build.sh.
+NGINX_BIN    ?= /usr/sbin/nginx
+NGINX_FLAGS  ?= binary
+NGINX_MODULE ?= $(BUILD)/nginx-module/ngx_http_cert_authz_module.so
+NGINX_BUILD  ?= $(BUILD)/nginx-module
+
+.PHONY: nginx-module
+nginx-module: $(CORE_LIB)
+	@if [ -z "$(NGINX_SRC)" ]; then \
+	    echo "usage: make nginx-module NGINX_SRC=DIR [NGINX_BIN=NGINX | NGINX_FLAGS=FILE]"; exit 2; fi
+	NGINX_SRC="$(NGINX_SRC)" NGINX_BIN="$(NGINX_BIN)" NGINX_FLAGS="$(NGINX_FLAGS)" \
+	    CERT_AUTHZ_ROOT=$(CURDIR) module/nginx/build.sh $(abspath $(NGINX_BUILD)) $(NGINX_MODULE)
 
 clean:
 	$(CARGO) clean

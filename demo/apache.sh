@@ -6,9 +6,12 @@
 #   demo/apache.sh            (after `make build`)
 #
 # The demo PKI (demo/common.sh) lives in $CERT_AUTHZ_DEMO_DIR/pki, by default
-# /tmp/cert-authz-demo/pki, where the servers' www-data workers can reach
-# it; demo/nginx.sh shares it.  The server root is $CERT_AUTHZ_DEMO_DIR/apache.
-# Nothing touches the system's Apache configuration.
+# /tmp/cert-authz-demo/pki (its keys 0600); demo/nginx.sh shares it.  The
+# server root is $CERT_AUTHZ_DEMO_DIR/apache, under /tmp where the CGI
+# (run as www-data) can be reached.  Both are removed when the script ends,
+# the PKI only when this script made it and demo/run.sh does not share it
+# (CERT_AUTHZ_DEMO_SHARED).  Nothing touches the system's Apache
+# configuration.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,7 +48,7 @@ cp "$root/demo/cert-authz.policy" "$prefix/conf/cert-authz.policy"
 cat > "$prefix/cgi-bin/app.cgi" <<'EOF'
 #!/bin/sh
 printf 'Content-Type: text/plain\r\n\r\n'
-printf 'user=%s' "$CERT_AUTHZ_USER"
+printf 'user=%s rule=%s' "$CERT_AUTHZ_USER" "$CERT_AUTHZ_RULE"
 EOF
 chmod 755 "$prefix/cgi-bin/app.cgi"
 chmod -R a+rX "$prefix"
@@ -111,7 +114,14 @@ stop() {
         done
     fi
 }
-trap stop EXIT
+
+# Whatever happens, Apache stops and what the demo made goes.
+finish() {
+    stop
+    rm -rf "$prefix"
+    remove_pki_if_made
+}
+trap finish EXIT
 
 httpd -k start
 for _ in $(seq 1 100); do
@@ -121,12 +131,11 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 echo "== Apache is listening on https://127.0.0.1:$port/ (pid $(cat "$prefix/logs/httpd.pid"))"
-echo "== policy ($prefix/conf/cert-authz.policy):"
-grep -v '^#' "$prefix/conf/cert-authz.policy" | grep . | sed 's/^/    /'
 echo
+print_policy "$prefix/conf/cert-authz.policy"
 
 request() {    # request CLIENT METHOD PATH
-    local client=$1 method=$2 path=$3 args code before why
+    local client=$1 method=$2 path=$3 args code before reply="" rule="" deny=""
     args=(-sS --max-time 10 -o "$prefix/reply" -w '%{http_code}'
           --cacert "$pki/ca.pem" -X "$method")
     if [ "$client" != "-" ]; then
@@ -136,18 +145,18 @@ request() {    # request CLIENT METHOD PATH
     before=$(wc -l < "$prefix/logs/error.log")
     code=$(curl "${args[@]}" "https://127.0.0.1:$port$path" 2>/dev/null) \
         || true
-    case $code in
-        200) why="backend saw $(cat "$prefix/reply")" ;;
-        403) # the reason and rule from the module's deny line
-             why=$(tail -n +"$((before + 1))" "$prefix/logs/error.log" \
-                   | grep 'CA00010' | sed 's/.*reason: //' | head -1) ;;
-        *)   why="" ;;
-    esac
-    printf '    %-8s %-7s %-22s %-4s %s\n' "${client/-/(none)}" "$method" \
-        "$path" "$code" "$why"
+    if [ "$code" = 200 ]; then
+        # the CGI's "user=U rule=FILE:LINE"
+        reply=$(cat "$prefix/reply")
+        rule=${reply##*rule=}
+        reply=${reply% rule=*}
+    fi
+    # The module's deny line, written before the answer was sent.
+    deny=$(tail -n +"$((before + 1))" "$prefix/logs/error.log" | grep 'CA00010' | head -1) || true
+    table_row "$client" "$method" "$path" "$code" "$reply" "$rule" "$deny"
 }
 
-echo "== who got what (certificate, method, path, status, why)"
+table_header
 send_demo_requests
 echo
 
@@ -155,5 +164,4 @@ echo "== the deny lines of $prefix/logs/error.log"
 grep 'CA00010' "$prefix/logs/error.log" | sed 's/^/    /' || true
 echo
 stop
-trap - EXIT
-echo "== Apache stopped"
+echo "== Apache stopped; removing $prefix"

@@ -1,6 +1,7 @@
 # Shared by demo/apache.sh and demo/nginx.sh (sourced, not run): the demo
-# PKI, made once with the openssl CLI and reused, and free loopback ports.
-# Expects $pki (the PKI directory) to be set.
+# PKI, made once with the openssl CLI and reused, free loopback ports, and
+# the table of who got what and why.  Expects $pki (the PKI directory) to
+# be set.
 
 # The demo's client certificates: NAME|SUBJECT|SAN.
 clients=(
@@ -47,11 +48,17 @@ ensure_pki() {
         name=${c%%|*}
         { [ -f "$pki/$name.pem" ] && [ -f "$pki/$name.key" ]; } || have=no
     done
+    made_pki=no
     if [ $have = yes ]; then
         echo "== reusing the demo PKI in $pki"
     else
         echo "== making a demo PKI in $pki"
+        made_pki=yes
         mkdir -p "$pki"
+        # The keys are written for their owner alone from the start.
+        local umask_was
+        umask_was=$(umask)
+        umask 077
         make_ca ca "Example Demo CA"
         make_ca rogue-ca "Rogue CA"
         issue server "/CN=localhost" "DNS:localhost,IP:127.0.0.1" ca serverAuth
@@ -60,8 +67,61 @@ ensure_pki() {
             issue "$name" "$subject" "$san" ca clientAuth
         done
         issue rogue "/O=Example Corp/OU=users/CN=alice" "" rogue-ca clientAuth
+        umask "$umask_was"
     fi
-    chmod -R a+rX "$pki"      # the servers' workers run as www-data
+    # Every key stays its owner's alone: the servers' masters and curl read
+    # them as root, no www-data worker needs one.  The certificates are
+    # public.
+    chmod 755 "$pki"
+    chmod 600 "$pki"/*.key
+    chmod 644 "$pki"/*.pem
+    rm -f "$pki"/*.srl
+}
+
+# Removes the demo PKI when this script made it and no caller (demo/run.sh)
+# shares it with another script.
+remove_pki_if_made() {
+    if [ "${made_pki:-no}" = yes ] && [ -z "${CERT_AUTHZ_DEMO_SHARED:-}" ]; then
+        rm -rf "$pki"
+        rmdir "$(dirname "$pki")" 2>/dev/null || true
+    fi
+}
+
+# The policy with its line numbers, which the rule of every decision names.
+print_policy() {    # print_policy FILE
+    echo "== the policy, $1:"
+    awk '{ printf "    %3d  %s\n", NR, $0 }' "$1"
+    echo
+}
+
+table_header() {
+    echo "== who got what, and why (the rule is a line of the policy above)"
+    printf '    %-8s %-7s %-22s %-4s %s\n' client method path code why
+}
+
+# One row: who asked for what, the answer, and why.  ALLOW_RULE is the
+# rule the module exported on allow (FILE:LINE), DENY_LINE the module's
+# CA00010 log line on a refusal.
+table_row() {    # table_row CLIENT METHOD PATH CODE REPLY ALLOW_RULE DENY_LINE
+    local client=$1 method=$2 path=$3 code=$4 reply=$5 rule=$6 deny=$7 why
+    case $code in
+        200) why="allowed by line ${rule##*:}; the backend saw $reply" ;;
+        403) if [ -n "$deny" ]; then
+                 # "reason: R, rule FILE:LINE" or "reason: R, rule -",
+                 # then nginx's ", client: ..." context
+                 deny=${deny#*reason: }
+                 why=${deny%%, rule *}
+                 rule=${deny#*, rule }
+                 rule=${rule%%,*}
+                 if [ "$rule" != - ]; then why="$why (line ${rule##*:})"; fi
+             else
+                 why="refused (no log line found)"
+             fi ;;
+        000) why="no answer (the TLS handshake failed)" ;;
+        *)   why="" ;;
+    esac
+    printf '    %-8s %-7s %-22s %-4s %s\n' "${client/-/(none)}" "$method" "$path" \
+        "$code" "$why"
 }
 
 free_port() {    # a random loopback port that nothing listens on

@@ -6,10 +6,11 @@
 #   demo/nginx.sh            (after `make build`)
 #
 # The demo PKI (demo/common.sh) lives in $CERT_AUTHZ_DEMO_DIR/pki, by default
-# /tmp/cert-authz-demo/pki, where the servers' www-data workers can reach
-# it; the Apache demo shares it.  Everything else is under
-# $CERT_AUTHZ_DEMO_DIR/nginx.  Nothing touches the system's nginx
-# configuration.
+# /tmp/cert-authz-demo/pki (its keys 0600); the Apache demo shares it.
+# Everything else is under $CERT_AUTHZ_DEMO_DIR/nginx.  Both are removed
+# when the script ends, the PKI only when this script made it and
+# demo/run.sh does not share it (CERT_AUTHZ_DEMO_SHARED).  Nothing touches
+# the system's nginx configuration.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -76,6 +77,7 @@ http {
             cert_authz_user subject.CN;
             # the client cannot forge this header: nginx replaces it
             proxy_set_header X-Client-Identity \$cert_authz_user;
+            proxy_set_header X-Cert-Authz-Rule \$cert_authz_rule;
             proxy_pass http://127.0.0.1:$backend_port;
         }
     }
@@ -84,7 +86,7 @@ http {
     server {
         listen 127.0.0.1:$backend_port;
         location / {
-            return 200 "user=\$http_x_client_identity";
+            return 200 "user=\$http_x_client_identity rule=\$http_x_cert_authz_rule";
         }
     }
 }
@@ -103,7 +105,14 @@ stop() {
         done
     fi
 }
-trap stop EXIT
+
+# Whatever happens, nginx stops and what the demo made goes.
+finish() {
+    stop
+    rm -rf "$prefix"
+    remove_pki_if_made
+}
+trap finish EXIT
 
 "$nginx" -p "$prefix" -c conf/nginx.conf -e "$prefix/logs/error.log"
 for _ in $(seq 1 50); do
@@ -111,36 +120,37 @@ for _ in $(seq 1 50); do
     sleep 0.1
 done
 echo "== nginx is listening on https://127.0.0.1:$port/ (pid $(cat "$prefix/logs/nginx.pid"))"
-echo "== policy:"
-sed 's/^/    /' "$prefix/conf/demo.policy"
 echo
+print_policy "$prefix/conf/demo.policy"
 
 request() {    # request CLIENT METHOD PATH
-    local client=$1 method=$2 path=$3 args out code
+    local client=$1 method=$2 path=$3 args code before reply="" rule="" deny=""
     args=(-sS --max-time 10 -o "$prefix/reply" -w '%{http_code}'
           --cacert "$pki/ca.pem" -X "$method")
     if [ "$client" != "-" ]; then
         args+=(--cert "$pki/$client.pem" --key "$pki/$client.key")
     fi
     rm -f "$prefix/reply"
+    before=$(wc -l < "$prefix/logs/error.log")
     code=$(curl "${args[@]}" "https://127.0.0.1:$port$path" 2>/dev/null) \
         || true
-    case $code in
-        200) out="200 allowed, backend saw $(cat "$prefix/reply")" ;;
-        403) out="403 forbidden" ;;
-        *)   out="$code" ;;
-    esac
-    printf '    %-9s %-7s %-26s -> %s\n' "${client/-/(none)}" "$method" \
-        "$path" "$out"
+    if [ "$code" = 200 ]; then
+        # the backend's "user=U rule=FILE:LINE"
+        reply=$(cat "$prefix/reply")
+        rule=${reply##*rule=}
+        reply=${reply% rule=*}
+    fi
+    # The module's deny line, written before the answer was sent.
+    deny=$(tail -n +"$((before + 1))" "$prefix/logs/error.log" | grep 'CA00010' | head -1) || true
+    table_row "$client" "$method" "$path" "$code" "$reply" "$rule" "$deny"
 }
 
-echo "== requests (client certificate, method, path -> answer)"
+table_header
 send_demo_requests
 echo
 
-echo "== why: the deny lines of $prefix/logs/error.log"
+echo "== the deny lines of $prefix/logs/error.log"
 grep 'CA00010' "$prefix/logs/error.log" | sed 's/^/    /' || true
 echo
 stop
-trap - EXIT
-echo "== nginx stopped"
+echo "== nginx stopped; removing $prefix"

@@ -577,14 +577,14 @@ fn decode_string(any: &Any<'_>) -> Result<String, String> {
         // T.61 is taken as Latin-1, as OpenSSL and most software do.
         Tag::TeletexString => data.iter().map(|&b| b as char).collect(),
         Tag::BmpString => {
-            if data.len() % 2 != 0 {
+            if !data.len().is_multiple_of(2) {
                 return Err("BMPString of odd length".into());
             }
             let units = data.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]));
             char::decode_utf16(units).collect::<Result<String, _>>().map_err(|_| "invalid BMPString")?
         }
         Tag::UniversalString => {
-            if data.len() % 4 != 0 {
+            if !data.len().is_multiple_of(4) {
                 return Err("UniversalString of bad length".into());
             }
             data.chunks(4)

@@ -70,13 +70,17 @@ impl Spec {
 /// A self-signed certificate made by the openssl CLI, for name forms rcgen
 /// cannot write (multi-valued RDNs, repeated attributes, RSA keys).
 fn openssl_der(subject: &str, extra: &[&str]) -> Vec<u8> {
+    // One file pair per call: tests run on several threads, and two
+    // subjects of one length once shared a name (and read each other's).
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("cert-authz-core-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join(format!("{:x}.der", subject.len() * 31 + extra.len()));
+    let out = dir.join(format!("{n}.der"));
     let mut cmd = Command::new("openssl");
     cmd.args(["req", "-x509", "-nodes", "-days", "30", "-outform", "DER", "-subj", subject])
         .arg("-keyout")
-        .arg(dir.join("key.pem"))
+        .arg(dir.join(format!("{n}.key")))
         .arg("-out")
         .arg(&out)
         .args(extra);

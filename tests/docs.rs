@@ -113,17 +113,20 @@ fn documents() -> Vec<PathBuf> {
     docs
 }
 
-/// Every fenced block of `path`.  Fences are at the start of a line; an
-/// unclosed one fails.
+/// Every fenced block of `path`.  A fence may be indented (a block in a
+/// list item); the block's lines lose that indentation.  An unclosed block
+/// fails.
 fn blocks_of(path: &Path) -> Vec<Block> {
     let doc = path.strip_prefix(root()).unwrap().display().to_string();
     let text = fs::read_to_string(path).unwrap();
     let mut out = Vec::new();
-    let mut open: Option<(usize, String, String)> = None;
+    // (first line, indentation, info string, body)
+    let mut open: Option<(usize, usize, String, String)> = None;
     for (i, line) in text.lines().enumerate() {
-        match (&mut open, line.strip_prefix("```")) {
-            (None, Some(info)) => open = Some((i + 1, info.trim().to_string(), String::new())),
-            (Some((start, info, body)), Some("")) => {
+        let indent = line.len() - line.trim_start().len();
+        match (&mut open, line.trim_start().strip_prefix("```")) {
+            (None, Some(info)) => open = Some((i + 1, indent, info.trim().to_string(), String::new())),
+            (Some((start, _, info, body)), Some("")) => {
                 let mut words = info.split_whitespace();
                 let lang = words.next().unwrap_or_default().to_string();
                 let attrs = words
@@ -135,11 +138,12 @@ fn blocks_of(path: &Path) -> Vec<Block> {
                 out.push(Block { doc: doc.clone(), line: *start, lang, attrs, body: std::mem::take(body) });
                 open = None;
             }
-            (Some((start, _, _)), Some(_)) => {
+            (Some((start, _, _, _)), Some(_)) => {
                 panic!("{doc}:{}: a fence inside the block of line {start}", i + 1)
             }
-            (Some((_, _, body)), None) => {
-                body.push_str(line);
+            (Some((_, fence_indent, _, body)), None) => {
+                let cut = indent.min(*fence_indent);
+                body.push_str(&line[cut..]);
                 body.push('\n');
             }
             (None, None) => {}
