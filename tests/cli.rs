@@ -937,6 +937,11 @@ fn lint_warns_of_what_compiles_but_is_probably_a_mistake() {
     std::fs::write(&bom, "\u{feff}allow GET / any\n").unwrap();
     let out = cli(&["lint", s(&bom)]);
     assert_eq!(text(&out), format!("{}: ok, 1 rules\n", bom.display()));
+    let alice = common::make_pki(&dir.join("pki")).cert("alice");
+    std::fs::write(&bom, "\u{feff}allow GET /a subject.CN=bob\n").unwrap();
+    let out = cli(&["check", "--policy", s(&bom), "--cert", s(&alice), "--path", "/a", "--explain"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("bom.policy:1: allow GET /a subject.CN=bob\n"), "{}", text(&out));
     std::fs::write(&bom, "\u{feff}allow GET / bogus\n").unwrap();
     let out = cli(&["lint", s(&bom)]);
     assert_eq!(out.status.code(), Some(2));
