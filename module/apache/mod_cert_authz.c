@@ -70,6 +70,7 @@
 
 #include "ap_config.h"
 #include "ap_provider.h"
+#include "util_cfgtree.h"
 #include "httpd.h"
 #include "http_config.h"
 #include "http_connection.h"
@@ -152,6 +153,7 @@ typedef struct {
     /* Bookkeeping for the configuration-time checks; unused per request. */
     int registered;
     server_rec *server;
+    const ap_directive_t *vhost;  /* its <VirtualHost>, NULL in the main */
     const char *enabled_where;    /* "FILE:LINE" of CertAuthz On */
     const char *sources_where;    /* "FILE:LINE" of the first source */
 } cert_authz_dir_conf;
@@ -281,6 +283,7 @@ static const char *directive_where(cmd_parms *cmd)
 static void register_scope(cmd_parms *cmd, cert_authz_dir_conf *conf)
 {
     apr_array_header_t *scopes = NULL;
+    const ap_directive_t *d;
     void *data = NULL;
 
     if (conf->registered) {
@@ -296,6 +299,12 @@ static void register_scope(cmd_parms *cmd, cert_authz_dir_conf *conf)
     APR_ARRAY_PUSH(scopes, cert_authz_dir_conf *) = conf;
     conf->registered = 1;
     conf->server = cmd->server;
+    for (d = cmd->directive; d; d = d->parent) {
+        if (!strcasecmp(d->directive, "<VirtualHost")) {
+            conf->vhost = d;
+            break;
+        }
+    }
 }
 
 static apr_status_t free_policy(void *data)
@@ -331,6 +340,26 @@ static const char *core_errors(apr_pool_t *p, const char *errors,
                        NULL);
 }
 
+/*
+ * The directives are accepted in .htaccess files (AllowOverride AuthConfig)
+ * only to refuse them there with a reason: a policy is compiled once, when
+ * the configuration is read, and whoever writes a .htaccess file must not
+ * be able to turn the module off or replace the policy.  httpd's own
+ * "not allowed here" would name neither.
+ */
+static const char *not_in_htaccess(cmd_parms *cmd)
+{
+    if (!ap_check_cmd_context(cmd, NOT_IN_HTACCESS)) {
+        return NULL;
+    }
+    return apr_pstrcat(cmd->pool, cmd->cmd->name, " cannot be used in a "
+                       ".htaccess file: cert-authz is configured only in "
+                       "the server configuration (a <Directory> or "
+                       "<Location> section), where its policy is compiled "
+                       "at start-up and no .htaccess file can change it",
+                       NULL);
+}
+
 /* Adds a CertAuthzPolicy file or CertAuthzRule statement to the scope's
  * builder; an error in it stops the configuration at this directive. */
 static const char *add_source(cmd_parms *cmd, cert_authz_dir_conf *conf,
@@ -340,7 +369,10 @@ static const char *add_source(cmd_parms *cmd, cert_authz_dir_conf *conf,
     cert_authz_result rc;
     const char *err;
 
-    err = ap_check_cmd_context(cmd, NOT_IN_LIMIT);
+    err = not_in_htaccess(cmd);
+    if (!err) {
+        err = ap_check_cmd_context(cmd, NOT_IN_LIMIT);
+    }
     if (err) {
         return err;
     }
@@ -390,8 +422,11 @@ static const char *add_rule(cmd_parms *cmd, void *dconf, const char *arg)
 static const char *set_enabled(cmd_parms *cmd, void *dconf, int flag)
 {
     cert_authz_dir_conf *conf = dconf;
-    const char *err = ap_check_cmd_context(cmd, NOT_IN_LIMIT);
+    const char *err = not_in_htaccess(cmd);
 
+    if (!err) {
+        err = ap_check_cmd_context(cmd, NOT_IN_LIMIT);
+    }
     if (err) {
         return err;
     }
@@ -405,6 +440,9 @@ static const char *set_mode(cmd_parms *cmd, void *dconf, const char *arg)
 {
     cert_authz_dir_conf *conf = dconf;
 
+    if (not_in_htaccess(cmd)) {
+        return not_in_htaccess(cmd);
+    }
     if (!strcasecmp(arg, "enforce")) {
         conf->mode = CERT_AUTHZ_MODE_ENFORCE;
     }
@@ -422,6 +460,9 @@ static const char *set_user_attr(cmd_parms *cmd, void *dconf, const char *arg)
 {
     cert_authz_dir_conf *conf = dconf;
 
+    if (not_in_htaccess(cmd)) {
+        return not_in_htaccess(cmd);
+    }
     if (cert_authz_attr_check(arg, strlen(arg)) != CERT_AUTHZ_OK) {
         return apr_pstrcat(cmd->pool, "CertAuthzUser: '", arg, "' is not a "
                            "certificate attribute (e.g. subject.CN, "
@@ -458,6 +499,9 @@ static const char *add_request_header(cmd_parms *cmd, void *dconf,
     request_header *h;
     size_t i;
 
+    if (not_in_htaccess(cmd)) {
+        return not_in_htaccess(cmd);
+    }
     if (!is_token(name)) {
         return apr_pstrcat(cmd->pool, "CertAuthzRequestHeader: '", name,
                            "' is not a header name", NULL);
@@ -482,29 +526,32 @@ static const char *add_request_header(cmd_parms *cmd, void *dconf,
 }
 
 static const command_rec cert_authz_cmds[] = {
-    AP_INIT_FLAG("CertAuthz", set_enabled, NULL, RSRC_CONF | ACCESS_CONF,
+    AP_INIT_FLAG("CertAuthz", set_enabled, NULL,
+                 RSRC_CONF | ACCESS_CONF | OR_AUTHCFG,
                  "'On' to refuse requests that the policy in effect does "
                  "not allow, by their verified client certificate; "
                  "default Off"),
     AP_INIT_TAKE1("CertAuthzPolicy", set_policy_file, NULL,
-                  RSRC_CONF | ACCESS_CONF,
+                  RSRC_CONF | ACCESS_CONF | OR_AUTHCFG,
                   "A policy file (relative to ServerRoot); with the "
                   "CertAuthzRule lines of the same scope it replaces the "
                   "inherited policy"),
-    AP_INIT_TAKE1("CertAuthzRule", add_rule, NULL, RSRC_CONF | ACCESS_CONF,
+    AP_INIT_TAKE1("CertAuthzRule", add_rule, NULL,
+                  RSRC_CONF | ACCESS_CONF | OR_AUTHCFG,
                   "One quoted policy statement, e.g. \"allow GET /status "
                   "any\"; repeatable, and together with CertAuthzPolicy of "
                   "the same scope it replaces the inherited policy"),
-    AP_INIT_TAKE1("CertAuthzMode", set_mode, NULL, RSRC_CONF | ACCESS_CONF,
+    AP_INIT_TAKE1("CertAuthzMode", set_mode, NULL,
+                  RSRC_CONF | ACCESS_CONF | OR_AUTHCFG,
                   "'enforce' (default) to refuse denied requests, or "
                   "'report' to only log and export the decision"),
     AP_INIT_TAKE1("CertAuthzUser", set_user_attr, NULL,
-                  RSRC_CONF | ACCESS_CONF,
+                  RSRC_CONF | ACCESS_CONF | OR_AUTHCFG,
                   "The certificate attribute (e.g. subject.CN) that becomes "
                   "REMOTE_USER and CERT_AUTHZ_USER when a request is "
                   "allowed"),
     AP_INIT_TAKE2("CertAuthzRequestHeader", add_request_header, NULL,
-                  RSRC_CONF | ACCESS_CONF,
+                  RSRC_CONF | ACCESS_CONF | OR_AUTHCFG,
                   "A request header for proxied backends and the item it "
                   "carries (user, subject, decision or rule); every header "
                   "the client sent under that name, in any case and with "
@@ -584,6 +631,181 @@ static int server_has_policy(apr_array_header_t *scopes, server_rec *s)
     return 0;
 }
 
+/* Whether a SSLEngine argument turns TLS on ("on", "optional" or a list of
+ * addresses). */
+static int engine_on(apr_pool_t *p, const char *args)
+{
+    return strcasecmp(ap_getword_conf(p, &args), "off") != 0;
+}
+
+/* Whether a SSLVerifyClient argument asks the client for a certificate. */
+static int verifies(apr_pool_t *p, const char *args)
+{
+    const char *mode = ap_getword_conf(p, &args);
+
+    return !strcasecmp(mode, "require") || !strcasecmp(mode, "optional")
+           || !strcasecmp(mode, "optional_no_ca");
+}
+
+typedef int directive_test(apr_pool_t *p, const char *args);
+
+/* Whether the directive `name` with arguments that `test` accepts is in the
+ * list `d`, in any section of it, except in a <VirtualHost> (unless `hosts`).
+ * httpd's tree holds only what is in effect: no false <IfModule>. */
+static int has_directive(apr_pool_t *p, const ap_directive_t *d,
+                         const char *name, directive_test *test, int hosts)
+{
+    for (; d; d = d->next) {
+        if (!hosts && !strcasecmp(d->directive, "<VirtualHost")) {
+            continue;
+        }
+        if (!strcasecmp(d->directive, name) && test(p, d->args)) {
+            return 1;
+        }
+        if (has_directive(p, d->first_child, name, test, hosts)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The SSLEngine of the list `d`, outside any <VirtualHost> in it (the
+ * last one wins, as in mod_ssl), or NULL. */
+static const ap_directive_t *engine_of(const ap_directive_t *d)
+{
+    const ap_directive_t *found = NULL, *inner;
+
+    for (; d; d = d->next) {
+        if (!strcasecmp(d->directive, "<VirtualHost")) {
+            continue;
+        }
+        if (!strcasecmp(d->directive, "SSLEngine")) {
+            found = d;
+        }
+        inner = engine_of(d->first_child);
+        found = inner ? inner : found;
+    }
+    return found;
+}
+
+/* Whether the virtual host `vhost` (NULL: the main server) has TLS: its own
+ * SSLEngine, or else the main server's, which it inherits. */
+static int tls_in(apr_pool_t *p, const ap_directive_t *vhost)
+{
+    const ap_directive_t *e = vhost ? engine_of(vhost->first_child) : NULL;
+
+    e = e ? e : engine_of(ap_conftree);
+    return e && engine_on(p, e->args);
+}
+
+/* Whether any virtual host in `d`, or the main server, has TLS. */
+static int tls_anywhere(apr_pool_t *p, const ap_directive_t *d)
+{
+    for (; d; d = d->next) {
+        if (!strcasecmp(d->directive, "<VirtualHost")
+            ? tls_in(p, d) : tls_anywhere(p, d->first_child)) {
+            return 1;
+        }
+    }
+    return tls_in(p, NULL);
+}
+
+/* Whether a SSLVerifyClient that asks for a certificate is anywhere in the
+ * virtual host `vhost` or the main server; for the main server's scopes
+ * (NULL), in any virtual host, to which they apply too. */
+static int verify_in(apr_pool_t *p, const ap_directive_t *vhost)
+{
+    if (!vhost) {
+        return has_directive(p, ap_conftree, "SSLVerifyClient", verifies, 1);
+    }
+    return has_directive(p, vhost->first_child, "SSLVerifyClient", verifies, 0)
+           || has_directive(p, ap_conftree, "SSLVerifyClient", verifies, 0);
+}
+
+/* Warns about each <VirtualHost> in `d` without TLS, to which the main
+ * server's `CertAuthz On` at `where` applies too. */
+static void warn_plain_hosts(apr_pool_t *p, const ap_directive_t *d,
+                             server_rec *s, const char *where)
+{
+    for (; d; d = d->next) {
+        if (strcasecmp(d->directive, "<VirtualHost")) {
+            warn_plain_hosts(p, d->first_child, s, where);
+        }
+        else if (!tls_in(p, d)) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                         CERT_AUTHZ_LOGNO(00041) "%s: CertAuthz On applies "
+                         "to the virtual host at %s:%d too, which has no "
+                         "SSLEngine on: every request to it is refused "
+                         "(turn CertAuthz off in it if that is not meant)",
+                         where, d->filename, d->line_num);
+        }
+    }
+}
+
+/*
+ * A scope that enforces where no client certificate can ever be verified
+ * refuses every request: mod_ssl is not loaded, its virtual host has no
+ * SSLEngine on, or no SSLVerifyClient require, optional or optional_no_ca
+ * is in its host or the main server.  That is an error in either mode, as
+ * in nginx: a report of nothing but refusals tells nothing either.  Which
+ * sections apply is known only per request, so a SSLVerifyClient in any
+ * section of the host counts.
+ * A scope of the main server applies to every virtual host: an error only
+ * when none has TLS or verifies, and a warning for each host without TLS
+ * (a port-80 host that only redirects would answer 403).
+ *
+ * httpd checks its configuration twice at start-up: the warnings are
+ * logged on the pass that goes to the error log, or for `apache2 -t`.
+ */
+static int check_verification(apr_array_header_t *scopes, server_rec *s,
+                              apr_pool_t *ptemp)
+{
+    int warn = ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST
+               || ap_state_query(AP_SQ_MAIN_STATE)
+                  != AP_SQ_MS_CREATE_PRE_CONFIG;
+    int have_ssl = ap_find_linked_module("mod_ssl.c") != NULL;
+    int i;
+
+    for (i = 0; i < scopes->nelts; i++) {
+        const cert_authz_dir_conf *c =
+            APR_ARRAY_IDX(scopes, i, cert_authz_dir_conf *);
+        const char *host, *why = NULL;
+
+        if (c->enabled != 1) {
+            continue;
+        }
+        host = c->vhost ? apr_psprintf(ptemp, "the virtual host at %s:%d",
+                                       c->vhost->filename,
+                                       c->vhost->line_num)
+                        : "the main server or any virtual host";
+
+        if (!have_ssl) {
+            why = "mod_ssl is not loaded";
+        }
+        else if (c->vhost ? !tls_in(ptemp, c->vhost)
+                          : !tls_anywhere(ptemp, ap_conftree)) {
+            why = apr_pstrcat(ptemp, "SSLEngine is not on in ", host, NULL);
+        }
+        else if (!verify_in(ptemp, c->vhost)) {
+            why = apr_pstrcat(ptemp, "no SSLVerifyClient require, optional "
+                              "or optional_no_ca is set in ", host, NULL);
+        }
+
+        if (why) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                         CERT_AUTHZ_LOGNO(00040) "%s: CertAuthz On, but %s: "
+                         "no client certificate can be verified there, so "
+                         "every request would be refused",
+                         c->enabled_where, why);
+            return !OK;
+        }
+        if (!c->vhost && warn) {
+            warn_plain_hosts(ptemp, ap_conftree, s, c->enabled_where);
+        }
+    }
+    return OK;
+}
+
 /*
  * Runs after the whole configuration is read, also for `apache2 -t` and
  * before a graceful restart is signalled, so that every error here keeps a
@@ -600,6 +822,8 @@ static int server_has_policy(apr_array_header_t *scopes, server_rec *s)
  *     every virtual host).  The remaining cases are refused per request
  *     with a 500 and an error line (CA00020).
  *  3. An enforced scope whose own policy has no allow or deny statement.
+ *  4. A scope where no client certificate can be verified (see
+ *     check_verification).
  */
 static int cert_authz_check_config(apr_pool_t *pconf, apr_pool_t *plog,
                                    apr_pool_t *ptemp, server_rec *s)
@@ -667,7 +891,7 @@ static int cert_authz_check_config(apr_pool_t *pconf, apr_pool_t *plog,
             return !OK;
         }
     }
-    return OK;
+    return check_verification(scopes, s, ptemp);
 }
 
 static int cert_authz_post_config(apr_pool_t *pconf, apr_pool_t *plog,
