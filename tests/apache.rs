@@ -604,7 +604,7 @@ SSLProtocol -all +TLSv1.2 +TLSv1.3
 
 #[test]
 fn configtest_names_a_scope_where_no_certificate_can_be_verified() {
-    let apache = Apache::new("no-verify");
+    let mut apache = Apache::new("no-verify");
     let on = "CertAuthzPolicy shared.policy\n<Location \"/x\">\n    CertAuthz On\n</Location>\n";
     let refused = "no client certificate can be verified there, so every request would be refused";
 
@@ -662,6 +662,11 @@ fn configtest_names_a_scope_where_no_certificate_can_be_verified() {
         )),
         "{text}"
     );
+
+    // At start-up, httpd reads its configuration twice: the warning is in the error log once.
+    apache.start();
+    assert_eq!(apache.error_log().matches("CA00041").count(), 1, "{}", apache.error_log());
+    apache.stop();
 
     // Without mod_ssl, nothing is ever verified.
     apache.write_conf("CertAuthzPolicy shared.policy\nCertAuthz On\n");

@@ -986,3 +986,107 @@ fn output_into_a_closed_pipe_ends_quietly_with_the_decision_as_status() {
         assert!(out.stderr.is_empty(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+/// For each target, the status the server itself answers with the shared
+/// policy, and the status `check --target --server NAME` stands for: 200 for
+/// an allow, 403 for a deny, the server's own status where it refuses first.
+fn target_statuses<S: common::server::Server>(
+    name: &str,
+    http2: bool,
+    targets: &[&str],
+) -> Vec<(String, u16, u16)> {
+    let mut server = S::new(if http2 { "target-h2" } else { "target" });
+    let policy = server.policy_file("target.policy", common::SHARED_POLICY);
+    let site = common::server::Site { http2, policy: policy.to_str(), ..Default::default() };
+    server.configure(&site);
+    server.start();
+    let alice = server.pki().cert("alice");
+    let mut out = Vec::new();
+    for target in targets {
+        let served = server.request_with(Some("alice"), "GET", target, &["--path-as-is"]).status;
+        let said = cli(&[
+            "check",
+            "--policy",
+            s(&policy),
+            "--cert",
+            s(&alice),
+            "--target",
+            target,
+            "--server",
+            name,
+        ]);
+        let stdout = String::from_utf8_lossy(&said.stdout).into_owned();
+        let claimed = match said.status.code() {
+            Some(0) => 200,
+            Some(1) => match stdout.strip_prefix("refused by the server with ") {
+                Some(rest) => rest[..3].parse().unwrap(),
+                None => 403,
+            },
+            _ => panic!("{name} {target}: {}", text(&said)),
+        };
+        out.push((target.to_string(), served, claimed));
+    }
+    server.stop();
+    out
+}
+
+#[test]
+fn check_target_refuses_and_decides_where_apache_and_nginx_do() {
+    // Every kind of target --target models (curl sends a `#` as it is not: left out).
+    let targets = [
+        "/status",
+        "/status?x=/admin",
+        "/st%61tus",
+        "/status/",
+        "/status/.",
+        "/x/../status",
+        "/x/%2e%2e/status",
+        "/x/.%2E/status",
+        "//status",
+        "/./status",
+        "/../status",
+        "/%2e%2e/status",
+        "/users/alice/a",
+        "/users/bob/../alice/a",
+        "/users/alice/..",
+        "/users/alice%2Fa",
+        "/users/x%2F..%2Falice/a",
+        "/users/alice/a%2F..%2F..%2Fbob/a",
+        "/status%00",
+        "/status%zz",
+        "/status%2",
+        "/users/alice/%3Bx",
+        "/users/alice/x;y",
+        "/users/alice/%5Cx",
+        "/users/alice/%252Fx",
+        "/users/alice/%FF",
+        "/users/alice/%3Fx",
+        "/admin/secrets/../x",
+    ];
+    // HTTP/1.1 and HTTP/2 (`:path`) alike.
+    let (mut statuses, mut encoded_slash) = (Vec::new(), Vec::new());
+    for http2 in [false, true] {
+        let runs = [
+            ("apache", target_statuses::<common::apache::Apache>("apache", http2, &targets)),
+            ("nginx", target_statuses::<common::nginx::Nginx>("nginx", http2, &targets)),
+        ];
+        for (name, results) in runs {
+            for (target, served, claimed) in results {
+                assert_ne!(served, 0, "{name} {target}: no answer");
+                assert_eq!(
+                    claimed, served,
+                    "{name}, HTTP/2 {http2}, {target}: the CLI says {claimed}, the server answered {served}"
+                );
+                statuses.push(served);
+                if target == "/users/alice%2Fa" {
+                    encoded_slash.push((name, served));
+                }
+            }
+        }
+    }
+    // The run covers allows, denies and the servers' own refusals, and the one difference.
+    for status in [200, 400, 403, 404] {
+        assert!(statuses.contains(&status), "no {status} among {statuses:?}");
+    }
+    assert_eq!(encoded_slash, [("apache", 404), ("nginx", 200), ("apache", 404), ("nginx", 200)]);
+}

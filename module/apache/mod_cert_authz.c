@@ -109,6 +109,9 @@
  * listed for the checks of check_config (see cert_authz_check_config). */
 #define CERT_AUTHZ_SCOPES_KEY "cert_authz_module::scopes"
 
+/* Pool userdata key of the warnings check_config leaves to post_config. */
+#define CERT_AUTHZ_WARNINGS_KEY "cert_authz_module::warnings"
+
 /* The backend's variables.  Arrays, not literals: fixups tells the
  * module's own entries by their key's and value's address (see
  * export_intact), which one array has and two equal literals may not. */
@@ -722,22 +725,52 @@ static int verify_in(apr_pool_t *p, const ap_directive_t *vhost)
            || has_directive(p, ap_conftree, "SSLVerifyClient", verifies, 0);
 }
 
+/*
+ * A warning of check_config.  `apache2 -t` prints it at once.  At start-up
+ * httpd reads its configuration twice, and before the second pass opens
+ * the error log a daemon's stderr is /dev/null: the second pass keeps the
+ * warning for post_config, which logs it.
+ */
+static void config_warning(apr_pool_t *pconf, server_rec *s,
+                           const char *message)
+{
+    apr_array_header_t *pending;
+    void *data = NULL;
+
+    if (ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "%s", message);
+        return;
+    }
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return;
+    }
+    apr_pool_userdata_get(&data, CERT_AUTHZ_WARNINGS_KEY, pconf);
+    pending = data;
+    if (!pending) {
+        pending = apr_array_make(pconf, 2, sizeof(const char *));
+        apr_pool_userdata_set(pending, CERT_AUTHZ_WARNINGS_KEY,
+                              apr_pool_cleanup_null, pconf);
+    }
+    APR_ARRAY_PUSH(pending, const char *) = apr_pstrdup(pconf, message);
+}
+
 /* Warns about each <VirtualHost> in `d` without TLS, to which the main
  * server's `CertAuthz On` at `where` applies too. */
-static void warn_plain_hosts(apr_pool_t *p, const ap_directive_t *d,
-                             server_rec *s, const char *where)
+static void warn_plain_hosts(apr_pool_t *pconf, apr_pool_t *p,
+                             const ap_directive_t *d, server_rec *s,
+                             const char *where)
 {
     for (; d; d = d->next) {
         if (strcasecmp(d->directive, "<VirtualHost")) {
-            warn_plain_hosts(p, d->first_child, s, where);
+            warn_plain_hosts(pconf, p, d->first_child, s, where);
         }
         else if (!tls_in(p, d)) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                         CERT_AUTHZ_LOGNO(00041) "%s: CertAuthz On applies "
-                         "to the virtual host at %s:%d too, which has no "
-                         "SSLEngine on: every request to it is refused "
-                         "(turn CertAuthz off in it if that is not meant)",
-                         where, d->filename, d->line_num);
+            config_warning(pconf, s, apr_psprintf(p,
+                           CERT_AUTHZ_LOGNO(00041) "%s: CertAuthz On applies "
+                           "to the virtual host at %s:%d too, which has no "
+                           "SSLEngine on: every request to it is refused "
+                           "(turn CertAuthz off in it if that is not meant)",
+                           where, d->filename, d->line_num));
         }
     }
 }
@@ -753,16 +786,10 @@ static void warn_plain_hosts(apr_pool_t *p, const ap_directive_t *d,
  * A scope of the main server applies to every virtual host: an error only
  * when none has TLS or verifies, and a warning for each host without TLS
  * (a port-80 host that only redirects would answer 403).
- *
- * httpd checks its configuration twice at start-up: the warnings are
- * logged on the pass that goes to the error log, or for `apache2 -t`.
  */
 static int check_verification(apr_array_header_t *scopes, server_rec *s,
-                              apr_pool_t *ptemp)
+                              apr_pool_t *pconf, apr_pool_t *ptemp)
 {
-    int warn = ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST
-               || ap_state_query(AP_SQ_MAIN_STATE)
-                  != AP_SQ_MS_CREATE_PRE_CONFIG;
     int have_ssl = ap_find_linked_module("mod_ssl.c") != NULL;
     int i;
 
@@ -799,8 +826,8 @@ static int check_verification(apr_array_header_t *scopes, server_rec *s,
                          c->enabled_where, why);
             return !OK;
         }
-        if (!c->vhost && warn) {
-            warn_plain_hosts(ptemp, ap_conftree, s, c->enabled_where);
+        if (!c->vhost) {
+            warn_plain_hosts(pconf, ptemp, ap_conftree, s, c->enabled_where);
         }
     }
     return OK;
@@ -891,14 +918,25 @@ static int cert_authz_check_config(apr_pool_t *pconf, apr_pool_t *plog,
             return !OK;
         }
     }
-    return check_verification(scopes, s, ptemp);
+    return check_verification(scopes, s, pconf, ptemp);
 }
 
 static int cert_authz_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                   apr_pool_t *ptemp, server_rec *s)
 {
+    apr_array_header_t *pending;
+    void *data = NULL;
+    int i;
+
     (void)plog;
     (void)ptemp;
+
+    apr_pool_userdata_get(&data, CERT_AUTHZ_WARNINGS_KEY, pconf);
+    pending = data;
+    for (i = 0; pending && i < pending->nelts; i++) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "%s",
+                     APR_ARRAY_IDX(pending, i, const char *));
+    }
 
     cert_authz_set_log_callback(core_log, s, core_log_level(s));
     apr_pool_cleanup_register(pconf, NULL, remove_log_callback,
