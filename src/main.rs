@@ -78,7 +78,8 @@ deciding statement's FILE:LINE.
                     (`/a/%2e%2e/b?x=1`), made the path a server decides on: the query
                     dropped, %XX decoded, `//` merged, `.` and `..` resolved; a target
                     the server itself refuses (400 or 404, e.g. `..` above the root,
-                    a bad or NUL escape) is refused here too
+                    a bad or NUL escape) prints `refused by the server with STATUS`
+                    and exits 1
   --server SERVER   apache or nginx, for --target: they differ only on `%2F` (Apache
                     answers 404, nginx decodes it to a /), which without --server is
                     an error

@@ -125,10 +125,14 @@ SSLProtocol -all +TLSv1.3
     CertAuthz On
     CertAuthzRule "allow GET /strict/** any"
 </Location>
-# On, but nothing gives this location a policy: refused per request.
+# On, and only a regular expression's section (which apply is known per
+# request) might give it a policy: none does, so it is refused per request.
 <Location "/nopolicy">
     CertAuthz On
 </Location>
+<LocationMatch "^/elsewhere">
+    CertAuthzRule "allow GET /elsewhere/** any"
+</LocationMatch>
 "#,
         "http/1.1",
         "LogLevel warn cert_authz:debug",
@@ -667,6 +671,32 @@ fn configtest_names_a_scope_where_no_certificate_can_be_verified() {
     apache.start();
     assert_eq!(apache.error_log().matches("CA00041").count(), 1, "{}", apache.error_log());
     apache.stop();
+
+    // A <Location> whose only policies are in sections beside it, never where it applies.
+    let siblings =
+        "SSLVerifyClient require\n<Location \"/a\">\n    CertAuthzRule \"allow GET /a any\"\n</Location>\n\
+                    <Location \"/b\">\n    CertAuthz On\n</Location>\n";
+    apache.write_conf(siblings);
+    let (ok, text) = apache.config_test();
+    assert!(!ok, "accepted:\n{text}");
+    let at = apache.conf_position("CertAuthz On");
+    assert!(
+        text.contains(&format!(
+            "CA00042: {at}: CertAuthz On in <Location \"/b\">, but no policy can be in effect there: the only \
+             CertAuthzPolicy and CertAuthzRule lines are in <Location> sections that neither contain it nor lie \
+             within it"
+        )),
+        "{text}"
+    );
+    // One that contains it, lies within it, or may apply (another kind of section) is enough.
+    for other in
+        ["<Location \"/\">", "<Location \"/b/api\">", "<LocationMatch \"^/[ab]\">", "<Directory \"/\">"]
+    {
+        let close = other.split(' ').next().unwrap().replace('<', "</") + ">";
+        apache.write_conf(&format!("{siblings}{other}\n    CertAuthzRule \"allow GET /b any\"\n{close}\n"));
+        let (ok, text) = apache.config_test();
+        assert!(ok, "{other}: {text}");
+    }
 
     // Without mod_ssl, nothing is ever verified.
     apache.write_conf("CertAuthzPolicy shared.policy\nCertAuthz On\n");

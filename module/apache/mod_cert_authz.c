@@ -157,6 +157,8 @@ typedef struct {
     int registered;
     server_rec *server;
     const ap_directive_t *vhost;  /* its <VirtualHost>, NULL in the main */
+    const ap_directive_t *section;  /* its <Location> etc., NULL if none */
+    const char *path;             /* the section's path (cmd->path) */
     const char *enabled_where;    /* "FILE:LINE" of CertAuthz On */
     const char *sources_where;    /* "FILE:LINE" of the first source */
 } cert_authz_dir_conf;
@@ -302,10 +304,17 @@ static void register_scope(cmd_parms *cmd, cert_authz_dir_conf *conf)
     APR_ARRAY_PUSH(scopes, cert_authz_dir_conf *) = conf;
     conf->registered = 1;
     conf->server = cmd->server;
-    for (d = cmd->directive; d; d = d->parent) {
+    conf->path = cmd->path;
+    for (d = cmd->directive->parent; d; d = d->parent) {
         if (!strcasecmp(d->directive, "<VirtualHost")) {
             conf->vhost = d;
             break;
+        }
+        /* <IfModule>, <IfDefine> and the like only say whether to read;
+         * <If> is a section */
+        if (!conf->section && (strncasecmp(d->directive, "<If", 3)
+                               || !strcasecmp(d->directive, "<If"))) {
+            conf->section = d;
         }
     }
 }
@@ -775,6 +784,49 @@ static void warn_plain_hosts(apr_pool_t *pconf, apr_pool_t *p,
     }
 }
 
+/* Whether `c` is a <Location "PATH"> (not a regular expression), which
+ * applies to the URIs that start with PATH. */
+static int plain_location(const cert_authz_dir_conf *c)
+{
+    return c->section && c->path && !strcasecmp(c->section->directive,
+                                                "<Location")
+           && strncmp(c->section->args, "~", 1) != 0;
+}
+
+/*
+ * Whether a policy may be in effect for some request that the enabled
+ * scope `c` (with no sources of its own) applies to: one of the server
+ * level or of any other kind of section may apply, and so may a plain
+ * <Location> whose path contains c's or is contained in it.  The main
+ * server's sections apply in every virtual host, and its scopes see every
+ * host's.  Only the policies of sibling <Location> sections, which never
+ * apply where c does, are excluded.
+ */
+static int policy_may_apply(apr_array_header_t *scopes, server_rec *s,
+                            const cert_authz_dir_conf *c)
+{
+    int i;
+
+    if (!plain_location(c)) {
+        return 1;
+    }
+    for (i = 0; i < scopes->nelts; i++) {
+        const cert_authz_dir_conf *o =
+            APR_ARRAY_IDX(scopes, i, cert_authz_dir_conf *);
+
+        if (!o->policy
+            || (o->server != c->server && o->server != s && c->server != s)) {
+            continue;
+        }
+        if (!plain_location(o)
+            || !strncmp(c->path, o->path, strlen(o->path))
+            || !strncmp(o->path, c->path, strlen(c->path))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /*
  * A scope that enforces where no client certificate can ever be verified
  * refuses every request: mod_ssl is not loaded, its virtual host has no
@@ -806,6 +858,16 @@ static int check_verification(apr_array_header_t *scopes, server_rec *s,
                                        c->vhost->line_num)
                         : "the main server or any virtual host";
 
+        if (!c->policy && !policy_may_apply(scopes, s, c)) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                         CERT_AUTHZ_LOGNO(00042) "%s: CertAuthz On in "
+                         "<Location \"%s\">, but no policy can be in effect "
+                         "there: the only CertAuthzPolicy and CertAuthzRule "
+                         "lines are in <Location> sections that neither "
+                         "contain it nor lie within it",
+                         c->enabled_where, c->path);
+            return !OK;
+        }
         if (!have_ssl) {
             why = "mod_ssl is not loaded";
         }
