@@ -40,6 +40,8 @@ struct GroupLine {
 pub(crate) struct Lint {
     /// Each statement's tokens as written (escapes marked), and where it was first seen.
     seen: HashMap<Vec<String>, Pos>,
+    /// Where a statement was written again, and where first.
+    duplicates: Vec<(Pos, Pos)>,
     groups: Vec<GroupLine>,
     rules: Vec<Matchers>,
     pub(crate) warnings: Vec<(Pos, String)>,
@@ -95,10 +97,7 @@ impl Lint {
         match self.seen.get(&key) {
             // The same place read again is a file included twice, not a statement written twice.
             Some(first) if *first == pos => {}
-            Some(first) => self.warnings.push((
-                pos,
-                format!("the same statement as at line {}{}", first.line, file_note(*first, file)),
-            )),
+            Some(first) => self.duplicates.push((pos, *first)),
             None => {
                 self.seen.insert(key, pos);
             }
@@ -137,7 +136,16 @@ impl Lint {
 
     /// The warnings that need the whole policy: unused groups and serials
     /// without an issuer.  Then every warning, in no particular order.
-    pub(crate) fn finish(mut self) -> Vec<(Pos, String)> {
+    /// `files` names the positions' files.
+    pub(crate) fn finish(mut self, files: &[impl AsRef<str>]) -> Vec<(Pos, String)> {
+        for (pos, first) in &self.duplicates {
+            let at = if first.file == pos.file {
+                format!("line {}", first.line)
+            } else {
+                format!("{}:{}", files[first.file as usize].as_ref(), first.line)
+            };
+            self.warnings.push((*pos, format!("the same statement as at {at}")));
+        }
         let used: HashSet<&str> =
             self.rules.iter().flat_map(|r| r.groups.iter().map(String::as_str)).collect();
         // A group pins the issuer when every one of its lines does.
@@ -186,14 +194,6 @@ impl Lint {
             }
         }
         self.warnings
-    }
-}
-
-fn file_note(first: Pos, file: u32) -> &'static str {
-    if first.file == file {
-        ""
-    } else {
-        " of another file"
     }
 }
 

@@ -134,7 +134,7 @@ impl PolicyBuilder {
     pub fn build_with_warnings(mut self) -> (Result<Policy, Vec<PolicyError>>, Vec<PolicyError>) {
         let mut warnings: Vec<PolicyError> = match self.lint.take() {
             Some(lint) => lint
-                .finish()
+                .finish(&self.files)
                 .into_iter()
                 .map(|(pos, message)| PolicyError {
                     file: self.files[pos.file as usize].clone(),
@@ -146,8 +146,12 @@ impl PolicyBuilder {
                 .collect(),
             None => Vec::new(),
         };
-        let order = |e: &PolicyError| (self.file_ids.get(&e.file).copied().unwrap_or(0), e.line, e.col);
-        warnings.sort_by_key(order);
+        // A file included more than once is read, and warned about, each time.
+        warnings.sort_by(|a, b| {
+            let order = |e: &PolicyError| (self.file_ids.get(&e.file).copied().unwrap_or(0), e.line, e.col);
+            order(a).cmp(&order(b)).then_with(|| a.message.cmp(&b.message))
+        });
+        warnings.dedup();
         (self.build(), warnings)
     }
 
@@ -346,6 +350,9 @@ impl PolicyBuilder {
                 if tokens.len() != 2 {
                     Err((pos(&tokens[0]), "`include` takes exactly one file name".to_string()))
                 } else {
+                    if let Some(lint) = self.lint.as_mut() {
+                        lint.statement(tokens, file, None, std::iter::empty());
+                    }
                     let target = base.join(tokens[1].text());
                     self.add_file_from(&target, Some(pos(&tokens[1])));
                     return;

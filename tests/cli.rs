@@ -918,6 +918,38 @@ fn lint_warns_of_what_compiles_but_is_probably_a_mistake() {
         ]
     );
 
+    // A statement of another file: named with its file.  A file included twice is not
+    // its statements written twice.
+    let other = dir.join("other.policy");
+    std::fs::write(&other, "allow GET /a group=ops\n").unwrap();
+    let main = dir.join("main.policy");
+    std::fs::write(&main, "group ops subject.OU=ops\ninclude other.policy\nallow GET /a group=ops\n")
+        .unwrap();
+    let out = cli(&["lint", s(&main)]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("{}:3:1: warning: the same statement as at {}:1\n", main.display(), other.display())
+    );
+    std::fs::write(&main, "group ops subject.OU=ops\ninclude other.policy\ninclude other.policy\n").unwrap();
+    let out = cli(&["lint", s(&main)]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("{}:3:1: warning: the same statement as at line 2\n", main.display())
+    );
+    // What a file included twice says twice is said once.
+    std::fs::write(&other, "allow GET /a group=ops\nallow GET /a group=ops\n").unwrap();
+    std::fs::write(&main, "group ops subject.OU=ops\ninclude other.policy\n  include other.policy\n")
+        .unwrap();
+    let out = cli(&["lint", s(&main)]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "{}:3:3: warning: the same statement as at line 2\n{}:2:1: warning: the same statement as at line 1\n",
+            main.display(),
+            other.display()
+        )
+    );
+
     // openssl's old one-line form does not compile; the error says how to write it.
     let slash = dir.join("slash.policy");
     std::fs::write(&slash, "allow GET / subject=\"/O=Example Corp/CN=alice\"\n").unwrap();
