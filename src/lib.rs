@@ -17,6 +17,7 @@ mod lint;
 pub mod logging;
 pub mod policy;
 pub mod report;
+pub mod request_target;
 
 pub use attr::Attr;
 pub use decide::{Decision, Peer, Policy, Reason};

@@ -10,9 +10,8 @@ use cert_authz::report::{self, LineKind};
 use cert_authz::{compile_file, lint_file, Attr, Decision, Peer, Policy, PolicyError, Presented, Reason};
 
 mod explain;
-mod target;
 
-use target::{Outcome, Server};
+use cert_authz::request_target::{self, Outcome, Server};
 
 /// The reader of our output has gone (`cert-authz show x | head -1`).
 static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
@@ -390,7 +389,7 @@ fn check(args: &[String]) -> Result<ExitCode, Fail> {
                 ),
                 None => None,
             };
-            match target::resolve(target, server).map_err(Fail)? {
+            match request_target::resolve(target, server).map_err(Fail)? {
                 Some(Outcome::Path(path)) => path,
                 Some(Outcome::Refused { status, why }) => {
                     out!("refused by the server with {status} before any module runs: {why} in {method} {target}");

@@ -5,7 +5,7 @@
 //! Both servers with their defaults (Apache: MergeSlashes On,
 //! AllowEncodedSlashes Off; nginx: merge_slashes on), as measured with
 //! Apache 2.4.71 and nginx 1.22.1 on Debian 12, and checked against both in
-//! tests/cli.rs (HTTP/1.1 and HTTP/2):
+//! tests/cli.rs (HTTP/1.1 and HTTP/2).  `cert-authz check --target` uses it:
 //!
 //! - the query (`?`) and a fragment (`#`) are cut off;
 //! - `%XX` is decoded; a `%` without two hex digits is a 400 in both;
