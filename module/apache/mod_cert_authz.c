@@ -451,9 +451,10 @@ static const char *set_enabled(cmd_parms *cmd, void *dconf, int flag)
 static const char *set_mode(cmd_parms *cmd, void *dconf, const char *arg)
 {
     cert_authz_dir_conf *conf = dconf;
+    const char *err = not_in_htaccess(cmd);
 
-    if (not_in_htaccess(cmd)) {
-        return not_in_htaccess(cmd);
+    if (err) {
+        return err;
     }
     if (!strcasecmp(arg, "enforce")) {
         conf->mode = CERT_AUTHZ_MODE_ENFORCE;
@@ -471,9 +472,10 @@ static const char *set_mode(cmd_parms *cmd, void *dconf, const char *arg)
 static const char *set_user_attr(cmd_parms *cmd, void *dconf, const char *arg)
 {
     cert_authz_dir_conf *conf = dconf;
+    const char *err = not_in_htaccess(cmd);
 
-    if (not_in_htaccess(cmd)) {
-        return not_in_htaccess(cmd);
+    if (err) {
+        return err;
     }
     if (cert_authz_attr_check(arg, strlen(arg)) != CERT_AUTHZ_OK) {
         return apr_pstrcat(cmd->pool, "CertAuthzUser: '", arg, "' is not a "
@@ -509,10 +511,11 @@ static const char *add_request_header(cmd_parms *cmd, void *dconf,
     };
     cert_authz_dir_conf *conf = dconf;
     request_header *h;
+    const char *err = not_in_htaccess(cmd);
     size_t i;
 
-    if (not_in_htaccess(cmd)) {
-        return not_in_htaccess(cmd);
+    if (err) {
+        return err;
     }
     if (!is_token(name)) {
         return apr_pstrcat(cmd->pool, "CertAuthzRequestHeader: '", name,
