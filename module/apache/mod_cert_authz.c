@@ -511,11 +511,10 @@ static const char *add_request_header(cmd_parms *cmd, void *dconf,
     };
     cert_authz_dir_conf *conf = dconf;
     request_header *h;
-    const char *err = not_in_htaccess(cmd);
     size_t i;
 
-    if (err) {
-        return err;
+    if (not_in_htaccess(cmd)) {
+        return not_in_htaccess(cmd);
     }
     if (!is_token(name)) {
         return apr_pstrcat(cmd->pool, "CertAuthzRequestHeader: '", name,
