@@ -171,7 +171,12 @@ fn command_help(command: &Command) -> String {
 struct Fail(String);
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // std::env::args() would panic on an argument that is not UTF-8.
+    let args: Result<Vec<String>, _> = std::env::args_os().skip(1).map(|a| a.into_string()).collect();
+    let Ok(args) = args else {
+        emit_err(format_args!("an argument is not UTF-8 text"));
+        return ExitCode::from(2);
+    };
     let result = match args.first().map(String::as_str) {
         Some("check") => check(&args[1..]),
         Some("show") => show(&args[1..]),

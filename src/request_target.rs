@@ -7,6 +7,8 @@
 //! Apache 2.4.71 and nginx 1.22.1 on Debian 12, and checked against both in
 //! tests/cli.rs (HTTP/1.1 and HTTP/2).  `cert-authz check --target` uses it:
 //!
+//! - a control character or a space, which a request line cannot carry, is a
+//!   400 in both (bytes above 0x7F pass as they are);
 //! - the query (`?`) and a fragment (`#`) are cut off;
 //! - `%XX` is decoded; a `%` without two hex digits is a 400 in both;
 //! - a decoded `.` counts as a dot (`%2e%2e` is `..`); any other decoded
@@ -60,6 +62,9 @@ pub fn resolve(target: &str, server: Option<Server>) -> Result<Option<Outcome>, 
     let raw = target.split(['?', '#']).next().unwrap_or_default().as_bytes();
     if raw.first() != Some(&b'/') {
         return Err(format!("--target {target}: a request target must start with /"));
+    }
+    if target.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Ok(Some(Outcome::Refused { status: "400", why: "a control character or space" }));
     }
     let mut decoded: Vec<Decoded> = Vec::with_capacity(raw.len());
     let mut i = 0;
@@ -172,6 +177,11 @@ mod tests {
             ("/a/%7e%41", "/a/~A", "/a/~A"),
             ("/", "/", "/"),
             ("/a/...", "/a/...", "/a/..."),
+            ("/a\x01b", "400", "400"),
+            ("/a\x7fb", "400", "400"),
+            ("/a b", "400", "400"),
+            ("/a?b c", "400", "400"),
+            ("/a/\u{e9}", "/a/\u{e9}", "/a/\u{e9}"),
         ];
         for (target, apache, nginx) in cases {
             assert_eq!(path(target, Server::Apache), apache, "Apache, {target}");

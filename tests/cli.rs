@@ -743,9 +743,13 @@ fn check_wants_a_path_from_the_root_or_a_target_as_a_client_sends_it() {
     assert!(text(&out).starts_with("CA00012: allowed by cert-authz: GET /users/alice/x, "), "{}", text(&out));
 
     // Where the server answers by itself, the module is never asked: refused.
-    for (target, status) in
-        [("/users/../../status", "400"), ("/status%zz", "400"), ("/status%00", "400 (nginx) or 404 (Apache)")]
-    {
+    for (target, status) in [
+        ("/status\x01", "400"),
+        ("/status x", "400"),
+        ("/users/../../status", "400"),
+        ("/status%zz", "400"),
+        ("/status%00", "400 (nginx) or 404 (Apache)"),
+    ] {
         let out = check(&["--target", target]);
         assert_eq!(out.status.code(), Some(1), "{target}: {}", text(&out));
         assert!(
@@ -774,6 +778,15 @@ fn check_wants_a_path_from_the_root_or_a_target_as_a_client_sends_it() {
         assert_eq!(out.status.code(), Some(1), "{target}: {}", text(&out));
         assert!(text(&out).contains("reason: path is not unambiguous"), "{target}: {}", text(&out));
     }
+
+    // An argument that is no UTF-8 is an error, not a panic.
+    let out = Command::new(env!("CARGO_BIN_EXE_cert-authz"))
+        .args(["check", "--policy", s(&policy), "--cert", s(&alice), "--target"])
+        .arg(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"/users/alice/\xff"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(text(&out), "an argument is not UTF-8 text\n");
 
     for (args, message) in [
         (&["--target", "users/alice"][..], "--target users/alice: a request target must start with /"),
