@@ -157,8 +157,10 @@ impl Source {
             return Ok(());
         }
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+        // Skipped as the builder skips it.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         let mut lexed = Vec::new();
-        let _ = lex_each(&text, 1, |item| {
+        let _ = lex_each(text, 1, |item| {
             if let Lexed::Statement(statement) = item {
                 lexed.push(statement.tokens);
             }

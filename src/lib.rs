@@ -13,9 +13,11 @@ pub mod dn;
 pub mod ffi;
 pub mod identity;
 pub mod lexer;
+mod lint;
 pub mod logging;
 pub mod policy;
 pub mod report;
+pub mod request_target;
 
 pub use attr::Attr;
 pub use decide::{Decision, Peer, Policy, Reason};
@@ -30,6 +32,15 @@ pub fn compile_file(path: &std::path::Path) -> Result<Policy, Vec<PolicyError>> 
     let mut builder = PolicyBuilder::new();
     builder.add_file(path);
     builder.build()
+}
+
+/// Compiles one policy file as `compile_file` does, and returns the
+/// warnings of `cert-authz lint` too.
+pub fn lint_file(path: &std::path::Path) -> (Result<Policy, Vec<PolicyError>>, Vec<PolicyError>) {
+    let mut builder = PolicyBuilder::new();
+    builder.collect_warnings();
+    builder.add_file(path);
+    builder.build_with_warnings()
 }
 
 /// Compiles policy text as if it were the file `name`.

@@ -1,13 +1,48 @@
 //! `cert-authz`: check, show, lint and test policies from the command line.
 
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use cert_authz::identity::pem_chain_to_der;
 use cert_authz::report::{self, LineKind};
-use cert_authz::{compile_file, Attr, Decision, Peer, Policy, PolicyError, Presented};
+use cert_authz::{compile_file, lint_file, Attr, Decision, Peer, Policy, PolicyError, Presented, Reason};
 
 mod explain;
+
+use cert_authz::request_target::{self, Outcome, Server};
+
+/// The reader of our output has gone (`cert-authz show x | head -1`).
+static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+
+/// Writes one line to stdout.  A reader that has gone ends the output, not
+/// the command: the exit status still tells what was decided.  Any other
+/// write error (a full disk) is an I/O error.
+fn emit(line: std::fmt::Arguments<'_>) -> Result<(), Fail> {
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    match writeln!(std::io::stdout().lock(), "{line}") {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => {
+            STDOUT_GONE.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        Err(e) => Err(Fail(format!("cannot write the output: {e}"))),
+    }
+}
+
+/// Writes one line to stderr; where that cannot be written, nothing can be told.
+fn emit_err(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+macro_rules! out {
+    ($($arg:tt)*) => {
+        emit(format_args!($($arg)*))?
+    };
+}
 
 /// A subcommand: its usage line, its `--help` text, and the options it takes.
 struct Command {
@@ -23,7 +58,7 @@ struct Command {
 const CHECK: Command = Command {
     name: "check",
     usage:
-        "cert-authz check --policy POLICY --cert CERT [--chain CHAIN] [--method METHOD] --path PATH [--user ATTR] [--explain]",
+        "cert-authz check --policy POLICY --cert CERT [--chain CHAIN] [--method METHOD] (--path PATH | --target TARGET [--server apache|nginx]) [--user ATTR] [--explain]",
     help: "\
 Decides one request as a server would, for the certificate CERT (PEM or DER) taken as
 verified, and prints the line a server logs for the decision: decision, reason and the
@@ -36,7 +71,17 @@ deciding statement's FILE:LINE.
                     ca.fingerprint and issuer.spki
   --method METHOD   the request method (default GET)
   --path PATH       the server's normalized path, without the query string: raw `//`,
-                    `.` or `..` segments are refused as a module refuses them
+                    `.` or `..` segments are refused as a module refuses them; it must
+                    start with /
+  --target TARGET   instead of --path: the request target as a client sends it
+                    (`/a/%2e%2e/b?x=1`), made the path a server decides on: the query
+                    dropped, %XX decoded, `//` merged, `.` and `..` resolved; a target
+                    the server itself refuses (400 or 404, e.g. `..` above the root,
+                    a bad or NUL escape) prints `refused by the server with STATUS`
+                    and exits 1
+  --server SERVER   apache or nginx, for --target: they differ only on `%2F` (Apache
+                    answers 404, nginx decodes it to a /), which without --server is
+                    an error
   --user ATTR       decide as a server with CertAuthzUser ATTR does, and print the user
   --explain         say why: for a refusal by no allow statement, the nearest statements
                     whose path fits and which part of each did not hold (the method, a
@@ -45,8 +90,8 @@ deciding statement's FILE:LINE.
   --help            print this and exit
 
 exit status: 0 allowed, 1 refused (a refused certificate or path too), 2 usage, policy or
-I/O error",
-    values: &["policy", "cert", "chain", "method", "path", "user"],
+I/O error, or a CERT that holds no certificate",
+    values: &["policy", "cert", "chain", "method", "path", "target", "server", "user"],
     flags: &["explain"],
 };
 
@@ -60,7 +105,8 @@ ATTR=VALUE per line, each value quoted as a policy needs it, then its key and li
   --chain CHAIN     the chain the server verified CERT with, a PEM bundle (as for check)
   --help            print this and exit
 
-exit status: 0, or 2 when CERT or CHAIN cannot be read or is refused",
+exit status: 0, or 2 when CERT or CHAIN cannot be read, holds no certificate or is
+refused",
     values: &["chain"],
     flags: &[],
 };
@@ -70,11 +116,14 @@ const LINT: Command = Command {
     usage: "cert-authz lint POLICY...",
     help: "\
 Compiles each policy file as a server would and prints `FILE: ok, N rules`, or every
-error as FILE:LINE:COL: message.
+error as FILE:LINE:COL: message.  Warnings, as FILE:LINE:COL: warning: message, name what
+compiles but is probably a mistake: a group no statement uses, a statement written twice,
+a subject= or issuer= name in openssl's display order (`O = x, CN = y`), and serial=
+without a matcher of the issuer (serial numbers are unique only per CA).
 
   --help            print this and exit
 
-exit status: 0 when every policy compiles, 2 on any error",
+exit status: 0 when every policy compiles (warnings or not), 2 on any error",
     values: &[],
     flags: &[],
 };
@@ -85,6 +134,8 @@ const TEST: Command = Command {
     help: "\
 Runs the file CASES of expected decisions, one `ALLOW|DENY CERT METHOD PATH` per line (CERT
 relative to CASES; `#` comments), prints every case that failed and `N passed, M failed`.
+A line that is not a case (or whose CERT cannot be read) is an error at its line; every
+other case still runs first.  A file without any case is an error.
 
   --policy POLICY   the policy file
   --coverage        then list the statements that no case exercised: an allow, deny or
@@ -95,7 +146,7 @@ relative to CASES; `#` comments), prints every case that failed and `N passed, M
   --help            print this and exit
 
 exit status: 0 when every case passed, 1 when any failed (unexercised statements alone do
-not fail), 2 usage, policy or I/O error",
+not fail), 2 usage, policy or I/O error, a malformed line or no case at all",
     values: &["policy"],
     flags: &["coverage"],
 };
@@ -120,35 +171,33 @@ fn command_help(command: &Command) -> String {
 struct Fail(String);
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // std::env::args() would panic on an argument that is not UTF-8.
+    let args: Result<Vec<String>, _> = std::env::args_os().skip(1).map(|a| a.into_string()).collect();
+    let Ok(args) = args else {
+        emit_err(format_args!("an argument is not UTF-8 text"));
+        return ExitCode::from(2);
+    };
     let result = match args.first().map(String::as_str) {
         Some("check") => check(&args[1..]),
         Some("show") => show(&args[1..]),
         Some("lint") => lint(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("-h" | "--help" | "help") => match args.get(1) {
-            None => {
-                println!("{}", usage());
-                Ok(ExitCode::SUCCESS)
-            }
+            None => emit(format_args!("{}", usage())).map(|()| ExitCode::SUCCESS),
             Some(name) => match COMMANDS.iter().find(|c| c.name == name) {
-                Some(command) => {
-                    println!("{}", command_help(command));
-                    Ok(ExitCode::SUCCESS)
-                }
+                Some(command) => emit(format_args!("{}", command_help(command))).map(|()| ExitCode::SUCCESS),
                 None => Err(Fail(format!("no command {name}\n{}", usage()))),
             },
         },
         Some("--version" | "version") => {
-            println!("cert-authz {}", cert_authz::VERSION);
-            Ok(ExitCode::SUCCESS)
+            emit(format_args!("cert-authz {}", cert_authz::VERSION)).map(|()| ExitCode::SUCCESS)
         }
         _ => Err(Fail(usage())),
     };
     match result {
         Ok(code) => code,
         Err(Fail(message)) => {
-            eprintln!("{message}");
+            emit_err(format_args!("{message}"));
             ExitCode::from(2)
         }
     }
@@ -186,7 +235,7 @@ fn options(command: &Command, args: &[String]) -> Result<Option<Options>, Fail> 
             break;
         }
         if arg == "--help" || arg == "-h" {
-            println!("{}", command_help(command));
+            emit(format_args!("{}", command_help(command)))?;
             return Ok(None);
         }
         let Some(name) = arg.strip_prefix("--") else {
@@ -213,33 +262,72 @@ fn format_errors(errors: &[PolicyError]) -> String {
     errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
 }
 
-/// Reads a certificate: accepted or refused (which decides as a deny).
-/// Err(Fail) when the file cannot be read at all.
+/// Reads a certificate: accepted, or refused by the core's rules (which
+/// decides as a deny).  Err(Fail) when the file cannot be read or holds no
+/// certificate at all.
 fn load_cert(path: &Path) -> Result<Presented, Fail> {
     load_cert_chain(path, None)
+}
+
+/// The DER of the certificate in `bytes` (the first block of a PEM file), or
+/// why the file holds none.
+fn leaf_der(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, Fail> {
+    let none = |why: &dyn std::fmt::Display| Fail(format!("{}: holds no certificate: {why}", path.display()));
+    if bytes.windows(10).any(|w| w == b"-----BEGIN") {
+        return match pem_chain_to_der(bytes) {
+            Ok(blocks) => {
+                blocks.into_iter().next().ok_or_else(|| none(&"no -----BEGIN CERTIFICATE----- block"))
+            }
+            Err(e) => Err(none(&e)),
+        };
+    }
+    if bytes.is_empty() {
+        return Err(none(&"the file is empty"));
+    }
+    if !one_der_sequence(bytes) {
+        return Err(none(&"neither PEM nor one DER SEQUENCE"));
+    }
+    Ok(bytes.to_vec())
+}
+
+/// Whether `bytes` are exactly one DER SEQUENCE, as a certificate is.  What
+/// is inside is the core's to judge: a SEQUENCE it cannot read is a
+/// certificate it refuses (a deny), as a server would refuse it; bytes that
+/// are no SEQUENCE at all are the wrong file (an error).
+fn one_der_sequence(bytes: &[u8]) -> bool {
+    let (Some(0x30), Some(&first)) = (bytes.first(), bytes.get(1)) else {
+        return false;
+    };
+    let (len, header) = match first {
+        0..=0x7f => (first as usize, 2),
+        0x81..=0x84 => {
+            let n = (first & 0x7f) as usize;
+            let Some(digits) = bytes.get(2..2 + n) else {
+                return false;
+            };
+            (digits.iter().fold(0usize, |len, &d| len << 8 | d as usize), 2 + n)
+        }
+        _ => return false,
+    };
+    header.checked_add(len) == Some(bytes.len())
 }
 
 /// A certificate with the chain file `chain` (a PEM bundle), if given.
 fn load_cert_chain(path: &Path, chain: Option<&str>) -> Result<Presented, Fail> {
     let bytes = std::fs::read(path).map_err(|e| Fail(format!("cannot read {}: {e}", path.display())))?;
-    let Some(chain) = chain else {
-        return Ok(Presented::from_pem_or_der(&bytes));
-    };
-    let pem = std::fs::read(chain).map_err(|e| Fail(format!("cannot read {chain}: {e}")))?;
-    let cas = pem_chain_to_der(&pem).map_err(|e| Fail(format!("{chain}: {e}")))?;
-    if cas.is_empty() {
-        return Err(Fail(format!("{chain}: no -----BEGIN CERTIFICATE----- block")));
-    }
-    let cas: Vec<&[u8]> = cas.iter().map(Vec::as_slice).collect();
-    let leaf = if bytes.windows(10).any(|w| w == b"-----BEGIN") {
-        match pem_chain_to_der(&bytes).map(|blocks| blocks.into_iter().next()) {
-            Ok(Some(der)) => der,
-            _ => return Ok(Presented::from_pem(&bytes)),
+    let leaf = leaf_der(path, &bytes)?;
+    Ok(match chain {
+        None => Presented::from_der(&leaf),
+        Some(chain) => {
+            let pem = std::fs::read(chain).map_err(|e| Fail(format!("cannot read {chain}: {e}")))?;
+            let cas = pem_chain_to_der(&pem).map_err(|e| Fail(format!("{chain}: {e}")))?;
+            if cas.is_empty() {
+                return Err(Fail(format!("{chain}: no -----BEGIN CERTIFICATE----- block")));
+            }
+            let cas: Vec<&[u8]> = cas.iter().map(Vec::as_slice).collect();
+            Presented::from_der_chain(&leaf, &cas)
         }
-    } else {
-        bytes
-    };
-    Ok(Presented::from_der_chain(&leaf, &cas))
+    })
 }
 
 /// Decides one request for a certificate file, as a verified certificate,
@@ -249,13 +337,17 @@ fn decide_one<'p>(
     policy: &'p Policy,
     cert: &Presented,
     method: &str,
-    path: &str,
+    path: &[u8],
     user: Option<Attr>,
 ) -> (Decision<'p>, String) {
     let peer = cert.identity().map_or(Peer::Unparsable, Peer::Verified);
-    let decision = policy.decide_as(peer, method, path, user);
+    // A path that is not UTF-8 (a decoded `%FF`) is refused, as the C ABI refuses it.
+    let decision = match std::str::from_utf8(path) {
+        Ok(path) => policy.decide_as(peer, method, path, user),
+        Err(_) => Decision::deny(Reason::BadPath),
+    };
     let kind = if decision.allowed { LineKind::Allow } else { LineKind::Deny };
-    let mut text = report::line(kind, &decision, Some(cert), true, method.as_bytes(), path.as_bytes());
+    let mut text = report::line(kind, &decision, Some(cert), true, method.as_bytes(), path);
     if let (Some(identity), Some(attr), Some(index)) = (cert.identity(), user, decision.user) {
         text = format!("{text}, user {}", identity.values(attr)[index]);
     }
@@ -278,20 +370,59 @@ fn check(args: &[String]) -> Result<ExitCode, Fail> {
     let policy = load_policy(policy_path)?;
     let cert = load_cert_chain(Path::new(opts.required(&CHECK, "cert")?), opts.value("chain"))?;
     let method = opts.value("method").unwrap_or("GET");
-    let path = opts.required(&CHECK, "path")?;
+    let path = match (opts.value("path"), opts.value("target")) {
+        (Some(_), Some(_)) => {
+            return Err(Fail(format!(
+                "--path and --target are two ways to say one thing\nusage: {}",
+                CHECK.usage
+            )))
+        }
+        (None, None) => return Err(Fail(format!("--path or --target is required\nusage: {}", CHECK.usage))),
+        (Some(path), None) => {
+            if !path.starts_with('/') {
+                return Err(Fail(format!("--path {path}: a path must start with /")));
+            }
+            if opts.value("server").is_some() {
+                return Err(Fail("--server goes with --target".into()));
+            }
+            path.as_bytes().to_vec()
+        }
+        (None, Some(target)) => {
+            let server = match opts.value("server") {
+                Some(name) => Some(
+                    Server::parse(name).ok_or_else(|| Fail(format!("--server {name}: apache or nginx")))?,
+                ),
+                None => None,
+            };
+            match request_target::resolve(target, server).map_err(Fail)? {
+                Some(Outcome::Path(path)) => path,
+                Some(Outcome::Refused { status, why }) => {
+                    out!("refused by the server with {status} before any module runs: {why} in {method} {target}");
+                    return Ok(ExitCode::from(1));
+                }
+                None => {
+                    return Err(Fail(format!(
+                        "--target {target}: Apache refuses an encoded slash (404) and nginx decodes it to \
+                         a /: give --server apache or --server nginx"
+                    )))
+                }
+            }
+        }
+    };
     let user = match opts.value("user") {
         Some(name) => {
             Some(Attr::parse(name).ok_or_else(|| Fail(format!("--user {name}: not an attribute")))?)
         }
         None => None,
     };
-    let (decision, line) = decide_one(&policy, &cert, method, path, user);
-    println!("{line}");
+    let (decision, line) = decide_one(&policy, &cert, method, &path, user);
+    out!("{line}");
     if opts.flag("explain") {
         let source = load_source(policy_path)?;
         let probes = explain::Probes::new(&source).map_err(Fail)?;
-        for line in explain::explain(&probes, &decision, &cert, method, path, user) {
-            println!("{line}");
+        let path = String::from_utf8_lossy(&path);
+        for line in explain::explain(&probes, &decision, &cert, method, &path, user) {
+            out!("{line}");
         }
     }
     Ok(if decision.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
@@ -328,10 +459,10 @@ fn show(args: &[String]) -> Result<ExitCode, Fail> {
     };
     for (attr, values) in identity.listing() {
         for value in values {
-            println!("{attr}={}", quote(value));
+            out!("{attr}={}", quote(value));
         }
     }
-    println!("# key: {}, lifetime: {}h", identity.key, identity.lifetime_secs / 3600);
+    out!("# key: {}, lifetime: {}h", identity.key, identity.lifetime_secs / 3600);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -344,15 +475,50 @@ fn lint(args: &[String]) -> Result<ExitCode, Fail> {
     }
     let mut failed = false;
     for path in &opts.rest {
-        match compile_file(Path::new(path)) {
-            Ok(policy) => println!("{path}: ok, {} rules", policy.rule_count()),
+        let (compiled, warnings) = lint_file(Path::new(path));
+        for w in &warnings {
+            emit_err(format_args!("{}:{}:{}: warning: {}", w.file, w.line, w.col, w.message));
+        }
+        match compiled {
+            Ok(policy) => out!("{path}: ok, {} rules", policy.rule_count()),
             Err(errors) => {
-                eprintln!("{}", format_errors(&errors));
+                emit_err(format_args!("{}", format_errors(&errors)));
                 failed = true;
             }
         }
     }
     Ok(if failed { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// One line of a cases file.
+struct Case<'a> {
+    line: usize,
+    want_allow: bool,
+    expected: &'a str,
+    cert: &'a str,
+    method: &'a str,
+    path: &'a str,
+}
+
+/// Reads one line of a cases file: None for a blank or comment line.
+fn parse_case(n: usize, line: &str) -> Option<Result<Case<'_>, String>> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let [expected, cert, method, path] = fields.as_slice() else {
+        return Some(Err(format!("expected `ALLOW|DENY CERT METHOD PATH`, not `{line}`")));
+    };
+    let want_allow = match *expected {
+        "ALLOW" => true,
+        "DENY" => false,
+        other => return Some(Err(format!("`{other}` is neither ALLOW nor DENY"))),
+    };
+    if !path.starts_with('/') {
+        return Some(Err(format!("the path `{path}` must start with /")));
+    }
+    Some(Ok(Case { line: n, want_allow, expected, cert, method, path }))
 }
 
 fn test(args: &[String]) -> Result<ExitCode, Fail> {
@@ -370,45 +536,60 @@ fn test(args: &[String]) -> Result<ExitCode, Fail> {
     let cases =
         std::fs::read_to_string(cases_path).map_err(|e| Fail(format!("cannot read {cases_path}: {e}")))?;
     let base = Path::new(cases_path).parent().map(Path::to_path_buf).unwrap_or_default();
-    let (mut passed, mut failed) = (0, 0);
+    let (mut passed, mut failed, mut malformed) = (0, 0, 0);
     for (n, line) in cases.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let [expected, cert, method, path] = fields.as_slice() else {
-            return Err(Fail(format!("{cases_path}:{}: expected `ALLOW|DENY CERT METHOD PATH`", n + 1)));
-        };
-        let want_allow = match *expected {
-            "ALLOW" => true,
-            "DENY" => false,
-            other => {
-                return Err(Fail(format!("{cases_path}:{}: `{other}` is neither ALLOW nor DENY", n + 1)))
+        let case = match parse_case(n + 1, line) {
+            None => continue,
+            Some(Ok(case)) => case,
+            Some(Err(message)) => {
+                // Reported, and the other cases still run: one typo should not hide
+                // what the rest of the file says.
+                emit_err(format_args!("{cases_path}:{}: {message}", n + 1));
+                malformed += 1;
+                continue;
             }
         };
-        let cert_path: PathBuf = base.join(cert);
-        let presented = load_cert(&cert_path)?;
-        let (decision, reason) = decide_one(&policy, &presented, method, path, None);
+        let cert_path: PathBuf = base.join(case.cert);
+        let presented = match load_cert(&cert_path) {
+            Ok(presented) => presented,
+            Err(Fail(message)) => {
+                emit_err(format_args!("{cases_path}:{}: {message}", case.line));
+                malformed += 1;
+                continue;
+            }
+        };
+        let (decision, reason) = decide_one(&policy, &presented, case.method, case.path.as_bytes(), None);
         if let Some(coverage) = coverage.as_mut() {
             coverage.record(&decision, presented.identity());
         }
-        if decision.allowed == want_allow {
+        if decision.allowed == case.want_allow {
             passed += 1;
         } else {
             failed += 1;
-            println!(
-                "FAIL {cases_path}:{}: expected {expected} {cert} {method} {path}, got {}: {reason}",
-                n + 1,
+            out!(
+                "FAIL {cases_path}:{}: expected {} {} {} {}, got {}: {reason}",
+                case.line,
+                case.expected,
+                case.cert,
+                case.method,
+                case.path,
                 if decision.allowed { "ALLOW" } else { "DENY" }
             );
         }
     }
-    println!("{passed} passed, {failed} failed");
+    if passed + failed + malformed == 0 {
+        return Err(Fail(format!(
+            "{cases_path}: no cases (one `ALLOW|DENY CERT METHOD PATH` per line, `#` comments)"
+        )));
+    }
+    out!("{passed} passed, {failed} failed");
     if let Some(coverage) = coverage {
         for line in coverage.report() {
-            println!("{line}");
+            out!("{line}");
         }
+    }
+    if malformed > 0 {
+        return Err(Fail(format!("{cases_path}: {malformed} line(s) are not cases that can run; see above")));
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -19,6 +19,7 @@ use crate::decide::{IpNet, KeySpec, Matcher, Methods, PathPattern, Policy, Rule,
 use crate::dn::Dn;
 use crate::identity::hex;
 use crate::lexer::{lex_each, LChar, Lexed, Statement, Token};
+use crate::lint::{Lint, Noted};
 
 // Limits on what one builder reads (SPEC invariant 12): a policy source that is a FIFO, a
 // device, a file that never ends or includes that fan out must end in bounded time and
@@ -99,6 +100,8 @@ pub struct PolicyBuilder {
     statements: usize,
     /// A limit was reached: nothing more is read.  The builder has an error.
     stopped: bool,
+    /// Set by `collect_warnings`.
+    lint: Option<Box<Lint>>,
 }
 
 impl PolicyBuilder {
@@ -117,6 +120,39 @@ impl PolicyBuilder {
             message: "internal error while reading the policy; nothing of it is used".into(),
             io: false,
         });
+    }
+
+    /// Also notes what `build_with_warnings` warns about.  Only for linting:
+    /// it keeps a copy of every statement read.
+    pub fn collect_warnings(&mut self) {
+        self.lint.get_or_insert_with(Box::default);
+    }
+
+    /// Builds as `build` does, and returns the warnings found (none unless
+    /// `collect_warnings` was called first), in the order of the files and
+    /// their positions.  Warnings never keep a policy from building.
+    pub fn build_with_warnings(mut self) -> (Result<Policy, Vec<PolicyError>>, Vec<PolicyError>) {
+        let mut warnings: Vec<PolicyError> = match self.lint.take() {
+            Some(lint) => lint
+                .finish(&self.files)
+                .into_iter()
+                .map(|(pos, message)| PolicyError {
+                    file: self.files[pos.file as usize].clone(),
+                    line: pos.line,
+                    col: pos.col,
+                    message,
+                    io: false,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        // A file included more than once is read, and warned about, each time.
+        warnings.sort_by(|a, b| {
+            let order = |e: &PolicyError| (self.file_ids.get(&e.file).copied().unwrap_or(0), e.line, e.col);
+            order(a).cmp(&order(b)).then_with(|| a.message.cmp(&b.message))
+        });
+        warnings.dedup();
+        (self.build(), warnings)
     }
 
     /// The errors found so far.
@@ -217,6 +253,9 @@ impl PolicyBuilder {
         };
         let file = self.file_id(&name);
         let text = match String::from_utf8(bytes) {
+            // Editors on Windows start UTF-8 files with a byte order mark; it is
+            // not part of the first statement, and columns count after it.
+            Ok(text) if text.starts_with('\u{feff}') => text['\u{feff}'.len_utf8()..].to_string(),
             Ok(text) => text,
             Err(e) => {
                 let (line, col, byte) = first_invalid_byte(e.as_bytes(), e.utf8_error().valid_up_to());
@@ -311,6 +350,9 @@ impl PolicyBuilder {
                 if tokens.len() != 2 {
                     Err((pos(&tokens[0]), "`include` takes exactly one file name".to_string()))
                 } else {
+                    if let Some(lint) = self.lint.as_mut() {
+                        lint.statement(tokens, file, None, std::iter::empty());
+                    }
                     let target = base.join(tokens[1].text());
                     self.add_file_from(&target, Some(pos(&tokens[1])));
                     return;
@@ -322,7 +364,12 @@ impl PolicyBuilder {
             )),
         };
         match result {
-            Ok(parsed) => self.parsed.push(parsed),
+            Ok(parsed) => {
+                if let Some(lint) = self.lint.as_mut() {
+                    note(lint, tokens, file, &parsed);
+                }
+                self.parsed.push(parsed)
+            }
             Err((at, message)) => self.error(at, message),
         }
     }
@@ -432,6 +479,29 @@ impl PolicyBuilder {
             }
         }
         ok.then_some(out)
+    }
+}
+
+/// Hands a parsed statement's matchers to the lint.
+fn note(lint: &mut Lint, tokens: &[Token], file: u32, parsed: &Parsed) {
+    let noted = |matchers: &[RawMatcher]| -> Vec<Noted> {
+        matchers
+            .iter()
+            .filter_map(|m| match m {
+                RawMatcher::Ready(Matcher::Attr(attr, _)) => Some(Noted::Attr(*attr)),
+                RawMatcher::Ready(_) => None,
+                RawMatcher::Group(name, _) => Some(Noted::Group(name.clone())),
+            })
+            .collect()
+    };
+    match parsed {
+        Parsed::Group { name, matchers } => {
+            lint.statement(tokens, file, Some(name), noted(matchers).into_iter())
+        }
+        Parsed::Rule { matchers, .. } => lint.statement(tokens, file, None, noted(matchers).into_iter()),
+        Parsed::RequireKey { .. } | Parsed::RequireLifetime { .. } => {
+            lint.statement(tokens, file, None, std::iter::empty())
+        }
     }
 }
 
@@ -632,6 +702,14 @@ fn parse_value(attr: Attr, chars: &[LChar], pos: Pos, file: u32) -> ParseResult<
         }
         return match Dn::parse_rfc4514(&text) {
             Ok(dn) => Ok(ValueMatch::Exact(dn.canonical_key().into())),
+            Err(_) if crate::lint::slash_form(&text).is_some() => Err((
+                pos,
+                format!(
+                    "bad {attr} name: `{text}` is openssl's old /TYPE=value form; write it as RFC 4514 \
+                     does, most specific part first: `{}`",
+                    crate::lint::slash_form(&text).unwrap_or_default()
+                ),
+            )),
             Err((offset, message)) => {
                 let col_shift = text[..offset.min(text.len())].chars().count();
                 let at_offset = body.get(col_shift).map(|c| at_char(file, c)).unwrap_or(pos);

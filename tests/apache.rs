@@ -125,10 +125,14 @@ SSLProtocol -all +TLSv1.3
     CertAuthz On
     CertAuthzRule "allow GET /strict/** any"
 </Location>
-# On, but nothing gives this location a policy: refused per request.
+# On, and only a regular expression's section (which apply is known per
+# request) might give it a policy: none does, so it is refused per request.
 <Location "/nopolicy">
     CertAuthz On
 </Location>
+<LocationMatch "^/elsewhere">
+    CertAuthzRule "allow GET /elsewhere/** any"
+</LocationMatch>
 "#,
         "http/1.1",
         "LogLevel warn cert_authz:debug",
@@ -217,7 +221,8 @@ fn configuration_errors_in_apache_terms_stop_configtest() {
     // A working configuration first, with a rule naming a group that a
     // later rule defines inside a section.
     apache.write_conf(
-        r#"CertAuthzPolicy shared.policy
+        r#"SSLVerifyClient optional
+CertAuthzPolicy shared.policy
 <Location "/x">
     CertAuthz On
     CertAuthzRule "allow GET /x/** group=late"
@@ -597,4 +602,151 @@ SSLProtocol -all +TLSv1.2 +TLSv1.3
             assert_eq!(again, (want, true), "{proto} {client}, resumed session");
         }
     }
+}
+
+// ---- mistakes that apache2 -t names ---------------------------------------------------
+
+#[test]
+fn configtest_names_a_scope_where_no_certificate_can_be_verified() {
+    let mut apache = Apache::new("no-verify");
+    let on = "CertAuthzPolicy shared.policy\n<Location \"/x\">\n    CertAuthz On\n</Location>\n";
+    let refused = "no client certificate can be verified there, so every request would be refused";
+
+    apache.write_conf(on);
+    let (ok, text) = apache.config_test();
+    assert!(!ok, "accepted:\n{text}");
+    let at = apache.conf_position("CertAuthz On");
+    assert!(
+        text.contains(&format!(
+            "CA00040: {at}: CertAuthz On, but no SSLVerifyClient require, optional or optional_no_ca is \
+             set in the main server or any virtual host: {refused}"
+        )),
+        "{text}"
+    );
+
+    // In report mode too, as in nginx: a report of nothing but refusals tells nothing.
+    apache.write_conf(&on.replace("CertAuthz On\n", "CertAuthz On\n    CertAuthzMode report\n"));
+    let (ok, text) = apache.config_test();
+    assert!(!ok, "accepted:\n{text}");
+    assert!(text.contains(&format!("CA00040: {at}: CertAuthz On, but no SSLVerifyClient")), "{text}");
+
+    // A SSLVerifyClient in any section counts: which sections apply is known per request.
+    apache.write_conf(&format!("{on}<Location \"/y\">\n    SSLVerifyClient optional\n</Location>\n"));
+    let (ok, text) = apache.config_test();
+    assert!(ok && !text.contains("CA0004"), "{text}");
+
+    // A virtual host without TLS never sees a client certificate.
+    let port = common::free_port();
+    let plain_host = format!("Listen 127.0.0.1:{port}\n<VirtualHost 127.0.0.1:{port}>\n    SSLEngine off\n");
+    apache.write_conf(&format!(
+        "SSLVerifyClient require\nCertAuthzPolicy shared.policy\n{plain_host}    <Location \"/\">\n        \
+         CertAuthz On\n    </Location>\n</VirtualHost>\n"
+    ));
+    let (ok, text) = apache.config_test();
+    assert!(!ok, "accepted:\n{text}");
+    let (at, host) = (apache.conf_position("CertAuthz On"), apache.conf_position("<VirtualHost"));
+    assert!(
+        text.contains(&format!(
+            "CA00040: {at}: CertAuthz On, but SSLEngine is not on in the virtual host at {host}: {refused}"
+        )),
+        "{text}"
+    );
+
+    // The main server's CertAuthz On applies to such a host too, which it then refuses whole.
+    apache.write_conf(&format!(
+        "SSLVerifyClient require\nCertAuthzPolicy shared.policy\nCertAuthz On\n{plain_host}</VirtualHost>\n"
+    ));
+    let (ok, text) = apache.config_test();
+    assert!(ok, "{text}");
+    let (at, host) = (apache.conf_position("CertAuthz On"), apache.conf_position("<VirtualHost"));
+    assert!(
+        text.contains(&format!(
+            "CA00041: {at}: CertAuthz On applies to the virtual host at {host} too, which has no SSLEngine \
+             on: every request to it is refused"
+        )),
+        "{text}"
+    );
+
+    // At start-up, httpd reads its configuration twice: the warning is in the error log once.
+    apache.start();
+    assert_eq!(apache.error_log().matches("CA00041").count(), 1, "{}", apache.error_log());
+    apache.stop();
+
+    // A <Location> whose only policies are in sections beside it, never where it applies.
+    let siblings =
+        "SSLVerifyClient require\n<Location \"/a\">\n    CertAuthzRule \"allow GET /a any\"\n</Location>\n\
+                    <Location \"/b\">\n    CertAuthz On\n</Location>\n";
+    apache.write_conf(siblings);
+    let (ok, text) = apache.config_test();
+    assert!(!ok, "accepted:\n{text}");
+    let at = apache.conf_position("CertAuthz On");
+    assert!(
+        text.contains(&format!(
+            "CA00042: {at}: CertAuthz On in <Location \"/b\">, but no policy can be in effect there: the only \
+             CertAuthzPolicy and CertAuthzRule lines are in <Location> sections that neither contain it nor lie \
+             within it"
+        )),
+        "{text}"
+    );
+    // One that contains it, lies within it, or may apply (another kind of section) is enough.
+    for other in
+        ["<Location \"/\">", "<Location \"/b/api\">", "<LocationMatch \"^/[ab]\">", "<Directory \"/\">"]
+    {
+        let close = other.split(' ').next().unwrap().replace('<', "</") + ">";
+        apache.write_conf(&format!("{siblings}{other}\n    CertAuthzRule \"allow GET /b any\"\n{close}\n"));
+        let (ok, text) = apache.config_test();
+        assert!(ok, "{other}: {text}");
+    }
+
+    // Without mod_ssl, nothing is ever verified.
+    apache.write_conf("CertAuthzPolicy shared.policy\nCertAuthz On\n");
+    let conf = fs::read_to_string(apache.conf_path()).unwrap();
+    let without_ssl: String = conf
+        .lines()
+        .filter(|l| !l.contains("ssl_module") && !l.starts_with("SSL"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    apache.write_raw_conf(&without_ssl);
+    let (ok, text) = apache.config_test();
+    assert!(!ok, "accepted:\n{text}");
+    let at = apache.conf_position("CertAuthz On");
+    assert!(
+        text.contains(&format!("CA00040: {at}: CertAuthz On, but mod_ssl is not loaded: {refused}")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_htaccess_file_cannot_change_the_module_and_is_told_why() {
+    let mut apache = Apache::new("htaccess");
+    apache.write_conf(&format!(
+        "SSLVerifyClient require\nCertAuthzPolicy shared.policy\n<Location \"/\">\n    CertAuthz On\n</Location>\n\
+         <Directory \"{}\">\n    AllowOverride AuthConfig\n</Directory>\n",
+        apache.path("cgi-bin").display()
+    ));
+    apache.start();
+    assert_eq!(apache.status(Some("alice"), "GET", "/status"), 200);
+    assert_eq!(apache.status(Some("alice"), "GET", "/admin/x"), 403);
+    for line in [
+        "CertAuthz Off",
+        "CertAuthzRule \"allow * /** any\"",
+        "CertAuthzPolicy /dev/null",
+        "CertAuthzMode report",
+        "CertAuthzUser subject.CN",
+        "CertAuthzRequestHeader X-User user",
+    ] {
+        fs::write(apache.path("cgi-bin/.htaccess"), format!("{line}\n")).unwrap();
+        // Refused as a broken .htaccess is: the request fails, and does not pass.
+        assert_eq!(apache.status(Some("alice"), "GET", "/admin/x"), 500, "{line}");
+        let name = line.split(' ').next().unwrap();
+        let want = format!(
+            "{name} cannot be used in a .htaccess file: cert-authz is configured only in the server \
+             configuration (a <Directory> or <Location> section), where its policy is compiled at start-up \
+             and no .htaccess file can change it"
+        );
+        let log = apache.error_log();
+        assert!(log.contains(&want), "{line}: {log}");
+    }
+    fs::remove_file(apache.path("cgi-bin/.htaccess")).unwrap();
+    assert_eq!(apache.status(Some("alice"), "GET", "/admin/x"), 403);
 }

@@ -95,12 +95,15 @@ fn check_prints_decision_reason_and_rule() {
         assert!(text(&out).contains("path is not unambiguous"), "{}", text(&out));
     }
 
-    // A refused certificate is a deny, not an error.
-    let mut junk = std::fs::read(&alice).unwrap();
-    junk.splice(40..44, b"!!!!".iter().copied());
-    std::fs::write(dir.join("junk.pem"), junk).unwrap();
+    // A refused certificate is a deny, not an error: a DER SEQUENCE whose
+    // TBSCertificate is a SET.
+    let pem = std::fs::read(&alice).unwrap();
+    let mut junk = cert_authz::identity::pem_chain_to_der(&pem).unwrap().remove(0);
+    assert_eq!(junk[4], 0x30);
+    junk[4] = 0x31;
+    std::fs::write(dir.join("junk.der"), junk).unwrap();
     let out =
-        cli(&["check", "--policy", s(&policy), "--cert", s(&dir.join("junk.pem")), "--path", "/status"]);
+        cli(&["check", "--policy", s(&policy), "--cert", s(&dir.join("junk.der")), "--path", "/status"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("subject \"(refused)\", reason: client certificate refused as malformed: "),
@@ -547,7 +550,7 @@ fn test_coverage_lists_the_statements_no_case_exercised() {
 #[test]
 fn every_subcommand_has_help_and_refuses_unknown_options() {
     for (command, usage) in [
-        ("check", "usage: cert-authz check --policy POLICY --cert CERT [--chain CHAIN] [--method METHOD] --path PATH"),
+        ("check", "usage: cert-authz check --policy POLICY --cert CERT [--chain CHAIN] [--method METHOD] (--path PATH | --target TARGET"),
         ("show", "usage: cert-authz show [--chain CHAIN] CERT\n"),
         ("lint", "usage: cert-authz lint POLICY...\n"),
         ("test", "usage: cert-authz test --policy POLICY [--coverage] CASES\n"),
@@ -715,4 +718,420 @@ fn check_and_show_take_the_verified_chain() {
     let empty = dir.join("empty.pem");
     std::fs::write(&empty, "").unwrap();
     assert_eq!(run(Some(&empty)), Some(2), "a chain file with no certificate is an error");
+}
+
+#[test]
+fn check_wants_a_path_from_the_root_or_a_target_as_a_client_sends_it() {
+    let dir = common::scratch("cli-target");
+    let pki = common::make_pki(&dir.join("pki"));
+    let policy = dir.join("p.policy");
+    std::fs::write(&policy, common::SHARED_POLICY).unwrap();
+    let alice = pki.cert("alice");
+    let check = |extra: &[&str]| {
+        let mut args = vec!["check", "--policy", s(&policy), "--cert", s(&alice)];
+        args.extend_from_slice(extra);
+        cli(&args)
+    };
+
+    let out = check(&["--path", "users/alice/x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(text(&out), "--path users/alice/x: a path must start with /\n");
+
+    // The query goes, `%2e%2e` is `..`, and the path decided is the one the servers hand on.
+    let out = check(&["--target", "/users/bob/%2e%2e//alice/./x?y=/admin"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).starts_with("CA00012: allowed by cert-authz: GET /users/alice/x, "), "{}", text(&out));
+
+    // Where the server answers by itself, the module is never asked: refused.
+    for (target, status) in [
+        ("/status\x01", "400"),
+        ("/status x", "400"),
+        ("/users/../../status", "400"),
+        ("/status%zz", "400"),
+        ("/status%00", "400 (nginx) or 404 (Apache)"),
+    ] {
+        let out = check(&["--target", target]);
+        assert_eq!(out.status.code(), Some(1), "{target}: {}", text(&out));
+        assert!(
+            text(&out).starts_with(&format!("refused by the server with {status} before any module runs: ")),
+            "{target}: {}",
+            text(&out)
+        );
+    }
+
+    // Only an encoded slash parts the servers: Apache refuses it, nginx decodes it.
+    let out = check(&["--target", "/users/alice%2Fx"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("give --server apache or --server nginx"), "{}", text(&out));
+    let out = check(&["--target", "/users/alice%2Fx", "--server", "apache"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).starts_with("refused by the server with 404"), "{}", text(&out));
+    let out = check(&["--target", "/users/alice%2Fx", "--server", "nginx"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("GET /users/alice/x, "), "{}", text(&out));
+
+    // Decoded characters that a backend may split at, or that are no UTF-8, are the module's refusals.
+    for target in
+        ["/users/alice/x%3Bjsessionid=1", "/users/alice/%5Cx", "/users/alice/%252Fx", "/users/alice/%FF"]
+    {
+        let out = check(&["--target", target]);
+        assert_eq!(out.status.code(), Some(1), "{target}: {}", text(&out));
+        assert!(text(&out).contains("reason: path is not unambiguous"), "{target}: {}", text(&out));
+    }
+
+    // An argument that is no UTF-8 is an error, not a panic.
+    let out = Command::new(env!("CARGO_BIN_EXE_cert-authz"))
+        .args(["check", "--policy", s(&policy), "--cert", s(&alice), "--target"])
+        .arg(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"/users/alice/\xff"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(text(&out), "an argument is not UTF-8 text\n");
+
+    for (args, message) in [
+        (&["--target", "users/alice"][..], "--target users/alice: a request target must start with /"),
+        (&["--target", "/status", "--path", "/status"], "--path and --target are two ways to say one thing"),
+        (&["--path", "/status", "--server", "nginx"], "--server goes with --target"),
+        (&["--target", "/status", "--server", "lighttpd"], "--server lighttpd: apache or nginx"),
+        (&[], "--path or --target is required"),
+    ] {
+        let out = check(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(text(&out).starts_with(message), "{args:?}: {}", text(&out));
+    }
+}
+
+#[test]
+fn a_file_that_holds_no_certificate_is_an_error_not_a_deny() {
+    let dir = common::scratch("cli-nocert");
+    let pki = common::make_pki(&dir.join("pki"));
+    let policy = dir.join("p.policy");
+    std::fs::write(&policy, common::SHARED_POLICY).unwrap();
+    let mut bad_base64 = std::fs::read(pki.cert("alice")).unwrap();
+    bad_base64.splice(40..44, b"!!!!".iter().copied());
+    let files: [(&str, Vec<u8>, &str); 5] = [
+        ("empty.pem", Vec::new(), "the file is empty"),
+        ("key.pem", std::fs::read(pki.key("alice")).unwrap(), "no -----BEGIN CERTIFICATE----- block"),
+        ("bad-base64.pem", bad_base64, "the PEM body is not base64"),
+        ("text.der", b"hello\n".to_vec(), "neither PEM nor one DER SEQUENCE"),
+        ("short.der", vec![0x30, 0x82, 0x01], "neither PEM nor one DER SEQUENCE"),
+    ];
+    for (name, bytes, why) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let want = format!("{}: holds no certificate: {why}\n", path.display());
+        let out = cli(&["check", "--policy", s(&policy), "--cert", s(&path), "--path", "/status"]);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out));
+        assert_eq!(text(&out), want, "{name}");
+        let out = cli(&["show", s(&path)]);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out));
+        assert_eq!(text(&out), want, "{name}");
+    }
+}
+
+#[test]
+fn test_names_every_malformed_line_after_running_every_case() {
+    let dir = common::scratch("cli-cases");
+    common::make_pki(&dir.join("pki"));
+    let policy = dir.join("p.policy");
+    std::fs::write(&policy, common::SHARED_POLICY).unwrap();
+    std::fs::write(dir.join("empty.pem"), "").unwrap();
+    let cases = dir.join("t.cases");
+    std::fs::write(
+        &cases,
+        "ALLOW pki/alice.pem GET /status\n\
+         ALLOW pki/alice.pem GET\n\
+         MAYBE pki/alice.pem GET /status\n\
+         # a comment\n\
+         DENY pki/alice.pem GET status\n\
+         DENY pki/nobody.pem GET /status\n\
+         DENY empty.pem GET /status\n\
+         ALLOW pki/alice.pem GET /admin\n",
+    )
+    .unwrap();
+    let out = cli(&["test", "--policy", s(&policy), s(&cases)]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let c = s(&cases);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 6, "{stderr}");
+    assert_eq!(
+        lines[0],
+        format!("{c}:2: expected `ALLOW|DENY CERT METHOD PATH`, not `ALLOW pki/alice.pem GET`")
+    );
+    assert_eq!(lines[1], format!("{c}:3: `MAYBE` is neither ALLOW nor DENY"));
+    assert_eq!(lines[2], format!("{c}:5: the path `status` must start with /"));
+    assert!(lines[3].starts_with(&format!("{c}:6: cannot read ")), "{stderr}");
+    assert_eq!(
+        lines[4],
+        format!("{c}:7: {}: holds no certificate: the file is empty", dir.join("empty.pem").display())
+    );
+    assert_eq!(lines[5], format!("{c}: 5 line(s) are not cases that can run; see above"));
+    // The well-formed cases ran, the failing one among them.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("FAIL {c}:8: expected ALLOW pki/alice.pem GET /admin, got DENY")),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("1 passed, 1 failed\n"), "{stdout}");
+
+    for (name, body) in [("empty.cases", ""), ("comments.cases", "# nothing yet\n\n")] {
+        let path = dir.join(name);
+        std::fs::write(&path, body).unwrap();
+        let out = cli(&["test", "--policy", s(&policy), s(&path)]);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out));
+        assert!(
+            text(&out).starts_with(&format!("{}: no cases (one `ALLOW|DENY", path.display())),
+            "{}",
+            text(&out)
+        );
+    }
+}
+
+#[test]
+fn lint_warns_of_what_compiles_but_is_probably_a_mistake() {
+    let dir = common::scratch("cli-lint-warn");
+    let policy = dir.join("w.policy");
+    std::fs::write(
+        &policy,
+        "group ops subject.OU=ops\n\
+         group unused subject.OU=nobody\n\
+         allow GET /a group=ops\n\
+         allow GET /a group=ops\n\
+         allow GET /b subject=\"O = Example Corp, CN = alice\"\n\
+         allow GET /c serial=01\n\
+         allow GET /d serial=02 issuer.CN=\"Example Test CA\"\n\
+         group pinned issuer.CN=x serial=03\n\
+         allow GET /e group=pinned\n\
+         group serials serial=04\n\
+         allow GET /f group=serials ca.spki=0000000000000000000000000000000000000000000000000000000000000000\n\
+         allow GET /g group=serials\n\
+         allow GET /h subject=CN=alice,O=x\n",
+    )
+    .unwrap();
+    let p = s(&policy);
+    let out = cli(&["lint", p]);
+    assert_eq!(out.status.code(), Some(0), "warnings do not fail: {}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{p}: ok, 9 rules\n"));
+    let serial =
+        "warning: `serial=` without a matcher of the issuer: serial numbers are unique only per CA, \
+                  so another trusted CA's certificate may carry the same one; add issuer=, issuer.spki= or \
+                  ca.spki= to";
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).lines().collect::<Vec<_>>(),
+        vec![
+            format!("{p}:2:1: warning: group `unused` is never used: no allow or deny statement names group=unused"),
+            format!("{p}:4:1: warning: the same statement as at line 3"),
+            format!(
+                "{p}:5:23: warning: `O = Example Corp, CN = alice` is in openssl's display order (most \
+                 significant part first); subject= takes RFC 4514's, most specific first: `CN=alice,O=Example Corp`"
+            ),
+            format!("{p}:6:14: {serial} the statement"),
+            format!("{p}:10:15: {serial} this line or the statements that use the group"),
+        ]
+    );
+
+    // A statement of another file: named with its file.  A file included twice is not
+    // its statements written twice.
+    let other = dir.join("other.policy");
+    std::fs::write(&other, "allow GET /a group=ops\n").unwrap();
+    let main = dir.join("main.policy");
+    std::fs::write(&main, "group ops subject.OU=ops\ninclude other.policy\nallow GET /a group=ops\n")
+        .unwrap();
+    let out = cli(&["lint", s(&main)]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("{}:3:1: warning: the same statement as at {}:1\n", main.display(), other.display())
+    );
+    std::fs::write(&main, "group ops subject.OU=ops\ninclude other.policy\ninclude other.policy\n").unwrap();
+    let out = cli(&["lint", s(&main)]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("{}:3:1: warning: the same statement as at line 2\n", main.display())
+    );
+    // What a file included twice says twice is said once.
+    std::fs::write(&other, "allow GET /a group=ops\nallow GET /a group=ops\n").unwrap();
+    std::fs::write(&main, "group ops subject.OU=ops\ninclude other.policy\n  include other.policy\n")
+        .unwrap();
+    let out = cli(&["lint", s(&main)]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "{}:3:3: warning: the same statement as at line 2\n{}:2:1: warning: the same statement as at line 1\n",
+            main.display(),
+            other.display()
+        )
+    );
+
+    // openssl's old one-line form does not compile; the error says how to write it.
+    let slash = dir.join("slash.policy");
+    std::fs::write(&slash, "allow GET / subject=\"/O=Example Corp/CN=alice\"\n").unwrap();
+    let out = cli(&["lint", s(&slash)]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(
+        text(&out),
+        format!(
+            "{}:1:22: bad subject name: `/O=Example Corp/CN=alice` is openssl's old /TYPE=value form; write \
+             it as RFC 4514 does, most specific part first: `CN=alice,O=Example Corp`\n",
+            slash.display()
+        )
+    );
+
+    // A UTF-8 byte order mark is skipped: columns count from after it.
+    let bom = dir.join("bom.policy");
+    std::fs::write(&bom, "\u{feff}allow GET / any\n").unwrap();
+    let out = cli(&["lint", s(&bom)]);
+    assert_eq!(text(&out), format!("{}: ok, 1 rules\n", bom.display()));
+    let alice = common::make_pki(&dir.join("pki")).cert("alice");
+    std::fs::write(&bom, "\u{feff}allow GET /a subject.CN=bob\n").unwrap();
+    let out = cli(&["check", "--policy", s(&bom), "--cert", s(&alice), "--path", "/a", "--explain"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("bom.policy:1: allow GET /a subject.CN=bob\n"), "{}", text(&out));
+    std::fs::write(&bom, "\u{feff}allow GET / bogus\n").unwrap();
+    let out = cli(&["lint", s(&bom)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).starts_with(&format!("{}:1:13: expected `any`", bom.display())), "{}", text(&out));
+}
+
+/// Runs the CLI with its stdout a pipe whose reader is already gone.
+fn cli_into_closed_pipe(args: &[&str]) -> Output {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe() fills both descriptors; the read end is closed at once and
+    // the write end owned by the File, which the child's stdout takes over.
+    let writer = unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        libc::close(fds[0]);
+        std::fs::File::from_raw_fd(fds[1])
+    };
+    Command::new(env!("CARGO_BIN_EXE_cert-authz"))
+        .args(args)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("running cert-authz")
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_with_the_decision_as_status() {
+    let dir = common::scratch("cli-pipe");
+    let pki = common::make_pki(&dir.join("pki"));
+    let policy = dir.join("p.policy");
+    std::fs::write(&policy, common::SHARED_POLICY).unwrap();
+    let alice = pki.cert("alice");
+    for (args, status) in [
+        (vec!["show", s(&alice)], 0),
+        (vec!["check", "--policy", s(&policy), "--cert", s(&alice), "--path", "/status"], 0),
+        (vec!["check", "--policy", s(&policy), "--cert", s(&alice), "--path", "/admin", "--explain"], 1),
+        (vec!["lint", s(&policy)], 0),
+        (vec!["--help"], 0),
+    ] {
+        let out = cli_into_closed_pipe(&args);
+        assert_eq!(out.status.code(), Some(status), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stderr.is_empty(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// For each target, the status the server itself answers with the shared
+/// policy, and the status `check --target --server NAME` stands for: 200 for
+/// an allow, 403 for a deny, the server's own status where it refuses first.
+fn target_statuses<S: common::server::Server>(
+    name: &str,
+    http2: bool,
+    targets: &[&str],
+) -> Vec<(String, u16, u16)> {
+    let mut server = S::new(if http2 { "target-h2" } else { "target" });
+    let policy = server.policy_file("target.policy", common::SHARED_POLICY);
+    let site = common::server::Site { http2, policy: policy.to_str(), ..Default::default() };
+    server.configure(&site);
+    server.start();
+    let alice = server.pki().cert("alice");
+    let mut out = Vec::new();
+    for target in targets {
+        let served = server.request_with(Some("alice"), "GET", target, &["--path-as-is"]).status;
+        let said = cli(&[
+            "check",
+            "--policy",
+            s(&policy),
+            "--cert",
+            s(&alice),
+            "--target",
+            target,
+            "--server",
+            name,
+        ]);
+        let stdout = String::from_utf8_lossy(&said.stdout).into_owned();
+        let claimed = match said.status.code() {
+            Some(0) => 200,
+            Some(1) => match stdout.strip_prefix("refused by the server with ") {
+                Some(rest) => rest[..3].parse().unwrap(),
+                None => 403,
+            },
+            _ => panic!("{name} {target}: {}", text(&said)),
+        };
+        out.push((target.to_string(), served, claimed));
+    }
+    server.stop();
+    out
+}
+
+#[test]
+fn check_target_refuses_and_decides_where_apache_and_nginx_do() {
+    // Every kind of target --target models (curl sends a `#` as it is not: left out).
+    let targets = [
+        "/status",
+        "/status?x=/admin",
+        "/st%61tus",
+        "/status/",
+        "/status/.",
+        "/x/../status",
+        "/x/%2e%2e/status",
+        "/x/.%2E/status",
+        "//status",
+        "/./status",
+        "/../status",
+        "/%2e%2e/status",
+        "/users/alice/a",
+        "/users/bob/../alice/a",
+        "/users/alice/..",
+        "/users/alice%2Fa",
+        "/users/x%2F..%2Falice/a",
+        "/users/alice/a%2F..%2F..%2Fbob/a",
+        "/status%00",
+        "/status%zz",
+        "/status%2",
+        "/users/alice/%3Bx",
+        "/users/alice/x;y",
+        "/users/alice/%5Cx",
+        "/users/alice/%252Fx",
+        "/users/alice/%FF",
+        "/users/alice/%3Fx",
+        "/admin/secrets/../x",
+    ];
+    // HTTP/1.1 and HTTP/2 (`:path`) alike.
+    let (mut statuses, mut encoded_slash) = (Vec::new(), Vec::new());
+    for http2 in [false, true] {
+        let runs = [
+            ("apache", target_statuses::<common::apache::Apache>("apache", http2, &targets)),
+            ("nginx", target_statuses::<common::nginx::Nginx>("nginx", http2, &targets)),
+        ];
+        for (name, results) in runs {
+            for (target, served, claimed) in results {
+                assert_ne!(served, 0, "{name} {target}: no answer");
+                assert_eq!(
+                    claimed, served,
+                    "{name}, HTTP/2 {http2}, {target}: the CLI says {claimed}, the server answered {served}"
+                );
+                statuses.push(served);
+                if target == "/users/alice%2Fa" {
+                    encoded_slash.push((name, served));
+                }
+            }
+        }
+    }
+    // The run covers allows, denies and the servers' own refusals, and the one difference.
+    for status in [200, 400, 403, 404] {
+        assert!(statuses.contains(&status), "no {status} among {statuses:?}");
+    }
+    assert_eq!(encoded_slash, [("apache", 404), ("nginx", 200), ("apache", 404), ("nginx", 200)]);
 }

@@ -1114,3 +1114,64 @@ fn children(parent: i32) -> usize {
         })
         .count()
 }
+
+#[test]
+fn cert_authz_on_where_a_server_listens_without_ssl_is_named_by_nginx_t() {
+    let position = |nginx: &Nginx, needle: &str| {
+        let conf = nginx.dir().join("conf/nginx.conf");
+        let text = fs::read_to_string(&conf).unwrap();
+        format!("{}:{}", conf.display(), text.lines().position(|l| l.contains(needle)).expect(needle) + 1)
+    };
+    let tls = "cert_authz_rule \"allow GET /** any\";\n\
+               ssl_certificate PKI/server.pem;\n\
+               ssl_certificate_key PKI/server.key;\n\
+               ssl_client_certificate PKI/ca.pem;\n";
+
+    // a server{} that verifies on no listener with TLS: an error, in either mode
+    for mode in ["enforce", "report"] {
+        let nginx = Nginx::with_http(
+            &format!("plain-only-{mode}"),
+            &format!(
+                "{tls}server {{ # SERVER\nlisten 127.0.0.1:PORT;\nssl_verify_client on;\n\
+                 cert_authz_mode {mode};\ncert_authz on; # HERE\n}}\n"
+            ),
+        );
+        let (ok, out) = nginx.config_test();
+        assert!(!ok, "{mode}: nginx -t accepted it:\n{out}");
+        let want = format!(
+            "\"cert_authz on\" in {} is in effect in the server in {}, which has no \"listen ... ssl\": no \
+             client certificate can be verified there, so every request would be refused",
+            position(&nginx, "# HERE"),
+            position(&nginx, "# SERVER")
+        );
+        assert!(out.contains(&want), "{mode}: {out}");
+    }
+
+    // a plain listener beside a TLS one: a warning that names it, once for the
+    // server{} however many locations it has; and it does refuse every request
+    let plain = free_port();
+    let mut nginx = Nginx::with_http(
+        "plain-beside-tls",
+        &format!(
+            "{tls}server {{ # SERVER\nlisten 127.0.0.1:PORT ssl;\nlisten 127.0.0.1:{plain};\n\
+             server_name localhost;\nssl_verify_client on;\ncert_authz on; # HERE\n\
+             location /a/ {{ }}\nlocation /b/ {{ cert_authz_user subject.CN; }}\n}}\n"
+        ),
+    );
+    let (ok, out) = nginx.config_test();
+    assert!(ok, "{out}");
+    let want = format!(
+        "[warn] \"cert_authz on\" in {} is in effect in the server in {}, which also listens on \
+         127.0.0.1:{plain} without ssl: every request there is refused",
+        position(&nginx, "# HERE"),
+        position(&nginx, "# SERVER")
+    );
+    assert_eq!(out.matches(&want).count(), 1, "{out}");
+    nginx.start();
+    let status = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("http://127.0.0.1:{plain}/a/x")])
+        .output()
+        .expect("running curl");
+    assert_eq!(String::from_utf8_lossy(&status.stdout), "403");
+    assert_eq!(nginx.status(Some("alice"), "GET", "/a/x"), 404, "allowed over TLS, then no such file");
+}

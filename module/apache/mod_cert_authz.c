@@ -70,6 +70,7 @@
 
 #include "ap_config.h"
 #include "ap_provider.h"
+#include "util_cfgtree.h"
 #include "httpd.h"
 #include "http_config.h"
 #include "http_connection.h"
@@ -107,6 +108,9 @@
 /* Pool userdata key under which the scopes read from the configuration are
  * listed for the checks of check_config (see cert_authz_check_config). */
 #define CERT_AUTHZ_SCOPES_KEY "cert_authz_module::scopes"
+
+/* Pool userdata key of the warnings check_config leaves to post_config. */
+#define CERT_AUTHZ_WARNINGS_KEY "cert_authz_module::warnings"
 
 /* The backend's variables.  Arrays, not literals: fixups tells the
  * module's own entries by their key's and value's address (see
@@ -159,6 +163,9 @@ typedef struct {
     /* Bookkeeping for the configuration-time checks; unused per request. */
     int registered;
     server_rec *server;
+    const ap_directive_t *vhost;  /* its <VirtualHost>, NULL in the main */
+    const ap_directive_t *section;  /* its <Location> etc., NULL if none */
+    const char *path;             /* the section's path (cmd->path) */
     const char *enabled_where;    /* "FILE:LINE" of CertAuthz On */
     const char *sources_where;    /* "FILE:LINE" of the first source */
 } cert_authz_dir_conf;
@@ -317,6 +324,7 @@ static const char *directive_where(cmd_parms *cmd)
 static void register_scope(cmd_parms *cmd, cert_authz_dir_conf *conf)
 {
     apr_array_header_t *scopes = NULL;
+    const ap_directive_t *d;
     void *data = NULL;
 
     if (conf->registered) {
@@ -332,6 +340,19 @@ static void register_scope(cmd_parms *cmd, cert_authz_dir_conf *conf)
     APR_ARRAY_PUSH(scopes, cert_authz_dir_conf *) = conf;
     conf->registered = 1;
     conf->server = cmd->server;
+    conf->path = cmd->path;
+    for (d = cmd->directive->parent; d; d = d->parent) {
+        if (!strcasecmp(d->directive, "<VirtualHost")) {
+            conf->vhost = d;
+            break;
+        }
+        /* <IfModule>, <IfDefine> and the like only say whether to read;
+         * <If> is a section */
+        if (!conf->section && (strncasecmp(d->directive, "<If", 3)
+                               || !strcasecmp(d->directive, "<If"))) {
+            conf->section = d;
+        }
+    }
 }
 
 static apr_status_t free_policy(void *data)
@@ -367,6 +388,26 @@ static const char *core_errors(apr_pool_t *p, const char *errors,
                        NULL);
 }
 
+/*
+ * The directives are accepted in .htaccess files (AllowOverride AuthConfig)
+ * only to refuse them there with a reason: a policy is compiled once, when
+ * the configuration is read, and whoever writes a .htaccess file must not
+ * be able to turn the module off or replace the policy.  httpd's own
+ * "not allowed here" would name neither.
+ */
+static const char *not_in_htaccess(cmd_parms *cmd)
+{
+    if (!ap_check_cmd_context(cmd, NOT_IN_HTACCESS)) {
+        return NULL;
+    }
+    return apr_pstrcat(cmd->pool, cmd->cmd->name, " cannot be used in a "
+                       ".htaccess file: cert-authz is configured only in "
+                       "the server configuration (a <Directory> or "
+                       "<Location> section), where its policy is compiled "
+                       "at start-up and no .htaccess file can change it",
+                       NULL);
+}
+
 /* Adds a CertAuthzPolicy file or CertAuthzRule statement to the scope's
  * builder; an error in it stops the configuration at this directive. */
 static const char *add_source(cmd_parms *cmd, cert_authz_dir_conf *conf,
@@ -376,7 +417,10 @@ static const char *add_source(cmd_parms *cmd, cert_authz_dir_conf *conf,
     cert_authz_result rc;
     const char *err;
 
-    err = ap_check_cmd_context(cmd, NOT_IN_LIMIT);
+    err = not_in_htaccess(cmd);
+    if (!err) {
+        err = ap_check_cmd_context(cmd, NOT_IN_LIMIT);
+    }
     if (err) {
         return err;
     }
@@ -426,8 +470,11 @@ static const char *add_rule(cmd_parms *cmd, void *dconf, const char *arg)
 static const char *set_enabled(cmd_parms *cmd, void *dconf, int flag)
 {
     cert_authz_dir_conf *conf = dconf;
-    const char *err = ap_check_cmd_context(cmd, NOT_IN_LIMIT);
+    const char *err = not_in_htaccess(cmd);
 
+    if (!err) {
+        err = ap_check_cmd_context(cmd, NOT_IN_LIMIT);
+    }
     if (err) {
         return err;
     }
@@ -440,7 +487,11 @@ static const char *set_enabled(cmd_parms *cmd, void *dconf, int flag)
 static const char *set_mode(cmd_parms *cmd, void *dconf, const char *arg)
 {
     cert_authz_dir_conf *conf = dconf;
+    const char *err = not_in_htaccess(cmd);
 
+    if (err) {
+        return err;
+    }
     if (!strcasecmp(arg, "enforce")) {
         conf->mode = CERT_AUTHZ_MODE_ENFORCE;
     }
@@ -457,7 +508,11 @@ static const char *set_mode(cmd_parms *cmd, void *dconf, const char *arg)
 static const char *set_user_attr(cmd_parms *cmd, void *dconf, const char *arg)
 {
     cert_authz_dir_conf *conf = dconf;
+    const char *err = not_in_htaccess(cmd);
 
+    if (err) {
+        return err;
+    }
     if (cert_authz_attr_check(arg, strlen(arg)) != CERT_AUTHZ_OK) {
         return apr_pstrcat(cmd->pool, "CertAuthzUser: '", arg, "' is not a "
                            "certificate attribute (e.g. subject.CN, "
@@ -544,6 +599,9 @@ static const char *add_request_header(cmd_parms *cmd, void *dconf,
     export_item item;
     const char *err;
 
+    if (not_in_htaccess(cmd)) {
+        return not_in_htaccess(cmd);
+    }
     if (!is_token(name)) {
         return apr_pstrcat(cmd->pool, "CertAuthzRequestHeader: '", name,
                            "' is not a header name", NULL);
@@ -617,29 +675,32 @@ static const char *add_export(cmd_parms *cmd, void *dconf, const char *word)
 }
 
 static const command_rec cert_authz_cmds[] = {
-    AP_INIT_FLAG("CertAuthz", set_enabled, NULL, RSRC_CONF | ACCESS_CONF,
+    AP_INIT_FLAG("CertAuthz", set_enabled, NULL,
+                 RSRC_CONF | ACCESS_CONF | OR_AUTHCFG,
                  "'On' to refuse requests that the policy in effect does "
                  "not allow, by their verified client certificate; "
                  "default Off"),
     AP_INIT_TAKE1("CertAuthzPolicy", set_policy_file, NULL,
-                  RSRC_CONF | ACCESS_CONF,
+                  RSRC_CONF | ACCESS_CONF | OR_AUTHCFG,
                   "A policy file (relative to ServerRoot); with the "
                   "CertAuthzRule lines of the same scope it replaces the "
                   "inherited policy"),
-    AP_INIT_TAKE1("CertAuthzRule", add_rule, NULL, RSRC_CONF | ACCESS_CONF,
+    AP_INIT_TAKE1("CertAuthzRule", add_rule, NULL,
+                  RSRC_CONF | ACCESS_CONF | OR_AUTHCFG,
                   "One quoted policy statement, e.g. \"allow GET /status "
                   "any\"; repeatable, and together with CertAuthzPolicy of "
                   "the same scope it replaces the inherited policy"),
-    AP_INIT_TAKE1("CertAuthzMode", set_mode, NULL, RSRC_CONF | ACCESS_CONF,
+    AP_INIT_TAKE1("CertAuthzMode", set_mode, NULL,
+                  RSRC_CONF | ACCESS_CONF | OR_AUTHCFG,
                   "'enforce' (default) to refuse denied requests, or "
                   "'report' to only log and export the decision"),
     AP_INIT_TAKE1("CertAuthzUser", set_user_attr, NULL,
-                  RSRC_CONF | ACCESS_CONF,
+                  RSRC_CONF | ACCESS_CONF | OR_AUTHCFG,
                   "The certificate attribute (e.g. subject.CN) that becomes "
                   "REMOTE_USER and CERT_AUTHZ_USER when a request is "
                   "allowed"),
     AP_INIT_TAKE2("CertAuthzRequestHeader", add_request_header, NULL,
-                  RSRC_CONF | ACCESS_CONF,
+                  RSRC_CONF | ACCESS_CONF | OR_AUTHCFG,
                   "A request header for proxied backends and the item it "
                   "carries (user, subject, decision, rule, reason, mode, "
                   "groups, days-left, client-cert, client-cert-chain or a "
@@ -728,6 +789,258 @@ static int server_has_policy(apr_array_header_t *scopes, server_rec *s)
     return 0;
 }
 
+/* Whether a SSLEngine argument turns TLS on ("on", "optional" or a list of
+ * addresses). */
+static int engine_on(apr_pool_t *p, const char *args)
+{
+    return strcasecmp(ap_getword_conf(p, &args), "off") != 0;
+}
+
+/* Whether a SSLVerifyClient argument asks the client for a certificate. */
+static int verifies(apr_pool_t *p, const char *args)
+{
+    const char *mode = ap_getword_conf(p, &args);
+
+    return !strcasecmp(mode, "require") || !strcasecmp(mode, "optional")
+           || !strcasecmp(mode, "optional_no_ca");
+}
+
+typedef int directive_test(apr_pool_t *p, const char *args);
+
+/* Whether the directive `name` with arguments that `test` accepts is in the
+ * list `d`, in any section of it, except in a <VirtualHost> (unless `hosts`).
+ * httpd's tree holds only what is in effect: no false <IfModule>. */
+static int has_directive(apr_pool_t *p, const ap_directive_t *d,
+                         const char *name, directive_test *test, int hosts)
+{
+    for (; d; d = d->next) {
+        if (!hosts && !strcasecmp(d->directive, "<VirtualHost")) {
+            continue;
+        }
+        if (!strcasecmp(d->directive, name) && test(p, d->args)) {
+            return 1;
+        }
+        if (has_directive(p, d->first_child, name, test, hosts)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The SSLEngine of the list `d`, outside any <VirtualHost> in it (the
+ * last one wins, as in mod_ssl), or NULL. */
+static const ap_directive_t *engine_of(const ap_directive_t *d)
+{
+    const ap_directive_t *found = NULL, *inner;
+
+    for (; d; d = d->next) {
+        if (!strcasecmp(d->directive, "<VirtualHost")) {
+            continue;
+        }
+        if (!strcasecmp(d->directive, "SSLEngine")) {
+            found = d;
+        }
+        inner = engine_of(d->first_child);
+        found = inner ? inner : found;
+    }
+    return found;
+}
+
+/* Whether the virtual host `vhost` (NULL: the main server) has TLS: its own
+ * SSLEngine, or else the main server's, which it inherits. */
+static int tls_in(apr_pool_t *p, const ap_directive_t *vhost)
+{
+    const ap_directive_t *e = vhost ? engine_of(vhost->first_child) : NULL;
+
+    e = e ? e : engine_of(ap_conftree);
+    return e && engine_on(p, e->args);
+}
+
+/* Whether any virtual host in `d`, or the main server, has TLS. */
+static int tls_anywhere(apr_pool_t *p, const ap_directive_t *d)
+{
+    for (; d; d = d->next) {
+        if (!strcasecmp(d->directive, "<VirtualHost")
+            ? tls_in(p, d) : tls_anywhere(p, d->first_child)) {
+            return 1;
+        }
+    }
+    return tls_in(p, NULL);
+}
+
+/* Whether a SSLVerifyClient that asks for a certificate is anywhere in the
+ * virtual host `vhost` or the main server; for the main server's scopes
+ * (NULL), in any virtual host, to which they apply too. */
+static int verify_in(apr_pool_t *p, const ap_directive_t *vhost)
+{
+    if (!vhost) {
+        return has_directive(p, ap_conftree, "SSLVerifyClient", verifies, 1);
+    }
+    return has_directive(p, vhost->first_child, "SSLVerifyClient", verifies, 0)
+           || has_directive(p, ap_conftree, "SSLVerifyClient", verifies, 0);
+}
+
+/*
+ * A warning of check_config.  `apache2 -t` prints it at once.  At start-up
+ * httpd reads its configuration twice, and before the second pass opens
+ * the error log a daemon's stderr is /dev/null: the second pass keeps the
+ * warning for post_config, which logs it.
+ */
+static void config_warning(apr_pool_t *pconf, server_rec *s,
+                           const char *message)
+{
+    apr_array_header_t *pending;
+    void *data = NULL;
+
+    if (ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "%s", message);
+        return;
+    }
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return;
+    }
+    apr_pool_userdata_get(&data, CERT_AUTHZ_WARNINGS_KEY, pconf);
+    pending = data;
+    if (!pending) {
+        pending = apr_array_make(pconf, 2, sizeof(const char *));
+        apr_pool_userdata_set(pending, CERT_AUTHZ_WARNINGS_KEY,
+                              apr_pool_cleanup_null, pconf);
+    }
+    APR_ARRAY_PUSH(pending, const char *) = apr_pstrdup(pconf, message);
+}
+
+/* Warns about each <VirtualHost> in `d` without TLS, to which the main
+ * server's `CertAuthz On` at `where` applies too. */
+static void warn_plain_hosts(apr_pool_t *pconf, apr_pool_t *p,
+                             const ap_directive_t *d, server_rec *s,
+                             const char *where)
+{
+    for (; d; d = d->next) {
+        if (strcasecmp(d->directive, "<VirtualHost")) {
+            warn_plain_hosts(pconf, p, d->first_child, s, where);
+        }
+        else if (!tls_in(p, d)) {
+            config_warning(pconf, s, apr_psprintf(p,
+                           CERT_AUTHZ_LOGNO(00041) "%s: CertAuthz On applies "
+                           "to the virtual host at %s:%d too, which has no "
+                           "SSLEngine on: every request to it is refused "
+                           "(turn CertAuthz off in it if that is not meant)",
+                           where, d->filename, d->line_num));
+        }
+    }
+}
+
+/* Whether `c` is a <Location "PATH"> (not a regular expression), which
+ * applies to the URIs that start with PATH. */
+static int plain_location(const cert_authz_dir_conf *c)
+{
+    return c->section && c->path && !strcasecmp(c->section->directive,
+                                                "<Location")
+           && strncmp(c->section->args, "~", 1) != 0;
+}
+
+/*
+ * Whether a policy may be in effect for some request that the enabled
+ * scope `c` (with no sources of its own) applies to: one of the server
+ * level or of any other kind of section may apply, and so may a plain
+ * <Location> whose path contains c's or is contained in it.  The main
+ * server's sections apply in every virtual host, and its scopes see every
+ * host's.  Only the policies of sibling <Location> sections, which never
+ * apply where c does, are excluded.
+ */
+static int policy_may_apply(apr_array_header_t *scopes, server_rec *s,
+                            const cert_authz_dir_conf *c)
+{
+    int i;
+
+    if (!plain_location(c)) {
+        return 1;
+    }
+    for (i = 0; i < scopes->nelts; i++) {
+        const cert_authz_dir_conf *o =
+            APR_ARRAY_IDX(scopes, i, cert_authz_dir_conf *);
+
+        if (!o->policy
+            || (o->server != c->server && o->server != s && c->server != s)) {
+            continue;
+        }
+        if (!plain_location(o)
+            || !strncmp(c->path, o->path, strlen(o->path))
+            || !strncmp(o->path, c->path, strlen(c->path))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * A scope that enforces where no client certificate can ever be verified
+ * refuses every request: mod_ssl is not loaded, its virtual host has no
+ * SSLEngine on, or no SSLVerifyClient require, optional or optional_no_ca
+ * is in its host or the main server.  That is an error in either mode, as
+ * in nginx: a report of nothing but refusals tells nothing either.  Which
+ * sections apply is known only per request, so a SSLVerifyClient in any
+ * section of the host counts.
+ * A scope of the main server applies to every virtual host: an error only
+ * when none has TLS or verifies, and a warning for each host without TLS
+ * (a port-80 host that only redirects would answer 403).
+ */
+static int check_verification(apr_array_header_t *scopes, server_rec *s,
+                              apr_pool_t *pconf, apr_pool_t *ptemp)
+{
+    int have_ssl = ap_find_linked_module("mod_ssl.c") != NULL;
+    int i;
+
+    for (i = 0; i < scopes->nelts; i++) {
+        const cert_authz_dir_conf *c =
+            APR_ARRAY_IDX(scopes, i, cert_authz_dir_conf *);
+        const char *host, *why = NULL;
+
+        if (c->enabled != 1) {
+            continue;
+        }
+        host = c->vhost ? apr_psprintf(ptemp, "the virtual host at %s:%d",
+                                       c->vhost->filename,
+                                       c->vhost->line_num)
+                        : "the main server or any virtual host";
+
+        if (!c->policy && !policy_may_apply(scopes, s, c)) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                         CERT_AUTHZ_LOGNO(00042) "%s: CertAuthz On in "
+                         "<Location \"%s\">, but no policy can be in effect "
+                         "there: the only CertAuthzPolicy and CertAuthzRule "
+                         "lines are in <Location> sections that neither "
+                         "contain it nor lie within it",
+                         c->enabled_where, c->path);
+            return !OK;
+        }
+        if (!have_ssl) {
+            why = "mod_ssl is not loaded";
+        }
+        else if (c->vhost ? !tls_in(ptemp, c->vhost)
+                          : !tls_anywhere(ptemp, ap_conftree)) {
+            why = apr_pstrcat(ptemp, "SSLEngine is not on in ", host, NULL);
+        }
+        else if (!verify_in(ptemp, c->vhost)) {
+            why = apr_pstrcat(ptemp, "no SSLVerifyClient require, optional "
+                              "or optional_no_ca is set in ", host, NULL);
+        }
+
+        if (why) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                         CERT_AUTHZ_LOGNO(00040) "%s: CertAuthz On, but %s: "
+                         "no client certificate can be verified there, so "
+                         "every request would be refused",
+                         c->enabled_where, why);
+            return !OK;
+        }
+        if (!c->vhost) {
+            warn_plain_hosts(pconf, ptemp, ap_conftree, s, c->enabled_where);
+        }
+    }
+    return OK;
+}
+
 /*
  * Runs after the whole configuration is read, also for `apache2 -t` and
  * before a graceful restart is signalled, so that every error here keeps a
@@ -744,6 +1057,8 @@ static int server_has_policy(apr_array_header_t *scopes, server_rec *s)
  *     every virtual host).  The remaining cases are refused per request
  *     with a 500 and an error line (CA00020).
  *  3. An enforced scope whose own policy has no allow or deny statement.
+ *  4. A scope where no client certificate can be verified (see
+ *     check_verification).
  */
 static int cert_authz_check_config(apr_pool_t *pconf, apr_pool_t *plog,
                                    apr_pool_t *ptemp, server_rec *s)
@@ -811,14 +1126,25 @@ static int cert_authz_check_config(apr_pool_t *pconf, apr_pool_t *plog,
             return !OK;
         }
     }
-    return OK;
+    return check_verification(scopes, s, pconf, ptemp);
 }
 
 static int cert_authz_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                   apr_pool_t *ptemp, server_rec *s)
 {
+    apr_array_header_t *pending;
+    void *data = NULL;
+    int i;
+
     (void)plog;
     (void)ptemp;
+
+    apr_pool_userdata_get(&data, CERT_AUTHZ_WARNINGS_KEY, pconf);
+    pending = data;
+    for (i = 0; pending && i < pending->nelts; i++) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "%s",
+                     APR_ARRAY_IDX(pending, i, const char *));
+    }
 
     cert_authz_set_log_callback(core_log, s, core_log_level(s));
     apr_pool_cleanup_register(pconf, NULL, remove_log_callback,

@@ -109,6 +109,12 @@ typedef struct {
  */
 typedef struct {
     ngx_http_get_variable_pt   remote_user;
+
+    /*
+     * the server{} whose listeners were checked last: nginx merges all
+     * locations of a server{} before the next one's, so each is checked once
+     */
+    ngx_http_core_srv_conf_t  *listens_checked;
 } ngx_http_cert_authz_main_conf_t;
 
 
@@ -206,6 +212,8 @@ static void ngx_http_cert_authz_log_errors(ngx_conf_t *cf, ngx_uint_t at,
     u_char *errors);
 static ngx_int_t ngx_http_cert_authz_build(ngx_conf_t *cf,
     ngx_http_cert_authz_loc_conf_t *alcf);
+static ngx_int_t ngx_http_cert_authz_check_listens(ngx_conf_t *cf,
+    ngx_http_cert_authz_loc_conf_t *conf, ngx_http_core_srv_conf_t *cscf);
 static void ngx_http_cert_authz_builder_cleanup(void *data);
 static void ngx_http_cert_authz_policy_cleanup(void *data);
 static void ngx_http_cert_authz_log(void *userdata,
@@ -2206,9 +2214,10 @@ ngx_http_cert_authz_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_cert_authz_loc_conf_t *prev = parent;
     ngx_http_cert_authz_loc_conf_t *conf = child;
 
-    size_t                     rules;
-    ngx_http_ssl_srv_conf_t   *sscf;
-    ngx_http_core_srv_conf_t  *cscf;
+    size_t                            rules;
+    ngx_http_ssl_srv_conf_t          *sscf;
+    ngx_http_core_srv_conf_t         *cscf;
+    ngx_http_cert_authz_main_conf_t  *amcf;
 
     /*
      * The http{} level is only ever a parent: build it here too.  Each
@@ -2265,10 +2274,9 @@ ngx_http_cert_authz_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
      */
 
     sscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_ssl_module);
+    cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module);
 
     if (sscf->verify == 0) {
-        cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module);
-
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "\"cert_authz on\" in %V:%ui is in effect in the "
                       "server in %s:%ui, which does not verify client "
@@ -2280,7 +2288,93 @@ ngx_http_cert_authz_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_cert_authz_module);
+
+    if (amcf->listens_checked != cscf) {
+        amcf->listens_checked = cscf;
+
+        if (ngx_http_cert_authz_check_listens(cf, conf, cscf) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
     return NGX_CONF_OK;
+}
+
+
+/*
+ * A client certificate is verified only on a "listen ... ssl": a server{}
+ * with none refuses every request, which is an error as one that does not
+ * verify is; a plain listener beside TLS ones refuses every request that
+ * comes through it, which may be meant, so it is a warning naming it.
+ * While nginx merges, the listeners are still the configuration's
+ * (cmcf->ports), each with the servers that listen on it.
+ */
+
+static ngx_int_t
+ngx_http_cert_authz_check_listens(ngx_conf_t *cf,
+    ngx_http_cert_authz_loc_conf_t *conf, ngx_http_core_srv_conf_t *cscf)
+{
+    ngx_uint_t                  p, a, i, tls, pass;
+    ngx_http_conf_port_t       *port;
+    ngx_http_conf_addr_t       *addr;
+    ngx_http_core_srv_conf_t  **server;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    if (cmcf->ports == NULL) {
+        return NGX_OK;
+    }
+
+    /* the first pass looks for a TLS listener, the second names plain ones */
+
+    tls = 0;
+
+    for (pass = 0; pass < 2; pass++) {
+        port = cmcf->ports->elts;
+
+        for (p = 0; p < cmcf->ports->nelts; p++) {
+            addr = port[p].addrs.elts;
+
+            for (a = 0; a < port[p].addrs.nelts; a++) {
+                server = addr[a].servers.elts;
+
+                for (i = 0; i < addr[a].servers.nelts; i++) {
+                    if (server[i] != cscf) {
+                        continue;
+                    }
+
+                    if (pass == 0) {
+                        tls |= addr[a].opt.ssl;
+
+                    } else if (!addr[a].opt.ssl) {
+                        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                                      "\"cert_authz on\" in %V:%ui is in "
+                                      "effect in the server in %s:%ui, "
+                                      "which also listens on %V without "
+                                      "ssl: every request there is refused",
+                                      &conf->enable_file, conf->enable_line,
+                                      cscf->file_name, cscf->line,
+                                      &addr[a].opt.addr_text);
+                    }
+                }
+            }
+        }
+
+        if (pass == 0 && !tls) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"cert_authz on\" in %V:%ui is in effect in the "
+                          "server in %s:%ui, which has no \"listen ... "
+                          "ssl\": no client certificate can be verified "
+                          "there, so every request would be refused",
+                          &conf->enable_file, conf->enable_line,
+                          cscf->file_name, cscf->line);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
 }
 
 
