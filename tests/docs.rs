@@ -493,7 +493,9 @@ fn apache_blocks_pass_apache2_t_and_their_requests() {
             Some(p) if !body.contains("CertAuthzPolicy") => format!("CertAuthzPolicy {}\n", p.display()),
             _ => String::new(),
         };
-        apache.write_conf(&(apache_extra_modules() + &inherited + &body));
+        // A fragment stands in a configuration that asks for certificates.
+        let verify = if body.contains("SSLVerifyClient") { "" } else { "SSLVerifyClient optional\n" };
+        apache.write_conf(&(apache_extra_modules() + verify + &inherited + &body));
         let (ok, text) = apache.config_test();
         checked += 1;
         if !ok {
