@@ -734,6 +734,7 @@ fn a_htaccess_file_cannot_change_the_module_and_is_told_why() {
         "CertAuthzMode report",
         "CertAuthzUser subject.CN",
         "CertAuthzRequestHeader X-User user",
+        "CertAuthzExport groups",
     ] {
         fs::write(apache.path("cgi-bin/.htaccess"), format!("{line}\n")).unwrap();
         // Refused as a broken .htaccess is: the request fails, and does not pass.

@@ -599,8 +599,9 @@ static const char *add_request_header(cmd_parms *cmd, void *dconf,
     export_item item;
     const char *err;
 
-    if (not_in_htaccess(cmd)) {
-        return not_in_htaccess(cmd);
+    err = not_in_htaccess(cmd);
+    if (err) {
+        return err;
     }
     if (!is_token(name)) {
         return apr_pstrcat(cmd->pool, "CertAuthzRequestHeader: '", name,
@@ -636,9 +637,13 @@ static const char *add_export(cmd_parms *cmd, void *dconf, const char *word)
 {
     cert_authz_dir_conf *conf = dconf;
     export_item item;
-    const char *err = parse_item(cmd->pool, word, &item);
+    const char *err = not_in_htaccess(cmd);
     int i;
 
+    if (err) {
+        return err;
+    }
+    err = parse_item(cmd->pool, word, &item);
     if (err) {
         return apr_pstrcat(cmd->pool, "CertAuthzExport: ", err, NULL);
     }
@@ -708,7 +713,7 @@ static const command_rec cert_authz_cmds[] = {
                   "under that name, in any case and with '-' or '_', is "
                   "removed first"),
     AP_INIT_ITERATE("CertAuthzExport", add_export, NULL,
-                    RSRC_CONF | ACCESS_CONF,
+                    RSRC_CONF | ACCESS_CONF | OR_AUTHCFG,
                     "More variables for the backend: groups, days-left, "
                     "client-cert, client-cert-chain, mode, or certificate "
                     "attributes such as subject.O or san.uri "
