@@ -314,7 +314,7 @@ impl Policy {
                 line: rule.line,
             });
         }
-        paths.shrink_to_fit();
+        paths.finish();
         let entries: Vec<(u32, bool, &[Matcher])> = buckets
             .iter()
             .zip(&compiled)
@@ -645,40 +645,128 @@ fn matcher_ok(matcher: &Matcher, identity: &Identity, in_group: &dyn Fn(u32) -> 
 /// server hands `get` on as it came, which Django, Werkzeug and others
 /// then serve as GET: a lower-case method is refused, not unmatched.
 pub fn is_method(method: &str) -> bool {
-    !method.is_empty()
-        && method
-            .bytes()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&c))
+    !method.is_empty() && method.bytes().all(|c| METHOD_BYTE[c as usize])
 }
+
+const METHOD_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        table[c] = b.is_ascii_uppercase() || b.is_ascii_digit();
+        c += 1;
+    }
+    let punctuation = b"!#$%&'*+-.^_`|~";
+    let mut i = 0;
+    while i < punctuation.len() {
+        table[punctuation[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+/// The bytes `normalized_path` looks at twice: separators, and what is one
+/// to some backend.
+const PATH_SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b'/' as usize] = true;
+    table[b'%' as usize] = true;
+    table[0] = true;
+    table[b'\\' as usize] = true;
+    table[b';' as usize] = true;
+    table
+};
 
 /// Checks a request path and returns it without its leading `/` and one
 /// trailing `/`.  An empty path, a path not starting with `/`, an empty,
 /// `.` or `..` segment, a NUL, a backslash, a `;`, or an encoded slash or
 /// backslash make the path ambiguous: None.
+///
+/// Each of these is a separator to some backend, not to the policy: Tomcat
+/// and Spring drop `;params` from a segment (`/admin;x/users` is
+/// `/admin/users` there), Windows-minded backends split at `\`, and a
+/// server that leaves `%2F` or `%5C` encoded (Apache's AllowEncodedSlashes
+/// NoDecode, ProxyPass nocanon) hands on a path a decoding backend splits
+/// again.  One pass over the bytes checks them all: this runs on every
+/// request.
 pub fn normalized_path(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix('/')?;
-    // Each of these is a separator to some backend, not to the policy:
-    // Tomcat and Spring drop `;params` from a segment (`/admin;x/users` is
-    // `/admin/users` there), Windows-minded backends split at `\`, and a
-    // server that leaves `%2F` or `%5C` encoded (Apache's
-    // AllowEncodedSlashes NoDecode, ProxyPass nocanon) hands on a path a
-    // decoding backend splits again.
-    if path.contains(['\0', '\\', ';']) {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
         return None;
     }
-    let encoded_separator =
-        |w: &[u8]| w[0] == b'%' && matches!((w[1], w[2] | 0x20), (b'2', b'f') | (b'5', b'c'));
-    if path.as_bytes().windows(3).any(encoded_separator) {
+    let mut end = bytes.len();
+    if end > 1 && bytes[end - 1] == b'/' {
+        if end == 2 {
+            // "//": an empty segment, not the root
+            return None;
+        }
+        end -= 1;
+    }
+    // Neither slash taken off can be part of what is refused: a `%2F` ends
+    // in no `/`, and none starts with one.
+    let rest = &bytes[1..end];
+    let segment_ok = |segment: &[u8]| !matches!(segment, [] | [b'.'] | [b'.', b'.']);
+    let mut start = 0;
+    for (i, &b) in rest.iter().enumerate() {
+        if !PATH_SPECIAL[b as usize] {
+            continue;
+        }
+        match b {
+            b'/' => {
+                if !segment_ok(&rest[start..i]) {
+                    return None;
+                }
+                start = i + 1;
+            }
+            b'%' => {
+                if let Some(&[c1, c2]) = rest.get(i + 1..i + 3) {
+                    if matches!((c1, c2 | 0x20), (b'2', b'f') | (b'5', b'c')) {
+                        return None;
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+    if !rest.is_empty() && !segment_ok(&rest[start..]) {
         return None;
     }
-    if rest == "/" {
-        return None;
+    Some(&path[1..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalized_path;
+
+    /// The rules of `normalized_path` written plainly, one check at a time.
+    fn plain(path: &str) -> Option<&str> {
+        let rest = path.strip_prefix('/')?;
+        let lower = path.to_ascii_lowercase();
+        if path.contains(['\0', '\\', ';']) || lower.contains("%2f") || lower.contains("%5c") || rest == "/" {
+            return None;
+        }
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if !rest.is_empty() && rest.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+            return None;
+        }
+        Some(rest)
     }
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if !rest.is_empty()
-        && rest.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..")
-    {
-        return None;
+
+    #[test]
+    fn the_one_pass_check_is_the_plain_one() {
+        let alphabet = ['/', '.', '%', '2', '5', 'f', 'F', 'c', 'C', 'a', ';', '\\', '\0'];
+        let mut path = String::new();
+        // Every path of up to five of these characters.
+        fn each(path: &mut String, alphabet: &[char], left: usize) {
+            assert_eq!(normalized_path(path), plain(path), "{path:?}");
+            if left > 0 {
+                for c in alphabet {
+                    path.push(*c);
+                    each(path, alphabet, left - 1);
+                    path.pop();
+                }
+            }
+        }
+        each(&mut path, &alphabet, 5);
     }
-    Some(rest)
 }

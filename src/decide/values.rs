@@ -112,7 +112,7 @@ const TAG_IP_NET: u64 = 5;
 const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// The murmur3 finalizer: every input bit reaches every output bit.
-fn fmix(mut h: u64) -> u64 {
+pub(super) fn fmix(mut h: u64) -> u64 {
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;
@@ -134,11 +134,22 @@ fn absorb(h: u64, word: u64) -> u64 {
     (h ^ word).wrapping_mul(MULTIPLIER).rotate_left(29)
 }
 
-/// Up to eight bytes as one little-endian word, zero-padded.
+/// Up to eight bytes as one word.  A short tail is read as two loads that
+/// may overlap (wyhash's trick) instead of byte by byte: with its length,
+/// which `finish` mixes in, the word still tells every tail apart.
 fn word(bytes: &[u8]) -> u64 {
-    match <[u8; 8]>::try_from(bytes) {
-        Ok(full) => u64::from_le_bytes(full),
-        Err(_) => bytes.iter().rev().fold(0, |w, b| (w << 8) | u64::from(*b)),
+    let n = bytes.len();
+    if let Ok(full) = <[u8; 8]>::try_from(bytes) {
+        return u64::from_le_bytes(full);
+    }
+    if n >= 4 {
+        let lo = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        let hi = u32::from_le_bytes([bytes[n - 4], bytes[n - 3], bytes[n - 2], bytes[n - 1]]);
+        return u64::from(lo) | (u64::from(hi) << 32);
+    }
+    match n {
+        0 => 0,
+        _ => u64::from(bytes[0]) | (u64::from(bytes[n / 2]) << 8) | (u64::from(bytes[n - 1]) << 16),
     }
 }
 
@@ -146,7 +157,7 @@ fn finish(h: u64, len: usize) -> u64 {
     fmix(h ^ len as u64)
 }
 
-fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
+pub(super) fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
     let mut chunks = bytes.chunks_exact(8);
     let mut h = seed;
     for chunk in &mut chunks {
@@ -199,7 +210,7 @@ type PrefixLengths = Box<[(Attr, Box<[u32]>)]>;
 pub(super) struct KeyIndex {
     buckets: Vec<Bucket>,
     /// Key hash → the first entries of its chains.
-    heads: HashMap<u64, Chains>,
+    heads: Heads,
     /// Entry → the next entry of the same chain, or NONE.
     next: Vec<u32>,
     /// Lists of the attributes that have exact keys in a bucket, shared
@@ -272,7 +283,7 @@ impl KeyIndex {
             *head = id as u32;
         }
         drop((keys, shared));
-        heads.shrink_to_fit();
+        let heads = Heads::new(heads);
 
         exact.sort_unstable();
         exact.dedup();
@@ -331,8 +342,8 @@ impl KeyIndex {
     }
 
     fn keyed(&self, hash: u64, visit: &mut impl FnMut(u32) -> bool) {
-        if let Some(chains) = self.heads.get(&hash) {
-            self.chains(*chains, visit);
+        if let Some(chains) = self.heads.get(hash) {
+            self.chains(chains, visit);
         }
     }
 
@@ -400,6 +411,47 @@ impl KeyIndex {
     /// `probe` does.
     pub(super) fn probe_group(&self, bucket: u32, group: u32, visit: &mut impl FnMut(u32) -> bool) {
         self.keyed(group_hash(bucket, group), visit);
+    }
+}
+
+/// The chains of each key hash, in an open-addressed table: the hashes are
+/// mixed already, so a look-up is a mask, a compare or two and no hashing
+/// of its own (a general map hashed them again, at several times the cost).
+struct Heads {
+    /// (key hash, chains); the chains of an empty slot are both NONE, which
+    /// no filed key's are.
+    slots: Box<[(u64, Chains)]>,
+    mask: usize,
+}
+
+impl Heads {
+    fn new(map: HashMap<u64, Chains>) -> Heads {
+        // At most two thirds full, so that a miss ends within a few slots.
+        let size = (map.len() + map.len() / 2 + 1).next_power_of_two();
+        let mut slots = vec![(0, [NONE; 2]); size].into_boxed_slice();
+        let mask = size - 1;
+        for (hash, chains) in map {
+            let mut i = hash as usize & mask;
+            while slots[i].1 != [NONE; 2] {
+                i = (i + 1) & mask;
+            }
+            slots[i] = (hash, chains);
+        }
+        Heads { slots, mask }
+    }
+
+    fn get(&self, hash: u64) -> Option<Chains> {
+        let mut i = hash as usize & self.mask;
+        loop {
+            let (h, chains) = self.slots[i];
+            if h == hash && chains != [NONE; 2] {
+                return Some(chains);
+            }
+            if chains == [NONE; 2] {
+                return None;
+            }
+            i = (i + 1) & self.mask;
+        }
     }
 }
 
