@@ -82,7 +82,7 @@ impl IpNet {
 impl ValueMatch {
     fn matches(&self, value: &str) -> bool {
         match self {
-            ValueMatch::Exact(v) => **v == *value,
+            ValueMatch::Exact(v) => values::same_bytes(v.as_bytes(), value.as_bytes()),
             ValueMatch::Prefix(p) => value.starts_with(&**p),
             ValueMatch::DnsLabel(suffix) => match value.split_once('.') {
                 Some((label, rest)) => !label.is_empty() && rest == &**suffix,
@@ -110,7 +110,7 @@ impl Methods {
     fn allows(&self, method: &str) -> bool {
         match self {
             Methods::Any => true,
-            Methods::List(list) => list.iter().any(|m| **m == *method),
+            Methods::List(list) => list.iter().any(|m| values::same_bytes(m.as_bytes(), method.as_bytes())),
         }
     }
 }
@@ -576,6 +576,7 @@ impl Search<'_> {
 
     /// The full check of a candidate: methods and every matcher.  Its path
     /// matched already: the trie led to it.
+    #[inline]
     fn matches(&self, rule: &CompiledRule) -> bool {
         self.policy.methods[rule.methods as usize].allows(self.method)
             && rule.matchers.iter().all(|m| matcher_ok(m, self.identity, &|g| self.in_group(g)))

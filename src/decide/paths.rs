@@ -13,7 +13,7 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::values::{fmix, hash_bytes, NONE};
+use super::values::{hash_bytes, same_bytes, MULTIPLIER, NONE};
 use super::{template_value_ok, PathPattern, Seg};
 use crate::attr::Attr;
 use crate::identity::Identity;
@@ -47,7 +47,33 @@ struct Node {
     rest: u32,
 }
 
+/// What the walk does next at its current node.
+#[derive(Clone, Copy)]
+enum Step {
+    Enter,
+    Star,
+    Template(u32),
+    Leave,
+}
+
 impl Node {
+    /// The step after the literal child: straight on to the first kind of
+    /// child there is, as most nodes have only literal ones.
+    fn after_literal(&self) -> Step {
+        if self.star != NONE {
+            Step::Star
+        } else {
+            self.after_star()
+        }
+    }
+
+    fn after_star(&self) -> Step {
+        match self.first_template {
+            NONE => Step::Leave,
+            first => Step::Template(first),
+        }
+    }
+
     fn new(parent: u32, edge: Edge) -> Node {
         Node {
             parent,
@@ -89,7 +115,9 @@ fn child_key(node: u32, segment: u32) -> u64 {
 
 /// The hash of a literal edge: its parent and its segment's bytes.
 fn literal_hash(parent: u32, segment: &[u8]) -> u64 {
-    hash_bytes(fmix(u64::from(parent) | (1 << 40)), segment)
+    // hash_bytes mixes the seed as it mixes the bytes: a multiply is
+    // enough to set parents apart.
+    hash_bytes(u64::from(parent).wrapping_mul(MULTIPLIER), segment)
 }
 
 /// The literal edges in an open-addressed table of (hash tag, child): one
@@ -233,7 +261,7 @@ impl PathTrie {
             }
             if slot_tag == tag {
                 let node = &self.nodes[child as usize];
-                if node.parent == parent && self.segment_text(node) == segment {
+                if node.parent == parent && same_bytes(self.segment_text(node), segment) {
                     return child;
                 }
             }
@@ -245,17 +273,9 @@ impl PathTrie {
     /// (the request path without its leading and trailing `/`, checked by
     /// `normalized_path`: no empty segment).
     pub(super) fn walk(&self, rest: &str, identity: &Identity, mut visit: impl FnMut(u32)) {
-        /// What to do next at the current node.
-        #[derive(Clone, Copy)]
-        enum Step {
-            Enter,
-            Star,
-            Template(u32),
-            Leave,
-        }
         /// The depths whose segment start is kept on the stack; deeper, a
         /// way back up finds it again in the path.
-        const KEPT: usize = 16;
+        const KEPT: usize = 8;
         let rest = rest.as_bytes();
         // starts[d]: where the segment consumed by the node at depth d + 1
         // on the current way down begins.
@@ -287,10 +307,10 @@ impl PathTrie {
                     if n.has_literals {
                         child = self.literal_child(node, &rest[pos..end]);
                     }
-                    step = Step::Star;
+                    step = n.after_literal();
                 }
                 Step::Star => {
-                    step = Step::Template(n.first_template);
+                    step = n.after_star();
                     child = n.star;
                 }
                 Step::Template(NONE) => step = Step::Leave,
@@ -317,8 +337,8 @@ impl PathTrie {
                     };
                     let parent = &self.nodes[n.parent as usize];
                     step = match n.edge {
-                        Edge::Literal => Step::Star,
-                        Edge::Star => Step::Template(parent.first_template),
+                        Edge::Literal => parent.after_literal(),
+                        Edge::Star => parent.after_star(),
                         Edge::Template(_) => Step::Template(n.next_template),
                         Edge::Root => unreachable!("only the root is reached by no edge"),
                     };

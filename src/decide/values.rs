@@ -91,9 +91,13 @@ impl Key<'_> {
 
     fn hash(self, bucket: u32) -> u64 {
         match self {
-            Key::Exact(attr, value) => hash_bytes(seed(bucket, TAG_EXACT, attr), value.as_bytes()),
-            Key::Prefix(attr, prefix) => hash_bytes(seed(bucket, TAG_PREFIX, attr), prefix.as_bytes()),
-            Key::DnsLabel(suffix) => hash_bytes(seed(bucket, TAG_DNS_LABEL, Attr::SanDns), suffix.as_bytes()),
+            Key::Exact(attr, value) => hash_bytes(seed(bucket, kind_seed(TAG_EXACT, attr)), value.as_bytes()),
+            Key::Prefix(attr, prefix) => {
+                hash_bytes(seed(bucket, kind_seed(TAG_PREFIX, attr)), prefix.as_bytes())
+            }
+            Key::DnsLabel(suffix) => {
+                hash_bytes(seed(bucket, kind_seed(TAG_DNS_LABEL, Attr::SanDns)), suffix.as_bytes())
+            }
             Key::IpNet(net) => ip_net_hash(bucket, net),
             Key::Group(g) => group_hash(bucket, g),
         }
@@ -109,7 +113,7 @@ const TAG_PREFIX: u64 = 2;
 const TAG_DNS_LABEL: u64 = 3;
 const TAG_GROUP: u64 = 4;
 const TAG_IP_NET: u64 = 5;
-const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+pub(super) const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// The murmur3 finalizer: every input bit reaches every output bit.
 pub(super) fn fmix(mut h: u64) -> u64 {
@@ -120,14 +124,20 @@ pub(super) fn fmix(mut h: u64) -> u64 {
     h ^ (h >> 33)
 }
 
-fn seed(bucket: u32, tag: u64, attr: Attr) -> u64 {
-    let seed = fmix(u64::from(bucket) | (tag << 32) | ((attr.index() as u64) << 40));
+/// The part of a key's seed that a kind of key and its attribute give:
+/// the same in every bucket, so the index works it out once, when built.
+fn kind_seed(tag: u64, attr: Attr) -> u64 {
+    let seed = fmix((tag << 32) | ((attr.index() as u64) << 40));
     // The attributes named by OID share their kind's index: the OID tells
     // them apart.
     match attr.oid() {
         Some(oid) => hash_bytes(seed, oid.as_bytes()),
         None => seed,
     }
+}
+
+fn seed(bucket: u32, kind_seed: u64) -> u64 {
+    kind_seed ^ u64::from(bucket).wrapping_mul(MULTIPLIER)
 }
 
 fn absorb(h: u64, word: u64) -> u64 {
@@ -155,6 +165,24 @@ fn word(bytes: &[u8]) -> u64 {
 
 fn finish(h: u64, len: usize) -> u64 {
     fmix(h ^ len as u64)
+}
+
+/// `a == b`, without a call to memcmp for the short strings that
+/// segments, methods and most values are: two loads from each end.
+#[inline]
+pub(super) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n > 16 {
+        return a == b;
+    }
+    if n >= 8 {
+        let at = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().unwrap_or([0; 8]));
+        return at(a, 0) == at(b, 0) && at(a, n - 8) == at(b, n - 8);
+    }
+    word(a) == word(b)
 }
 
 pub(super) fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
@@ -195,17 +223,18 @@ fn ip_length_code(net: &IpNet) -> u32 {
 }
 
 fn ip_net_hash(bucket: u32, net: &IpNet) -> u64 {
-    let seed = absorb(seed(bucket, TAG_IP_NET, Attr::SanIp), u64::from(ip_length_code(net)));
+    let seed = absorb(seed(bucket, kind_seed(TAG_IP_NET, Attr::SanIp)), u64::from(ip_length_code(net)));
     hash_bytes(seed, &net.net)
 }
 
 fn group_hash(bucket: u32, group: u32) -> u64 {
-    finish(absorb(seed(bucket, TAG_GROUP, Attr::Subject), u64::from(group)), 4)
+    finish(absorb(seed(bucket, kind_seed(TAG_GROUP, Attr::Subject)), u64::from(group)), 4)
 }
 
 /// The index of one kind of entry (rules or group lines).
 /// Each attribute with prefix keys, and its distinct prefix lengths.
-type PrefixLengths = Box<[(Attr, Box<[u32]>)]>;
+/// Each with its kind_seed.
+type PrefixLengths = Box<[(Attr, u64, Box<[u32]>)]>;
 
 pub(super) struct KeyIndex {
     buckets: Vec<Bucket>,
@@ -213,9 +242,11 @@ pub(super) struct KeyIndex {
     heads: Heads,
     /// Entry → the next entry of the same chain, or NONE.
     next: Vec<u32>,
-    /// Lists of the attributes that have exact keys in a bucket, shared
-    /// by the buckets with the same list.
-    exact_attrs: Vec<Box<[Attr]>>,
+    /// Lists of the attributes that have exact keys in a bucket, each with
+    /// its kind_seed, shared by the buckets with the same list.
+    exact_attrs: Vec<Box<[(Attr, u64)]>>,
+    /// The kind_seed of DNS label keys.
+    dns_seed: u64,
     /// For each attribute with prefix keys in a bucket, the distinct
     /// prefix lengths in bytes, ascending; shared as `exact_attrs` is.
     prefix_lengths: Vec<PrefixLengths>,
@@ -289,7 +320,8 @@ impl KeyIndex {
         exact.dedup();
         let mut exact_attrs = Interned::default();
         for run in exact.chunk_by(|a, b| a.0 == b.0) {
-            buckets[run[0].0 as usize].exact = exact_attrs.id(run.iter().map(|(_, a)| *a).collect());
+            buckets[run[0].0 as usize].exact =
+                exact_attrs.id(run.iter().map(|(_, a)| (*a, kind_seed(TAG_EXACT, *a))).collect());
         }
         drop(exact);
         ip_nets.sort_unstable();
@@ -308,7 +340,7 @@ impl KeyIndex {
                     let mut lengths = lengths.clone();
                     lengths.sort_unstable();
                     lengths.dedup();
-                    (*attr, lengths.into_boxed_slice())
+                    (*attr, kind_seed(TAG_PREFIX, *attr), lengths.into_boxed_slice())
                 })
                 .collect();
             buckets[run[0].0 .0 as usize].prefixes = prefix_lengths.id(list);
@@ -324,6 +356,7 @@ impl KeyIndex {
             heads,
             next,
             exact_attrs: exact_attrs.into_lists(),
+            dns_seed: kind_seed(TAG_DNS_LABEL, Attr::SanDns),
             prefix_lengths: prefix_lengths.into_lists(),
             ip_lengths: ip_lengths.into_lists(),
             group_lists: group_lists.into_lists(),
@@ -332,6 +365,7 @@ impl KeyIndex {
 
     /// Visits the deny chain, then the allow chain, each until `visit`
     /// says that nothing further in it can matter.
+    #[inline]
     fn chains(&self, chains: Chains, visit: &mut impl FnMut(u32) -> bool) {
         for head in [chains[1], chains[0]] {
             let mut id = head;
@@ -360,27 +394,43 @@ impl KeyIndex {
     /// entries before allow entries of each key, each kind in ascending
     /// order.  When `visit` returns false, the rest of that chain is
     /// skipped.
+    #[inline]
     pub(super) fn probe(&self, bucket: u32, identity: &Identity, visit: &mut impl FnMut(u32) -> bool) {
         let b = &self.buckets[bucket as usize];
         self.chains(b.any, visit);
         if b.exact != NONE {
-            for attr in self.exact_attrs[b.exact as usize].iter() {
-                let seed = seed(bucket, TAG_EXACT, *attr);
+            for (attr, kind_seed) in self.exact_attrs[b.exact as usize].iter() {
+                let seed = seed(bucket, *kind_seed);
                 for value in identity.match_values(*attr) {
                     self.keyed(hash_bytes(seed, value.as_bytes()), visit);
                 }
             }
         }
+        if b.prefixes != NONE || b.dns_label || b.ip_nets != NONE {
+            self.probe_patterns(bucket, b, identity, visit);
+        }
+    }
+
+    /// The keys of `probe` that take more than one look-up per value: kept
+    /// out of line, as most buckets have none.
+    #[inline(never)]
+    fn probe_patterns(
+        &self,
+        bucket: u32,
+        b: &Bucket,
+        identity: &Identity,
+        visit: &mut impl FnMut(u32) -> bool,
+    ) {
         if b.prefixes != NONE {
-            for (attr, lengths) in self.prefix_lengths[b.prefixes as usize].iter() {
-                let seed = seed(bucket, TAG_PREFIX, *attr);
+            for (attr, kind_seed, lengths) in self.prefix_lengths[b.prefixes as usize].iter() {
+                let seed = seed(bucket, *kind_seed);
                 for value in identity.match_values(*attr) {
                     each_prefix_hash(seed, value.as_bytes(), lengths, |hash| self.keyed(hash, visit));
                 }
             }
         }
         if b.dns_label {
-            let seed = seed(bucket, TAG_DNS_LABEL, Attr::SanDns);
+            let seed = seed(bucket, self.dns_seed);
             for name in identity.match_values(Attr::SanDns) {
                 if let Some((label, suffix)) = name.split_once('.') {
                     if !label.is_empty() {
