@@ -106,12 +106,95 @@ pub enum Methods {
     List(Box<[Box<str>]>),
 }
 
-impl Methods {
-    fn allows(&self, method: &str) -> bool {
-        match self {
-            Methods::Any => true,
-            Methods::List(list) => list.iter().any(|m| values::same_bytes(m.as_bytes(), method.as_bytes())),
+/// The methods most requests use, each a bit of a `MethodSet`: a
+/// candidate's methods are then checked with one AND, not compared as
+/// text.  At most 8 bytes each, as `packed` reads them.
+const KNOWN_METHODS: [u64; 16] = [
+    packed(b"GET"),
+    packed(b"HEAD"),
+    packed(b"POST"),
+    packed(b"PUT"),
+    packed(b"DELETE"),
+    packed(b"PATCH"),
+    packed(b"OPTIONS"),
+    packed(b"CONNECT"),
+    packed(b"TRACE"),
+    packed(b"PROPFIND"),
+    packed(b"MKCOL"),
+    packed(b"COPY"),
+    packed(b"MOVE"),
+    packed(b"LOCK"),
+    packed(b"UNLOCK"),
+    packed(b"REPORT"),
+];
+
+/// Up to eight bytes as one little-endian word, zero-padded (a method
+/// holds no NUL, so no two methods share a word); 0 for a longer one.
+const fn packed(bytes: &[u8]) -> u64 {
+    if bytes.len() > 8 {
+        return 0;
+    }
+    let mut word = 0;
+    let mut i = bytes.len();
+    while i > 0 {
+        i -= 1;
+        word = (word << 8) | bytes[i] as u64;
+    }
+    word
+}
+
+/// A request's method with its bit among KNOWN_METHODS (0: none).
+#[derive(Clone, Copy)]
+struct RequestMethod<'a> {
+    text: &'a str,
+    bit: u64,
+}
+
+impl RequestMethod<'_> {
+    fn of(text: &str) -> RequestMethod<'_> {
+        let word = packed(text.as_bytes());
+        let bit = match KNOWN_METHODS.iter().position(|known| *known == word) {
+            Some(i) if word != 0 => 1 << i,
+            _ => 0,
+        };
+        RequestMethod { text, bit }
+    }
+}
+
+/// The methods of a statement as decisions check them: the known ones as
+/// bits, the others as text.
+#[derive(Debug)]
+struct MethodSet {
+    any: bool,
+    known: u64,
+    others: Box<[Box<str>]>,
+}
+
+impl MethodSet {
+    fn of(methods: &Methods) -> MethodSet {
+        match methods {
+            Methods::Any => MethodSet { any: true, known: 0, others: Box::default() },
+            Methods::List(list) => {
+                let mut set = MethodSet { any: false, known: 0, others: Box::default() };
+                let mut others = Vec::new();
+                for method in list.iter() {
+                    match RequestMethod::of(method).bit {
+                        0 => others.push(method.clone()),
+                        bit => set.known |= bit,
+                    }
+                }
+                set.others = others.into_boxed_slice();
+                set
+            }
         }
+    }
+
+    #[inline]
+    fn allows(&self, method: RequestMethod<'_>) -> bool {
+        // A known method is never among the others, nor an unknown one a bit.
+        self.any
+            || self.known & method.bit != 0
+            || (method.bit == 0 && self.others.iter().any(|m| **m == *method.text))
     }
 }
 
@@ -247,7 +330,7 @@ struct CompiledRule {
 pub struct Policy {
     files: Vec<Box<str>>,
     rules: Vec<CompiledRule>,
-    methods: Vec<Methods>,
+    methods: Vec<MethodSet>,
     paths: PathTrie,
     rule_index: KeyIndex,
     group_lines: Vec<(u32, Box<[Matcher]>)>,
@@ -274,6 +357,7 @@ impl Policy {
         let mut paths = PathTrie::new();
         let mut method_ids: HashMap<String, u32> = HashMap::default();
         let mut methods = Vec::new();
+        let mut method_lists = Vec::new();
         let mut buckets = Vec::with_capacity(rules.len());
         let mut compiled = Vec::with_capacity(rules.len());
         for rule in rules {
@@ -291,7 +375,7 @@ impl Policy {
             // Rules written one after another mostly share their methods.
             let last = compiled.last().map(|r: &CompiledRule| r.methods);
             let method_id = match last {
-                Some(id) if same_methods(&methods[id as usize], &rule.methods) => id,
+                Some(id) if same_methods(&method_lists[id as usize], &rule.methods) => id,
                 _ => {
                     let name = match &rule.methods {
                         Methods::Any => "*".to_string(),
@@ -300,7 +384,8 @@ impl Policy {
                     let next = methods.len() as u32;
                     let id = *method_ids.entry(name).or_insert(next);
                     if id == next {
-                        methods.push(rule.methods);
+                        methods.push(MethodSet::of(&rule.methods));
+                        method_lists.push(rule.methods);
                     }
                     id
                 }
@@ -440,6 +525,7 @@ impl Policy {
                 };
             }
         }
+        let method = RequestMethod::of(method);
         let search = Search { policy: self, identity, method, groups: OnceCell::new() };
         let (mut first_allow, mut first_deny) = (NONE, NONE);
         // A chain holds rules of one kind in ascending order: once one
@@ -537,7 +623,7 @@ impl GroupSet {
 struct Search<'a> {
     policy: &'a Policy,
     identity: &'a Identity,
-    method: &'a str,
+    method: RequestMethod<'a>,
     groups: OnceCell<GroupSet>,
 }
 

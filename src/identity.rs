@@ -329,21 +329,36 @@ impl Identity {
     #[inline]
     pub fn values(&self, attr: Attr) -> &[Box<str>] {
         match attr {
+            Attr::Subject | Attr::Issuer | Attr::Fingerprint | Attr::Spki => self.derived_values(attr),
+            Attr::SubjectOid(_) | Attr::IssuerOid(_) | Attr::SanOther(_) => self.oid_values(attr),
+            // Every decision asks for these: kept small enough to inline.
+            _ => {
+                let i = attr.index();
+                let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+                &self.values[start..self.ends[i] as usize]
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn derived_values(&self, attr: Attr) -> &[Box<str>] {
+        match attr {
             Attr::Subject => &self.derived().subject_text,
             Attr::Issuer => &self.derived().issuer_text,
             Attr::Fingerprint => &self.derived().fingerprint,
-            Attr::Spki => &self.derived().spki,
-            _ => {
-                let i = attr.index();
-                let Some(oid) = attr.oid() else {
-                    let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-                    return &self.values[start..self.ends[i] as usize];
-                };
-                match self.oid_runs.iter().find(|run| run.0 as usize == i && *run.1 == *oid.as_bytes()) {
-                    Some(&(_, _, start, end)) => &self.values[start as usize..end as usize],
-                    None => &[],
-                }
-            }
+            _ => &self.derived().spki,
+        }
+    }
+
+    #[inline(never)]
+    fn oid_values(&self, attr: Attr) -> &[Box<str>] {
+        let i = attr.index();
+        let Some(oid) = attr.oid() else {
+            return &[];
+        };
+        match self.oid_runs.iter().find(|run| run.0 as usize == i && *run.1 == *oid.as_bytes()) {
+            Some(&(_, _, start, end)) => &self.values[start as usize..end as usize],
+            None => &[],
         }
     }
 

@@ -285,7 +285,39 @@ impl PathTrie {
         // The segment the current node's children consume is rest[pos..end];
         // pos > rest.len() when every segment has been consumed.
         let mut pos = 0;
-        let mut end = 0;
+        let mut end;
+        // Most of a way down runs through nodes with literal children only:
+        // there is nothing to come back to at such a node, so the walk goes
+        // down those without the bookkeeping below, and is done when the
+        // path leaves them.  From the first node with another kind of child
+        // it goes on in full (and goes back up through these at no cost).
+        loop {
+            let n = &self.nodes[node as usize];
+            if n.star != NONE || n.first_template != NONE {
+                break;
+            }
+            if n.rest != NONE {
+                visit(n.rest);
+            }
+            if pos >= rest.len() {
+                if n.exact != NONE {
+                    visit(n.exact);
+                }
+                return;
+            }
+            end = rest[pos..].iter().position(|&b| b == b'/').map_or(rest.len(), |i| pos + i);
+            let child = if n.has_literals { self.literal_child(node, &rest[pos..end]) } else { NONE };
+            if child == NONE {
+                return;
+            }
+            if let Some(start) = starts.get_mut(depth) {
+                *start = pos;
+            }
+            depth += 1;
+            node = child;
+            pos = end + 1;
+        }
+        end = 0;
         let mut step = Step::Enter;
         loop {
             let n = &self.nodes[node as usize];
