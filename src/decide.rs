@@ -80,9 +80,18 @@ impl IpNet {
 }
 
 impl ValueMatch {
+    #[inline]
     fn matches(&self, value: &str) -> bool {
         match self {
             ValueMatch::Exact(v) => values::same_bytes(v.as_bytes(), value.as_bytes()),
+            _ => self.matches_pattern(value),
+        }
+    }
+
+    #[inline(never)]
+    fn matches_pattern(&self, value: &str) -> bool {
+        match self {
+            ValueMatch::Exact(v) => **v == *value,
             ValueMatch::Prefix(p) => value.starts_with(&**p),
             ValueMatch::DnsLabel(suffix) => match value.split_once('.') {
                 Some((label, rest)) => !label.is_empty() && rest == &**suffix,
@@ -324,6 +333,8 @@ struct CompiledRule {
     deny: bool,
     file: u32,
     line: u32,
+    /// Where this statement's `FILE:LINE` is in `Policy::origins`.
+    origin: u32,
 }
 
 /// A compiled, immutable policy.
@@ -341,8 +352,22 @@ pub struct Policy {
     /// identity is in more than a decision keeps (GroupSet).
     group_members: KeyIndex,
     group_count: usize,
-    key_requirements: Vec<(Vec<KeySpec>, Pos)>,
-    lifetime_requirements: Vec<(i64, Pos)>,
+    /// With each requirement, where its `FILE:LINE` is in `origins`.
+    key_requirements: Vec<(Vec<KeySpec>, Pos, u32)>,
+    lifetime_requirements: Vec<(i64, Pos, u32)>,
+    /// `FILE:LINE` and a NUL of every statement that can decide, written
+    /// once here: a decision's file points into it, and a server that
+    /// wants the whole text (Apache's CERT_AUTHZ_RULE) takes it as it is
+    /// instead of formatting it per request.
+    origins: String,
+}
+
+/// Appends `FILE:LINE` and a NUL to `origins`; returns where it starts.
+fn add_origin(origins: &mut String, files: &[Box<str>], file: u32, line: u32) -> u32 {
+    use std::fmt::Write as _;
+    let at = origins.len() as u32;
+    let _ = write!(origins, "{}:{line}\0", files[file as usize]);
+    at
 }
 
 impl Policy {
@@ -358,6 +383,7 @@ impl Policy {
         let mut method_ids: HashMap<String, u32> = HashMap::default();
         let mut methods = Vec::new();
         let mut method_lists = Vec::new();
+        let mut origins = String::new();
         let mut buckets = Vec::with_capacity(rules.len());
         let mut compiled = Vec::with_capacity(rules.len());
         for rule in rules {
@@ -397,9 +423,25 @@ impl Policy {
                 deny: rule.deny,
                 file: rule.file,
                 line: rule.line,
+                origin: add_origin(&mut origins, &files, rule.file, rule.line),
             });
         }
         paths.finish();
+        let key_requirements = key_requirements
+            .into_iter()
+            .map(|(specs, pos)| {
+                let at = add_origin(&mut origins, &files, pos.file, pos.line);
+                (specs, pos, at)
+            })
+            .collect();
+        let lifetime_requirements = lifetime_requirements
+            .into_iter()
+            .map(|(max, pos)| {
+                let at = add_origin(&mut origins, &files, pos.file, pos.line);
+                (max, pos, at)
+            })
+            .collect();
+        origins.shrink_to_fit();
         let entries: Vec<(u32, bool, &[Matcher])> = buckets
             .iter()
             .zip(&compiled)
@@ -429,6 +471,7 @@ impl Policy {
             group_count,
             key_requirements,
             lifetime_requirements,
+            origins,
         }
     }
 
@@ -437,8 +480,12 @@ impl Policy {
         self.rules.len()
     }
 
-    fn origin(&self, file: u32, line: u32) -> Option<(&str, u32)> {
-        Some((&self.files[file as usize], line))
+    /// (file, line) of a statement whose `FILE:LINE` starts at `at` in
+    /// `origins`: the file is taken from there, so that `:LINE` and a NUL
+    /// follow it in memory (the C ABI promises so).
+    fn origin(&self, at: u32, file: u32, line: u32) -> Option<(&str, u32)> {
+        let len = self.files[file as usize].len();
+        Some((&self.origins[at as usize..][..len], line))
     }
 
     /// Calls `f` with the group of every group line the identity matches
@@ -505,22 +552,22 @@ impl Policy {
         let Some(rest) = normalized_path(path) else {
             return Decision::deny(Reason::BadPath);
         };
-        for (specs, pos) in &self.key_requirements {
+        for (specs, pos, at) in &self.key_requirements {
             if !specs.iter().any(|s| s.accepts(identity.key)) {
                 return Decision {
                     allowed: false,
                     reason: Reason::KeyRejected,
-                    origin: self.origin(pos.file, pos.line),
+                    origin: self.origin(*at, pos.file, pos.line),
                     user: None,
                 };
             }
         }
-        for (max, pos) in &self.lifetime_requirements {
+        for (max, pos, at) in &self.lifetime_requirements {
             if identity.lifetime_secs > *max {
                 return Decision {
                     allowed: false,
                     reason: Reason::LifetimeTooLong,
-                    origin: self.origin(pos.file, pos.line),
+                    origin: self.origin(*at, pos.file, pos.line),
                     user: None,
                 };
             }
@@ -562,7 +609,7 @@ impl Policy {
             return Decision::deny(Reason::NoMatchingRule);
         };
         let rule = &self.rules[id as usize];
-        let origin = self.origin(rule.file, rule.line);
+        let origin = self.origin(rule.origin, rule.file, rule.line);
         let Some(attr) = user.filter(|_| allowed) else {
             return Decision { allowed, reason, origin, user: None };
         };
@@ -719,6 +766,7 @@ fn authorized_value(
     }
 }
 
+#[inline]
 fn matcher_ok(matcher: &Matcher, identity: &Identity, in_group: &dyn Fn(u32) -> bool) -> bool {
     match matcher {
         Matcher::Any => true,

@@ -185,6 +185,9 @@ struct Derived {
     /// RFC 4514 text of subject and issuer, one value each, as `values`.
     subject_text: [Box<str>; 1],
     issuer_text: [Box<str>; 1],
+    /// The subject's text again with a NUL after it, for servers that hand
+    /// it on as a C string: one copy per certificate, none per request.
+    subject_nul: Box<str>,
     /// Canonical keys of the subject and issuer DNs, for matching.
     subject_key: [Box<str>; 1],
     issuer_key: [Box<str>; 1],
@@ -316,6 +319,7 @@ impl Identity {
     fn derived(&self) -> &Derived {
         self.derived.get_or_init(|| Derived {
             subject_text: [self.subject.to_rfc4514().into()],
+            subject_nul: format!("{}\0", self.subject.to_rfc4514()).into(),
             issuer_text: [self.issuer.to_rfc4514().into()],
             subject_key: [self.subject.canonical_key().into()],
             issuer_key: [self.issuer.canonical_key().into()],
@@ -414,8 +418,10 @@ impl Identity {
     }
 
     /// The subject as RFC 4514 text.
+    /// The subject as RFC 4514 text, followed in memory by a NUL.
     pub fn subject_text(&self) -> &str {
-        &self.derived().subject_text[0]
+        let nul = &self.derived().subject_nul;
+        &nul[..nul.len() - 1]
     }
 
     /// Computes the values derived on first use now (for benchmarks and

@@ -173,9 +173,6 @@ typedef struct {
      * SSL_CLIENT_CERT (without the ssl_pre_handshake hook). */
     X509 *x509;
     cert_authz_identity *current;
-    /* The subject of `current` as a C string (NULL for a refused one), in
-     * the connection's pool: a request uses it as it is, no copy. */
-    const char *subject;
     /* Whether `current` was read with the chain mod_ssl verified (so that
      * ca.spki rules can see it); a certificate first seen unverified is
      * read again once verified. */
@@ -900,8 +897,7 @@ static request_rec *top_request(request_rec *r)
 /*
  * The certificate request r is made under, verified or not, as a handle
  * that lives at least as long as the request, or NULL when there is none;
- * its verdict (SSL_CLIENT_VERIFY) in *verdict, and its subject as a C
- * string in *subject when the cache has it (else NULL).
+ * its verdict (SSL_CLIENT_VERIFY) in *verdict.
  *
  * An HTTP/2 stream takes a handle of its own (freed with its pool): other
  * streams of the connection, on other threads, may move the cache on.  An
@@ -917,8 +913,7 @@ static request_rec *top_request(request_rec *r)
  * of one connection wait a few microseconds instead of all reading.
  */
 static cert_authz_identity *identity_for(request_rec *r,
-                                         cert_authz_peer *verdict,
-                                         const char **subject)
+                                         cert_authz_peer *verdict)
 {
     conn_cache *cache = conn_cache_of(r->connection);
     int shared = (r->connection->master != NULL);
@@ -939,13 +934,11 @@ static cert_authz_identity *identity_for(request_rec *r,
         result = SSL_get_verify_result(cache->ssl);
         mode = SSL_get_verify_mode(cache->ssl);
     }
-    *subject = NULL;
     if (peer && !shared) {
         if (cache->current && cache->x509 == peer && cache->verdict_known
             && cache->verdict_result == result
             && cache->verdict_mode == mode) {
             *verdict = cache->verdict;
-            *subject = cache->subject;
             return cache->current;
         }
     }
@@ -957,7 +950,6 @@ static cert_authz_identity *identity_for(request_rec *r,
             && cache->verdict_result == result
             && cache->verdict_mode == mode) {
             *verdict = cache->verdict;
-            *subject = cache->subject;
             cert_authz_identity_clone(cache->current, &mine);
         }
 #if APR_HAS_THREADS
@@ -1001,9 +993,6 @@ static cert_authz_identity *identity_for(request_rec *r,
                 read_identity(peer, pem, chained ? cache->ssl : NULL);
 
             if (fresh && (!peer || X509_up_ref(peer) == 1)) {
-                const char *text;
-                size_t len;
-
                 if (cache->current && !shared) {
                     /* this request may have borrowed it (a subrequest
                      * can renegotiate) */
@@ -1017,10 +1006,6 @@ static cert_authz_identity *identity_for(request_rec *r,
                 }
                 X509_free(cache->x509);
                 cache->current = fresh;
-                cache->subject =
-                    cert_authz_identity_subject(fresh, &text, &len)
-                    == CERT_AUTHZ_OK
-                    ? apr_pstrmemdup(r->connection->pool, text, len) : NULL;
                 cache->x509 = peer;
                 cache->chained = chained;
                 cache->verdict_known = 0;
@@ -1045,7 +1030,6 @@ static cert_authz_identity *identity_for(request_rec *r,
         }
         if (same) {
             cert_authz_identity_clone(cache->current, &mine);
-            *subject = cache->subject;
             if (peer) {
                 cache->verdict_known = 1;
                 cache->verdict_result = result;
@@ -1068,37 +1052,11 @@ static const cert_authz_policy *policy_of(const cert_authz_dir_conf *conf)
     return conf->policy_ref ? *conf->policy_ref : NULL;
 }
 
-/* "FILE:LINE" of the deciding statement, for CERT_AUTHZ_RULE, written
- * directly: apr_psprintf's formatter took about as many instructions per
- * request as the decision itself. */
-static const char *rule_text(apr_pool_t *p, const cert_authz_decision *d)
-{
-    char digits[16];
-    size_t n = 0;
-    uint32_t line = d->rule_line;
-    char *text, *at;
-
-    do {
-        digits[n++] = (char)('0' + line % 10);
-        line /= 10;
-    } while (line > 0);
-    text = apr_palloc(p, d->rule_file_len + 1 + n + 1);
-    memcpy(text, d->rule_file, d->rule_file_len);
-    at = text + d->rule_file_len;
-    *at++ = ':';
-    while (n > 0) {
-        *at++ = digits[--n];
-    }
-    *at = '\0';
-    return text;
-}
-
 static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
 {
     request_state *st = ap_get_module_config(r->request_config,
                                              &cert_authz_module);
     cert_authz_peer verdict = CERT_AUTHZ_PEER_NONE;
-    const char *subject = NULL;
     const char *value;
     size_t len;
 
@@ -1109,7 +1067,7 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
     st = apr_pcalloc(r->pool, sizeof(*st));
     st->policy = policy_of(conf);
     st->user_attr = conf->user_attr;
-    st->identity = identity_for(r, &verdict, &subject);
+    st->identity = identity_for(r, &verdict);
     st->peer = (verdict != CERT_AUTHZ_PEER_VERIFIED) ? verdict
                : st->identity ? CERT_AUTHZ_PEER_VERIFIED
                : CERT_AUTHZ_PEER_UNPARSABLE;
@@ -1126,18 +1084,18 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
         st->decision.reason = CERT_AUTHZ_REASON_INTERNAL_ERROR;
     }
 
-    /* Only a verified subject reaches the backend. */
-    if (st->peer == CERT_AUTHZ_PEER_VERIFIED && subject) {
-        st->subject = subject;
-    }
-    else if (st->peer == CERT_AUTHZ_PEER_VERIFIED
-             && cert_authz_identity_subject(st->identity, &value, &len)
-                == CERT_AUTHZ_OK) {
-        st->subject = apr_pstrmemdup(r->pool, value, len);
+    /* Only a verified subject reaches the backend: as the identity keeps
+     * it, a C string that lives as long as the request's handle. */
+    if (st->peer == CERT_AUTHZ_PEER_VERIFIED
+        && cert_authz_identity_subject(st->identity, &value, &len)
+           == CERT_AUTHZ_OK) {
+        st->subject = value;
     }
 
+    /* "FILE:LINE", as the core keeps it for every statement (see
+     * cert_authz_decision): nothing to format per request. */
     if (st->decision.rule_file_len > 0) {
-        st->rule = rule_text(r->pool, &st->decision);
+        st->rule = st->decision.rule_file;
     }
 
     /* The core names the value the allow authorized (SPEC §6.11): with two

@@ -13,7 +13,7 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::values::{hash_bytes, same_bytes, MULTIPLIER, NONE};
+use super::values::{fmix, hash_bytes, same_bytes, word, MULTIPLIER, NONE};
 use super::{template_value_ok, PathPattern, Seg};
 use crate::attr::Attr;
 use crate::identity::Identity;
@@ -34,9 +34,11 @@ struct Node {
     parent: u32,
     edge: Edge,
     has_literals: bool,
-    /// The segment of a literal edge: text[text_start..][..text_len].
+    /// The segment of a literal edge: text[text_start..][..text_len], and
+    /// when it is at most 8 bytes long, those as one `word` too.
     text_start: u32,
     text_len: u32,
+    word: u64,
     star: u32,
     /// The `{ATTR}` children form a list: the first here, the others
     /// through each child's `next_template`.
@@ -81,6 +83,7 @@ impl Node {
             has_literals: false,
             text_start: 0,
             text_len: 0,
+            word: 0,
             star: NONE,
             first_template: NONE,
             next_template: NONE,
@@ -113,11 +116,18 @@ fn child_key(node: u32, segment: u32) -> u64 {
     (u64::from(node) << 32) | u64::from(segment)
 }
 
-/// The hash of a literal edge: its parent and its segment's bytes.
-fn literal_hash(parent: u32, segment: &[u8]) -> u64 {
-    // hash_bytes mixes the seed as it mixes the bytes: a multiply is
-    // enough to set parents apart.
-    hash_bytes(u64::from(parent).wrapping_mul(MULTIPLIER), segment)
+/// The hash of a literal edge, from its parent and its segment's bytes,
+/// and a short segment as one word (else 0).  Most segments are short: one
+/// word is hashed, and compared, at once.
+fn literal_key(parent: u32, segment: &[u8]) -> (u64, u64) {
+    // A multiply is enough to set parents apart: the rest mixes it in.
+    let seed = u64::from(parent).wrapping_mul(MULTIPLIER);
+    if segment.len() <= 8 {
+        let word = word(segment);
+        (fmix(word ^ seed ^ ((segment.len() as u64) << 56)), word)
+    } else {
+        (hash_bytes(seed, segment), 0)
+    }
 }
 
 /// The literal edges in an open-addressed table of (hash tag, child): one
@@ -181,6 +191,7 @@ impl PathTrie {
                             let c = &mut self.nodes[child as usize];
                             c.text_start = start;
                             c.text_len = literal.len() as u32;
+                            c.word = literal_key(node, literal.as_bytes()).1;
                             self.nodes[node as usize].has_literals = true;
                             child
                         }
@@ -233,7 +244,7 @@ impl PathTrie {
             if node.edge != Edge::Literal {
                 continue;
             }
-            let hash = literal_hash(node.parent, self.segment_text(node));
+            let (hash, _) = literal_key(node.parent, self.segment_text(node));
             let mut i = hash as usize & mask;
             while slots[i].1 != NONE {
                 i = (i + 1) & mask;
@@ -251,7 +262,7 @@ impl PathTrie {
 
     /// The literal child of `parent` named `segment`, or NONE.
     fn literal_child(&self, parent: u32, segment: &[u8]) -> u32 {
-        let hash = literal_hash(parent, segment);
+        let (hash, word) = literal_key(parent, segment);
         let tag = (hash >> 32) as u32;
         let mut i = hash as usize & self.literals.mask;
         loop {
@@ -261,7 +272,14 @@ impl PathTrie {
             }
             if slot_tag == tag {
                 let node = &self.nodes[child as usize];
-                if node.parent == parent && same_bytes(self.segment_text(node), segment) {
+                if node.parent == parent
+                    && node.text_len as usize == segment.len()
+                    && if segment.len() <= 8 {
+                        node.word == word
+                    } else {
+                        same_bytes(self.segment_text(node), segment)
+                    }
+                {
                     return child;
                 }
             }

@@ -147,7 +147,7 @@ fn absorb(h: u64, word: u64) -> u64 {
 /// Up to eight bytes as one word.  A short tail is read as two loads that
 /// may overlap (wyhash's trick) instead of byte by byte: with its length,
 /// which `finish` mixes in, the word still tells every tail apart.
-fn word(bytes: &[u8]) -> u64 {
+pub(super) fn word(bytes: &[u8]) -> u64 {
     let n = bytes.len();
     if let Ok(full) = <[u8; 8]>::try_from(bytes) {
         return u64::from_le_bytes(full);
