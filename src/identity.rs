@@ -330,7 +330,7 @@ impl Identity {
 
     /// The values of an attribute, as displayed (RFC 4514 text for whole
     /// DNs, lower case for DNS names, upper-case hex for hex values).
-    #[inline]
+    #[inline(always)]
     pub fn values(&self, attr: Attr) -> &[Box<str>] {
         match attr {
             Attr::Subject | Attr::Issuer | Attr::Fingerprint | Attr::Spki => self.derived_values(attr),
@@ -408,7 +408,7 @@ impl Identity {
 
     /// The values a policy compares against: for whole DNs, the canonical
     /// key of the parsed structure, otherwise the displayed values.
-    #[inline]
+    #[inline(always)]
     pub fn match_values(&self, attr: Attr) -> &[Box<str>] {
         match attr {
             Attr::Subject => &self.derived().subject_key,

@@ -173,6 +173,9 @@ typedef struct {
      * SSL_CLIENT_CERT (without the ssl_pre_handshake hook). */
     X509 *x509;
     cert_authz_identity *current;
+    /* The subject of `current` (cert_authz_identity_subject: it lives as
+     * long as any handle to it), or NULL for a refused certificate. */
+    const char *subject;
     /* Whether `current` was read with the chain mod_ssl verified (so that
      * ca.spki rules can see it); a certificate first seen unverified is
      * read again once verified. */
@@ -897,7 +900,8 @@ static request_rec *top_request(request_rec *r)
 /*
  * The certificate request r is made under, verified or not, as a handle
  * that lives at least as long as the request, or NULL when there is none;
- * its verdict (SSL_CLIENT_VERIFY) in *verdict.
+ * its verdict (SSL_CLIENT_VERIFY) in *verdict, and its subject in *subject
+ * (NULL for a refused certificate).
  *
  * An HTTP/2 stream takes a handle of its own (freed with its pool): other
  * streams of the connection, on other threads, may move the cache on.  An
@@ -913,7 +917,8 @@ static request_rec *top_request(request_rec *r)
  * of one connection wait a few microseconds instead of all reading.
  */
 static cert_authz_identity *identity_for(request_rec *r,
-                                         cert_authz_peer *verdict)
+                                         cert_authz_peer *verdict,
+                                         const char **subject)
 {
     conn_cache *cache = conn_cache_of(r->connection);
     int shared = (r->connection->master != NULL);
@@ -939,6 +944,7 @@ static cert_authz_identity *identity_for(request_rec *r,
             && cache->verdict_result == result
             && cache->verdict_mode == mode) {
             *verdict = cache->verdict;
+            *subject = cache->subject;
             return cache->current;
         }
     }
@@ -950,6 +956,7 @@ static cert_authz_identity *identity_for(request_rec *r,
             && cache->verdict_result == result
             && cache->verdict_mode == mode) {
             *verdict = cache->verdict;
+            *subject = cache->subject;
             cert_authz_identity_clone(cache->current, &mine);
         }
 #if APR_HAS_THREADS
@@ -960,6 +967,7 @@ static cert_authz_identity *identity_for(request_rec *r,
         }
     }
 
+    *subject = NULL;
     *verdict = verdict_of(r);
     if (*verdict == CERT_AUTHZ_PEER_NONE) {
         return NULL;
@@ -993,6 +1001,8 @@ static cert_authz_identity *identity_for(request_rec *r,
                 read_identity(peer, pem, chained ? cache->ssl : NULL);
 
             if (fresh && (!peer || X509_up_ref(peer) == 1)) {
+                size_t len;
+
                 if (cache->current && !shared) {
                     /* this request may have borrowed it (a subrequest
                      * can renegotiate) */
@@ -1006,6 +1016,10 @@ static cert_authz_identity *identity_for(request_rec *r,
                 }
                 X509_free(cache->x509);
                 cache->current = fresh;
+                if (cert_authz_identity_subject(fresh, &cache->subject, &len)
+                    != CERT_AUTHZ_OK) {
+                    cache->subject = NULL;
+                }
                 cache->x509 = peer;
                 cache->chained = chained;
                 cache->verdict_known = 0;
@@ -1030,6 +1044,7 @@ static cert_authz_identity *identity_for(request_rec *r,
         }
         if (same) {
             cert_authz_identity_clone(cache->current, &mine);
+            *subject = cache->subject;
             if (peer) {
                 cache->verdict_known = 1;
                 cache->verdict_result = result;
@@ -1057,6 +1072,7 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
     request_state *st = ap_get_module_config(r->request_config,
                                              &cert_authz_module);
     cert_authz_peer verdict = CERT_AUTHZ_PEER_NONE;
+    const char *subject = NULL;
     const char *value;
     size_t len;
 
@@ -1067,7 +1083,7 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
     st = apr_pcalloc(r->pool, sizeof(*st));
     st->policy = policy_of(conf);
     st->user_attr = conf->user_attr;
-    st->identity = identity_for(r, &verdict);
+    st->identity = identity_for(r, &verdict, &subject);
     st->peer = (verdict != CERT_AUTHZ_PEER_VERIFIED) ? verdict
                : st->identity ? CERT_AUTHZ_PEER_VERIFIED
                : CERT_AUTHZ_PEER_UNPARSABLE;
@@ -1086,9 +1102,12 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
 
     /* Only a verified subject reaches the backend: as the identity keeps
      * it, a C string that lives as long as the request's handle. */
-    if (st->peer == CERT_AUTHZ_PEER_VERIFIED
-        && cert_authz_identity_subject(st->identity, &value, &len)
-           == CERT_AUTHZ_OK) {
+    if (st->peer == CERT_AUTHZ_PEER_VERIFIED && subject) {
+        st->subject = subject;
+    }
+    else if (st->peer == CERT_AUTHZ_PEER_VERIFIED
+             && cert_authz_identity_subject(st->identity, &value, &len)
+                == CERT_AUTHZ_OK) {
         st->subject = value;
     }
 

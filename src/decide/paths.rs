@@ -119,6 +119,7 @@ fn child_key(node: u32, segment: u32) -> u64 {
 /// The hash of a literal edge, from its parent and its segment's bytes,
 /// and a short segment as one word (else 0).  Most segments are short: one
 /// word is hashed, and compared, at once.
+#[inline]
 fn literal_key(parent: u32, segment: &[u8]) -> (u64, u64) {
     // A multiply is enough to set parents apart: the rest mixes it in.
     let seed = u64::from(parent).wrapping_mul(MULTIPLIER);

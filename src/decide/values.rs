@@ -365,7 +365,7 @@ impl KeyIndex {
 
     /// Visits the deny chain, then the allow chain, each until `visit`
     /// says that nothing further in it can matter.
-    #[inline]
+    #[inline(always)]
     fn chains(&self, chains: Chains, visit: &mut impl FnMut(u32) -> bool) {
         for head in [chains[1], chains[0]] {
             let mut id = head;
@@ -490,6 +490,7 @@ impl Heads {
         Heads { slots, mask }
     }
 
+    #[inline]
     fn get(&self, hash: u64) -> Option<Chains> {
         let mut i = hash as usize & self.mask;
         loop {
