@@ -175,12 +175,14 @@ impl PathTrie {
                 Seg::Literal(literal) => {
                     let building = self.building.as_mut().expect("a trie is built before it is finished");
                     let next = building.segments.len() as u32;
+                    let len = literal.len() as u32;
+                    let word = literal_key(node, literal.as_bytes()).1;
                     let (segment, start) = match building.segments.get(&*literal) {
                         Some(found) => *found,
                         None => {
                             let start = self.text.len() as u32;
                             self.text.extend_from_slice(literal.as_bytes());
-                            building.segments.insert(literal.clone(), (next, start));
+                            building.segments.insert(literal, (next, start));
                             (next, start)
                         }
                     };
@@ -191,8 +193,8 @@ impl PathTrie {
                             let child = self.add_node(node, Edge::Literal);
                             let c = &mut self.nodes[child as usize];
                             c.text_start = start;
-                            c.text_len = literal.len() as u32;
-                            c.word = literal_key(node, literal.as_bytes()).1;
+                            c.text_len = len;
+                            c.word = word;
                             self.nodes[node as usize].has_literals = true;
                             child
                         }
