@@ -136,7 +136,9 @@ typedef struct cert_authz_identity cert_authz_identity;
  * The outcome of one decision.  `allowed` is 1 or 0.  `rule_file` (not
  * NUL-terminated) and `rule_line` name the deciding statement; for reasons
  * that no statement decides (NO_MATCHING_RULE, NO_CERTIFICATE, ...),
- * rule_file_len and rule_line are 0.  rule_file points into the policy.
+ * rule_file_len and rule_line are 0.  rule_file points into the policy,
+ * where `:LINE` and a NUL follow its rule_file_len bytes: read up to the
+ * NUL, rule_file is the statement's "FILE:LINE" as a C string.
  *
  * `user` (not NUL-terminated, pointing into the identity) is, on an allow
  * decided with a user attribute, the value of that attribute that was
@@ -324,8 +326,9 @@ cert_authz_result cert_authz_identity_is_certificate(
 /* Frees an identity handle.  NULL is fine. */
 void cert_authz_identity_free(cert_authz_identity *identity);
 
-/* The subject as RFC 4514 text (as `openssl -nameopt RFC2253` prints it);
- * CERT_AUTHZ_ERR_NOT_FOUND for a refused certificate. */
+/* The subject as RFC 4514 text (as `openssl -nameopt RFC2253` prints it),
+ * pointing into the identity and followed there by a NUL, so that it is a
+ * C string too; CERT_AUTHZ_ERR_NOT_FOUND for a refused certificate. */
 cert_authz_result cert_authz_identity_subject(
     const cert_authz_identity *identity,
     const char **subject_out, size_t *subject_len_out);

@@ -80,7 +80,16 @@ impl IpNet {
 }
 
 impl ValueMatch {
+    #[inline]
     fn matches(&self, value: &str) -> bool {
+        match self {
+            ValueMatch::Exact(v) => values::same_bytes(v.as_bytes(), value.as_bytes()),
+            _ => self.matches_pattern(value),
+        }
+    }
+
+    #[inline(never)]
+    fn matches_pattern(&self, value: &str) -> bool {
         match self {
             ValueMatch::Exact(v) => **v == *value,
             ValueMatch::Prefix(p) => value.starts_with(&**p),
@@ -106,12 +115,120 @@ pub enum Methods {
     List(Box<[Box<str>]>),
 }
 
-impl Methods {
-    fn allows(&self, method: &str) -> bool {
-        match self {
-            Methods::Any => true,
-            Methods::List(list) => list.iter().any(|m| **m == *method),
+/// The methods most requests use, each a bit of a `MethodSet`: a
+/// candidate's methods are then checked with one AND, not compared as
+/// text.  At most 8 bytes each, as `packed` reads them.
+const KNOWN_METHODS: [u64; 16] = [
+    packed(b"GET"),
+    packed(b"HEAD"),
+    packed(b"POST"),
+    packed(b"PUT"),
+    packed(b"DELETE"),
+    packed(b"PATCH"),
+    packed(b"OPTIONS"),
+    packed(b"CONNECT"),
+    packed(b"TRACE"),
+    packed(b"PROPFIND"),
+    packed(b"MKCOL"),
+    packed(b"COPY"),
+    packed(b"MOVE"),
+    packed(b"LOCK"),
+    packed(b"UNLOCK"),
+    packed(b"REPORT"),
+];
+
+/// Up to eight bytes as one little-endian word, zero-padded (a method
+/// holds no NUL, so no two methods share a word); 0 for a longer one.
+const fn packed(bytes: &[u8]) -> u64 {
+    if bytes.len() > 8 {
+        return 0;
+    }
+    let mut word = 0;
+    let mut i = bytes.len();
+    while i > 0 {
+        i -= 1;
+        word = (word << 8) | bytes[i] as u64;
+    }
+    word
+}
+
+/// A request's method with its bit among KNOWN_METHODS (0: none).
+#[derive(Clone, Copy)]
+struct RequestMethod<'a> {
+    text: &'a str,
+    bit: u64,
+}
+
+impl RequestMethod<'_> {
+    /// `is_method` and `of` in one pass over the bytes, as every request
+    /// needs both.
+    #[inline]
+    fn checked(text: &str) -> Option<RequestMethod<'_>> {
+        let bytes = text.as_bytes();
+        let mut word = 0u64;
+        for (i, &c) in bytes.iter().enumerate() {
+            if !METHOD_BYTE[c as usize] {
+                return None;
+            }
+            if i < 8 {
+                word |= u64::from(c) << (8 * i);
+            }
         }
+        if bytes.is_empty() {
+            return None;
+        }
+        let word = if bytes.len() > 8 { 0 } else { word };
+        let bit = match KNOWN_METHODS.iter().position(|known| *known == word) {
+            Some(i) if word != 0 => 1 << i,
+            _ => 0,
+        };
+        Some(RequestMethod { text, bit })
+    }
+
+    fn of(text: &str) -> RequestMethod<'_> {
+        let word = packed(text.as_bytes());
+        let bit = match KNOWN_METHODS.iter().position(|known| *known == word) {
+            Some(i) if word != 0 => 1 << i,
+            _ => 0,
+        };
+        RequestMethod { text, bit }
+    }
+}
+
+/// The methods of a statement as decisions check them: the known ones as
+/// bits, the others as text.
+#[derive(Debug)]
+struct MethodSet {
+    any: bool,
+    known: u64,
+    others: Box<[Box<str>]>,
+}
+
+impl MethodSet {
+    fn of(methods: &Methods) -> MethodSet {
+        match methods {
+            Methods::Any => MethodSet { any: true, known: 0, others: Box::default() },
+            Methods::List(list) => {
+                let mut set = MethodSet { any: false, known: 0, others: Box::default() };
+                let mut others = Vec::new();
+                for method in list.iter() {
+                    match RequestMethod::of(method).bit {
+                        0 => others.push(method.clone()),
+                        bit => set.known |= bit,
+                    }
+                }
+                set.others = others.into_boxed_slice();
+                set
+            }
+        }
+    }
+
+    #[inline]
+    fn allows(&self, method: RequestMethod<'_>) -> bool {
+        // A known method is never among the others, nor an unknown one a bit.
+        self.any
+            || self.known & method.bit != 0
+            || (method.bit == 0 && self.others.iter().any(|m| **m == *method.text))
     }
 }
 
@@ -241,13 +358,15 @@ struct CompiledRule {
     deny: bool,
     file: u32,
     line: u32,
+    /// Where this statement's `FILE:LINE` is in `Policy::origins`.
+    origin: u32,
 }
 
 /// A compiled, immutable policy.
 pub struct Policy {
     files: Vec<Box<str>>,
     rules: Vec<CompiledRule>,
-    methods: Vec<Methods>,
+    methods: Vec<MethodSet>,
     paths: PathTrie,
     rule_index: KeyIndex,
     group_lines: Vec<(u32, Box<[Matcher]>)>,
@@ -260,8 +379,39 @@ pub struct Policy {
     group_count: usize,
     /// The name of each group, by its number (set by the builder).
     pub(crate) group_names: Vec<Box<str>>,
-    key_requirements: Vec<(Vec<KeySpec>, Pos)>,
-    lifetime_requirements: Vec<(i64, Pos)>,
+    /// With each requirement, where its `FILE:LINE` is in `origins`.
+    key_requirements: Vec<(Vec<KeySpec>, Pos, u32)>,
+    lifetime_requirements: Vec<(i64, Pos, u32)>,
+    /// `FILE:LINE` and a NUL of every statement that can decide, written
+    /// once here: a decision's file points into it, and a server that
+    /// wants the whole text (Apache's CERT_AUTHZ_RULE) takes it as it is
+    /// instead of formatting it per request.
+    origins: String,
+}
+
+/// Appends `FILE:LINE` and a NUL to `origins`; returns where it starts.
+fn add_origin(origins: &mut String, files: &[Box<str>], file: u32, line: u32) -> u32 {
+    let at = origins.len() as u32;
+    origins.push_str(&files[file as usize]);
+    origins.push(':');
+    // Written by hand: the formatter took more than the rest of a rule's
+    // compile.
+    let mut digits = [0u8; 10];
+    let mut n = 0;
+    let mut rest = line;
+    loop {
+        digits[n] = b'0' + (rest % 10) as u8;
+        n += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for d in digits[..n].iter().rev() {
+        origins.push(char::from(*d));
+    }
+    origins.push('\0');
+    at
 }
 
 impl Policy {
@@ -276,6 +426,10 @@ impl Policy {
         let mut paths = PathTrie::new();
         let mut method_ids: HashMap<String, u32> = HashMap::default();
         let mut methods = Vec::new();
+        let mut method_lists = Vec::new();
+        // Sized once: grown by doubling, the copies cost more than the text.
+        let longest = files.iter().map(|f| f.len()).max().unwrap_or(0);
+        let mut origins = String::with_capacity(rules.len() * (longest + 12));
         let mut buckets = Vec::with_capacity(rules.len());
         let mut compiled = Vec::with_capacity(rules.len());
         for rule in rules {
@@ -293,7 +447,7 @@ impl Policy {
             // Rules written one after another mostly share their methods.
             let last = compiled.last().map(|r: &CompiledRule| r.methods);
             let method_id = match last {
-                Some(id) if same_methods(&methods[id as usize], &rule.methods) => id,
+                Some(id) if same_methods(&method_lists[id as usize], &rule.methods) => id,
                 _ => {
                     let name = match &rule.methods {
                         Methods::Any => "*".to_string(),
@@ -302,7 +456,8 @@ impl Policy {
                     let next = methods.len() as u32;
                     let id = *method_ids.entry(name).or_insert(next);
                     if id == next {
-                        methods.push(rule.methods);
+                        methods.push(MethodSet::of(&rule.methods));
+                        method_lists.push(rule.methods);
                     }
                     id
                 }
@@ -314,9 +469,25 @@ impl Policy {
                 deny: rule.deny,
                 file: rule.file,
                 line: rule.line,
+                origin: add_origin(&mut origins, &files, rule.file, rule.line),
             });
         }
-        paths.shrink_to_fit();
+        paths.finish();
+        let key_requirements = key_requirements
+            .into_iter()
+            .map(|(specs, pos)| {
+                let at = add_origin(&mut origins, &files, pos.file, pos.line);
+                (specs, pos, at)
+            })
+            .collect();
+        let lifetime_requirements = lifetime_requirements
+            .into_iter()
+            .map(|(max, pos)| {
+                let at = add_origin(&mut origins, &files, pos.file, pos.line);
+                (max, pos, at)
+            })
+            .collect();
+        origins.shrink_to_fit();
         let entries: Vec<(u32, bool, &[Matcher])> = buckets
             .iter()
             .zip(&compiled)
@@ -347,6 +518,7 @@ impl Policy {
             group_names: Vec::new(),
             key_requirements,
             lifetime_requirements,
+            origins,
         }
     }
 
@@ -355,8 +527,13 @@ impl Policy {
         self.rules.len()
     }
 
-    fn origin(&self, file: u32, line: u32) -> Option<(&str, u32)> {
-        Some((&self.files[file as usize], line))
+    /// (file, line) of a statement whose `FILE:LINE` starts at `at` in
+    /// `origins`: the file is taken from there, so that `:LINE` and a NUL
+    /// follow it in memory (the C ABI promises so).
+    #[inline(always)]
+    fn origin(&self, at: u32, file: u32, line: u32) -> Option<(&str, u32)> {
+        let len = self.files[file as usize].len();
+        Some((&self.origins[at as usize..][..len], line))
     }
 
     /// Calls `f` with the group of every group line the identity matches
@@ -431,28 +608,28 @@ impl Policy {
             Peer::Unverified => return Decision::deny(Reason::Unverified),
             Peer::Unparsable => return Decision::deny(Reason::BadCertificate),
         };
-        if !is_method(method) {
+        let Some(method) = RequestMethod::checked(method) else {
             return Decision::deny(Reason::BadMethod);
-        }
+        };
         let Some(rest) = normalized_path(path) else {
             return Decision::deny(Reason::BadPath);
         };
-        for (specs, pos) in &self.key_requirements {
+        for (specs, pos, at) in &self.key_requirements {
             if !specs.iter().any(|s| s.accepts(identity.key)) {
                 return Decision {
                     allowed: false,
                     reason: Reason::KeyRejected,
-                    origin: self.origin(pos.file, pos.line),
+                    origin: self.origin(*at, pos.file, pos.line),
                     user: None,
                 };
             }
         }
-        for (max, pos) in &self.lifetime_requirements {
+        for (max, pos, at) in &self.lifetime_requirements {
             if identity.lifetime_secs > *max {
                 return Decision {
                     allowed: false,
                     reason: Reason::LifetimeTooLong,
-                    origin: self.origin(pos.file, pos.line),
+                    origin: self.origin(*at, pos.file, pos.line),
                     user: None,
                 };
             }
@@ -493,7 +670,7 @@ impl Policy {
             return Decision::deny(Reason::NoMatchingRule);
         };
         let rule = &self.rules[id as usize];
-        let origin = self.origin(rule.file, rule.line);
+        let origin = self.origin(rule.origin, rule.file, rule.line);
         let Some(attr) = user.filter(|_| allowed) else {
             return Decision { allowed, reason, origin, user: None };
         };
@@ -554,7 +731,7 @@ impl GroupSet {
 struct Search<'a> {
     policy: &'a Policy,
     identity: &'a Identity,
-    method: &'a str,
+    method: RequestMethod<'a>,
     groups: OnceCell<GroupSet>,
 }
 
@@ -593,6 +770,7 @@ impl Search<'_> {
 
     /// The full check of a candidate: methods and every matcher.  Its path
     /// matched already: the trie led to it.
+    #[inline(always)]
     fn matches(&self, rule: &CompiledRule) -> bool {
         self.policy.methods[rule.methods as usize].allows(self.method)
             && rule.matchers.iter().all(|m| matcher_ok(m, self.identity, &|g| self.in_group(g)))
@@ -649,6 +827,7 @@ fn authorized_value(
     }
 }
 
+#[inline]
 fn matcher_ok(matcher: &Matcher, identity: &Identity, in_group: &dyn Fn(u32) -> bool) -> bool {
     match matcher {
         Matcher::Any => true,
@@ -662,40 +841,128 @@ fn matcher_ok(matcher: &Matcher, identity: &Identity, in_group: &dyn Fn(u32) -> 
 /// server hands `get` on as it came, which Django, Werkzeug and others
 /// then serve as GET: a lower-case method is refused, not unmatched.
 pub fn is_method(method: &str) -> bool {
-    !method.is_empty()
-        && method
-            .bytes()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&c))
+    !method.is_empty() && method.bytes().all(|c| METHOD_BYTE[c as usize])
 }
+
+const METHOD_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        table[c] = b.is_ascii_uppercase() || b.is_ascii_digit();
+        c += 1;
+    }
+    let punctuation = b"!#$%&'*+-.^_`|~";
+    let mut i = 0;
+    while i < punctuation.len() {
+        table[punctuation[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+/// The bytes `normalized_path` looks at twice: separators, and what is one
+/// to some backend.
+const PATH_SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b'/' as usize] = true;
+    table[b'%' as usize] = true;
+    table[0] = true;
+    table[b'\\' as usize] = true;
+    table[b';' as usize] = true;
+    table
+};
 
 /// Checks a request path and returns it without its leading `/` and one
 /// trailing `/`.  An empty path, a path not starting with `/`, an empty,
 /// `.` or `..` segment, a NUL, a backslash, a `;`, or an encoded slash or
 /// backslash make the path ambiguous: None.
+///
+/// Each of these is a separator to some backend, not to the policy: Tomcat
+/// and Spring drop `;params` from a segment (`/admin;x/users` is
+/// `/admin/users` there), Windows-minded backends split at `\`, and a
+/// server that leaves `%2F` or `%5C` encoded (Apache's AllowEncodedSlashes
+/// NoDecode, ProxyPass nocanon) hands on a path a decoding backend splits
+/// again.  One pass over the bytes checks them all: this runs on every
+/// request.
 pub fn normalized_path(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix('/')?;
-    // Each of these is a separator to some backend, not to the policy:
-    // Tomcat and Spring drop `;params` from a segment (`/admin;x/users` is
-    // `/admin/users` there), Windows-minded backends split at `\`, and a
-    // server that leaves `%2F` or `%5C` encoded (Apache's
-    // AllowEncodedSlashes NoDecode, ProxyPass nocanon) hands on a path a
-    // decoding backend splits again.
-    if path.contains(['\0', '\\', ';']) {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
         return None;
     }
-    let encoded_separator =
-        |w: &[u8]| w[0] == b'%' && matches!((w[1], w[2] | 0x20), (b'2', b'f') | (b'5', b'c'));
-    if path.as_bytes().windows(3).any(encoded_separator) {
+    let mut end = bytes.len();
+    if end > 1 && bytes[end - 1] == b'/' {
+        if end == 2 {
+            // "//": an empty segment, not the root
+            return None;
+        }
+        end -= 1;
+    }
+    // Neither slash taken off can be part of what is refused: a `%2F` ends
+    // in no `/`, and none starts with one.
+    let rest = &bytes[1..end];
+    let segment_ok = |segment: &[u8]| !matches!(segment, [] | [b'.'] | [b'.', b'.']);
+    let mut start = 0;
+    for (i, &b) in rest.iter().enumerate() {
+        if !PATH_SPECIAL[b as usize] {
+            continue;
+        }
+        match b {
+            b'/' => {
+                if !segment_ok(&rest[start..i]) {
+                    return None;
+                }
+                start = i + 1;
+            }
+            b'%' => {
+                if let Some(&[c1, c2]) = rest.get(i + 1..i + 3) {
+                    if matches!((c1, c2 | 0x20), (b'2', b'f') | (b'5', b'c')) {
+                        return None;
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+    if !rest.is_empty() && !segment_ok(&rest[start..]) {
         return None;
     }
-    if rest == "/" {
-        return None;
+    Some(&path[1..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalized_path;
+
+    /// The rules of `normalized_path` written plainly, one check at a time.
+    fn plain(path: &str) -> Option<&str> {
+        let rest = path.strip_prefix('/')?;
+        let lower = path.to_ascii_lowercase();
+        if path.contains(['\0', '\\', ';']) || lower.contains("%2f") || lower.contains("%5c") || rest == "/" {
+            return None;
+        }
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if !rest.is_empty() && rest.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+            return None;
+        }
+        Some(rest)
     }
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if !rest.is_empty()
-        && rest.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..")
-    {
-        return None;
+
+    #[test]
+    fn the_one_pass_check_is_the_plain_one() {
+        let alphabet = ['/', '.', '%', '2', '5', 'f', 'F', 'c', 'C', 'a', ';', '\\', '\0'];
+        let mut path = String::new();
+        // Every path of up to five of these characters.
+        fn each(path: &mut String, alphabet: &[char], left: usize) {
+            assert_eq!(normalized_path(path), plain(path), "{path:?}");
+            if left > 0 {
+                for c in alphabet {
+                    path.push(*c);
+                    each(path, alphabet, left - 1);
+                    path.pop();
+                }
+            }
+        }
+        each(&mut path, &alphabet, 5);
     }
-    Some(rest)
 }

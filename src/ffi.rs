@@ -795,7 +795,7 @@ pub extern "C" fn cert_authz_decide(
         };
         // A method or path that is not UTF-8 cannot match any rule: refuse
         // it with its own reason rather than fail the call.
-        let decision = match (std::str::from_utf8(method), std::str::from_utf8(path)) {
+        let decision = match (utf8(method), utf8(path)) {
             (Err(_), _) => Decision::deny(Reason::BadMethod),
             (_, Err(_)) => Decision::deny(Reason::BadPath),
             (Ok(method), Ok(path)) => policy.decide_as(peer, method, path, user),
@@ -821,6 +821,17 @@ pub extern "C" fn cert_authz_decide(
         }
         R::CERT_AUTHZ_OK
     })
+}
+
+/// `std::str::from_utf8`, with a quicker way for the ASCII that methods
+/// and paths nearly always are: this runs twice per request.
+fn utf8(bytes: &[u8]) -> Result<&str, std::str::Utf8Error> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is UTF-8.
+        Ok(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes)
+    }
 }
 
 #[no_mangle]

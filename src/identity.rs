@@ -193,6 +193,9 @@ struct Derived {
     /// RFC 4514 text of subject and issuer, one value each, as `values`.
     subject_text: [Box<str>; 1],
     issuer_text: [Box<str>; 1],
+    /// The subject's text again with a NUL after it, for servers that hand
+    /// it on as a C string: one copy per certificate, none per request.
+    subject_nul: Box<str>,
     /// Canonical keys of the subject and issuer DNs, for matching.
     subject_key: [Box<str>; 1],
     issuer_key: [Box<str>; 1],
@@ -334,6 +337,7 @@ impl Identity {
     fn derived(&self) -> &Derived {
         self.derived.get_or_init(|| Derived {
             subject_text: [self.subject.to_rfc4514().into()],
+            subject_nul: format!("{}\0", self.subject.to_rfc4514()).into(),
             issuer_text: [self.issuer.to_rfc4514().into()],
             subject_key: [self.subject.canonical_key().into()],
             issuer_key: [self.issuer.canonical_key().into()],
@@ -344,23 +348,39 @@ impl Identity {
 
     /// The values of an attribute, as displayed (RFC 4514 text for whole
     /// DNs, lower case for DNS names, upper-case hex for hex values).
+    #[inline(always)]
     pub fn values(&self, attr: Attr) -> &[Box<str>] {
+        match attr {
+            Attr::Subject | Attr::Issuer | Attr::Fingerprint | Attr::Spki => self.derived_values(attr),
+            Attr::SubjectOid(_) | Attr::IssuerOid(_) | Attr::SanOther(_) => self.oid_values(attr),
+            // Every decision asks for these: kept small enough to inline.
+            _ => {
+                let i = attr.index();
+                let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+                &self.values[start..self.ends[i] as usize]
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn derived_values(&self, attr: Attr) -> &[Box<str>] {
         match attr {
             Attr::Subject => &self.derived().subject_text,
             Attr::Issuer => &self.derived().issuer_text,
             Attr::Fingerprint => &self.derived().fingerprint,
-            Attr::Spki => &self.derived().spki,
-            _ => {
-                let i = attr.index();
-                let Some(oid) = attr.oid() else {
-                    let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-                    return &self.values[start..self.ends[i] as usize];
-                };
-                match self.oid_runs.iter().find(|run| run.0 as usize == i && *run.1 == *oid.as_bytes()) {
-                    Some(&(_, _, start, end)) => &self.values[start as usize..end as usize],
-                    None => &[],
-                }
-            }
+            _ => &self.derived().spki,
+        }
+    }
+
+    #[inline(never)]
+    fn oid_values(&self, attr: Attr) -> &[Box<str>] {
+        let i = attr.index();
+        let Some(oid) = attr.oid() else {
+            return &[];
+        };
+        match self.oid_runs.iter().find(|run| run.0 as usize == i && *run.1 == *oid.as_bytes()) {
+            Some(&(_, _, start, end)) => &self.values[start as usize..end as usize],
+            None => &[],
         }
     }
 
@@ -406,6 +426,7 @@ impl Identity {
 
     /// The values a policy compares against: for whole DNs, the canonical
     /// key of the parsed structure, otherwise the displayed values.
+    #[inline(always)]
     pub fn match_values(&self, attr: Attr) -> &[Box<str>] {
         match attr {
             Attr::Subject => &self.derived().subject_key,
@@ -415,8 +436,10 @@ impl Identity {
     }
 
     /// The subject as RFC 4514 text.
+    /// The subject as RFC 4514 text, followed in memory by a NUL.
     pub fn subject_text(&self) -> &str {
-        &self.derived().subject_text[0]
+        let nul = &self.derived().subject_nul;
+        &nul[..nul.len() - 1]
     }
 
     /// The issuer as RFC 4514 text.

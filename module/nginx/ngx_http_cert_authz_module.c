@@ -501,7 +501,10 @@ ngx_http_cert_authz_precontent_handler(ngx_http_request_t *r)
 }
 
 
-/* the request's context, made on first use: the decision fills it */
+/*
+ * the request's context, made on first use: the decision fills it (and
+ * zeroes it first), before anything can read it
+ */
 
 static ngx_http_cert_authz_ctx_t *
 ngx_http_cert_authz_ctx(ngx_http_request_t *r)
@@ -511,7 +514,7 @@ ngx_http_cert_authz_ctx(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_cert_authz_module);
 
     if (ctx == NULL) {
-        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_cert_authz_ctx_t));
+        ctx = ngx_palloc(r->pool, sizeof(ngx_http_cert_authz_ctx_t));
         if (ctx == NULL) {
             return NULL;
         }

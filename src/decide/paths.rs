@@ -13,7 +13,7 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::values::NONE;
+use super::values::{fmix, hash_bytes, same_bytes, word, MULTIPLIER, NONE};
 use super::{template_value_ok, PathPattern, Seg};
 use crate::attr::Attr;
 use crate::identity::Identity;
@@ -34,6 +34,11 @@ struct Node {
     parent: u32,
     edge: Edge,
     has_literals: bool,
+    /// The segment of a literal edge: text[text_start..][..text_len], and
+    /// when it is at most 8 bytes long, those as one `word` too.
+    text_start: u32,
+    text_len: u32,
+    word: u64,
     star: u32,
     /// The `{ATTR}` children form a list: the first here, the others
     /// through each child's `next_template`.
@@ -44,12 +49,41 @@ struct Node {
     rest: u32,
 }
 
+/// What the walk does next at its current node.
+#[derive(Clone, Copy)]
+enum Step {
+    Enter,
+    Star,
+    Template(u32),
+    Leave,
+}
+
 impl Node {
+    /// The step after the literal child: straight on to the first kind of
+    /// child there is, as most nodes have only literal ones.
+    fn after_literal(&self) -> Step {
+        if self.star != NONE {
+            Step::Star
+        } else {
+            self.after_star()
+        }
+    }
+
+    fn after_star(&self) -> Step {
+        match self.first_template {
+            NONE => Step::Leave,
+            first => Step::Template(first),
+        }
+    }
+
     fn new(parent: u32, edge: Edge) -> Node {
         Node {
             parent,
             edge,
             has_literals: false,
+            text_start: 0,
+            text_len: 0,
+            word: 0,
             star: NONE,
             first_template: NONE,
             next_template: NONE,
@@ -61,23 +95,64 @@ impl Node {
 
 pub(super) struct PathTrie {
     nodes: Vec<Node>,
-    /// Every literal segment of the policy, numbered once.
-    segments: HashMap<Box<str>, u32>,
-    /// (node, segment number) → the literal child.
-    literals: HashMap<u64, u32>,
+    /// The literal segments of the policy, each once.
+    text: Vec<u8>,
+    /// (parent, segment) → the literal child, for decisions: see `Literals`.
+    literals: Literals,
+    /// The same while patterns are added: each literal segment's number and
+    /// place in `text`, and (node, segment number) → child.  Dropped by
+    /// `finish`.
+    building: Option<Building>,
     buckets: u32,
 }
 
-fn literal_key(node: u32, segment: u32) -> u64 {
+#[derive(Default)]
+struct Building {
+    segments: HashMap<Box<str>, (u32, u32)>,
+    children: HashMap<u64, u32>,
+}
+
+fn child_key(node: u32, segment: u32) -> u64 {
     (u64::from(node) << 32) | u64::from(segment)
+}
+
+/// The hash of a literal edge, from its parent and its segment's bytes,
+/// and a short segment as one word (else 0).  Most segments are short: one
+/// word is hashed, and compared, at once.
+#[inline]
+fn literal_key(parent: u32, segment: &[u8]) -> (u64, u64) {
+    // A multiply is enough to set parents apart: the rest mixes it in.
+    let seed = u64::from(parent).wrapping_mul(MULTIPLIER);
+    if segment.len() <= 8 {
+        let word = word(segment);
+        (fmix(word ^ seed ^ ((segment.len() as u64) << 56)), word)
+    } else {
+        (hash_bytes(seed, segment), 0)
+    }
+}
+
+/// The literal edges in an open-addressed table of (hash tag, child): one
+/// hash of the segment and a compare with the child's own text find the
+/// child, where two general maps (segment → number, then (node, number) →
+/// child) hashed the segment and the pair each.
+struct Literals {
+    slots: Box<[(u32, u32)]>,
+    mask: usize,
+}
+
+impl Literals {
+    fn empty() -> Literals {
+        Literals { slots: vec![(0, NONE)].into_boxed_slice(), mask: 0 }
+    }
 }
 
 impl PathTrie {
     pub(super) fn new() -> PathTrie {
         PathTrie {
             nodes: vec![Node::new(NONE, Edge::Root)],
-            segments: HashMap::default(),
-            literals: HashMap::default(),
+            text: Vec::new(),
+            literals: Literals::empty(),
+            building: Some(Building::default()),
             buckets: 0,
         }
     }
@@ -91,25 +166,35 @@ impl PathTrie {
         (self.nodes.len() - 1) as u32
     }
 
-    /// Adds a pattern; returns the bucket its rules belong in.
+    /// Adds a pattern; returns the bucket its rules belong in.  Only
+    /// before `finish`.
     pub(super) fn insert(&mut self, pattern: PathPattern) -> u32 {
         let mut node = ROOT;
         for seg in pattern.segs.into_vec() {
             node = match seg {
-                Seg::Literal(text) => {
-                    let segment = match self.segments.get(&*text) {
-                        Some(id) => *id,
+                Seg::Literal(literal) => {
+                    let building = self.building.as_mut().expect("a trie is built before it is finished");
+                    let next = building.segments.len() as u32;
+                    let len = literal.len() as u32;
+                    let word = literal_key(node, literal.as_bytes()).1;
+                    let (segment, start) = match building.segments.get(&*literal) {
+                        Some(found) => *found,
                         None => {
-                            let id = self.segments.len() as u32;
-                            self.segments.insert(text, id);
-                            id
+                            let start = self.text.len() as u32;
+                            self.text.extend_from_slice(literal.as_bytes());
+                            building.segments.insert(literal, (next, start));
+                            (next, start)
                         }
                     };
-                    match self.literals.get(&literal_key(node, segment)) {
+                    match building.children.get(&child_key(node, segment)) {
                         Some(child) => *child,
                         None => {
+                            building.children.insert(child_key(node, segment), self.nodes.len() as u32);
                             let child = self.add_node(node, Edge::Literal);
-                            self.literals.insert(literal_key(node, segment), child);
+                            let c = &mut self.nodes[child as usize];
+                            c.text_start = start;
+                            c.text_len = len;
+                            c.word = word;
                             self.nodes[node as usize].has_literals = true;
                             child
                         }
@@ -147,30 +232,113 @@ impl PathTrie {
         *slot
     }
 
-    pub(super) fn shrink_to_fit(&mut self) {
+    /// Ends the adding: the literal edges go into the table decisions use.
+    pub(super) fn finish(&mut self) {
+        let Some(building) = self.building.take() else {
+            return;
+        };
+        let count = building.children.len();
+        drop(building);
+        // At most half full: a miss, as common as a hit, ends soon.
+        let size = (2 * count + 1).next_power_of_two();
+        let mut slots = vec![(0u32, NONE); size].into_boxed_slice();
+        let mask = size - 1;
+        for (id, node) in self.nodes.iter().enumerate() {
+            if node.edge != Edge::Literal {
+                continue;
+            }
+            let (hash, _) = literal_key(node.parent, self.segment_text(node));
+            let mut i = hash as usize & mask;
+            while slots[i].1 != NONE {
+                i = (i + 1) & mask;
+            }
+            slots[i] = ((hash >> 32) as u32, id as u32);
+        }
+        self.literals = Literals { slots, mask };
         self.nodes.shrink_to_fit();
-        self.segments.shrink_to_fit();
-        self.literals.shrink_to_fit();
+        self.text.shrink_to_fit();
+    }
+
+    fn segment_text(&self, node: &Node) -> &[u8] {
+        &self.text[node.text_start as usize..][..node.text_len as usize]
+    }
+
+    /// The literal child of `parent` named `segment`, or NONE.
+    fn literal_child(&self, parent: u32, segment: &[u8]) -> u32 {
+        let (hash, word) = literal_key(parent, segment);
+        let tag = (hash >> 32) as u32;
+        let mut i = hash as usize & self.literals.mask;
+        loop {
+            let (slot_tag, child) = self.literals.slots[i];
+            if child == NONE {
+                return NONE;
+            }
+            if slot_tag == tag {
+                let node = &self.nodes[child as usize];
+                if node.parent == parent
+                    && node.text_len as usize == segment.len()
+                    && if segment.len() <= 8 {
+                        node.word == word
+                    } else {
+                        same_bytes(self.segment_text(node), segment)
+                    }
+                {
+                    return child;
+                }
+            }
+            i = (i + 1) & self.literals.mask;
+        }
     }
 
     /// Calls `visit` with each bucket whose patterns match the path `rest`
     /// (the request path without its leading and trailing `/`, checked by
     /// `normalized_path`: no empty segment).
     pub(super) fn walk(&self, rest: &str, identity: &Identity, mut visit: impl FnMut(u32)) {
-        /// What to do next at the current node.
-        #[derive(Clone, Copy)]
-        enum Step {
-            Enter,
-            Literal,
-            Star,
-            Template(u32),
-            Leave,
-        }
+        /// The depths whose segment start is kept on the stack; deeper, a
+        /// way back up finds it again in the path.
+        const KEPT: usize = 8;
+        let rest = rest.as_bytes();
+        // starts[d]: where the segment consumed by the node at depth d + 1
+        // on the current way down begins.
+        let mut starts = [0usize; KEPT];
+        let mut depth = 0;
         let mut node = ROOT;
         // The segment the current node's children consume is rest[pos..end];
-        // pos >= rest.len() when every segment has been consumed.
+        // pos > rest.len() when every segment has been consumed.
         let mut pos = 0;
-        let mut end = 0;
+        let mut end;
+        // Most of a way down runs through nodes with literal children only:
+        // there is nothing to come back to at such a node, so the walk goes
+        // down those without the bookkeeping below, and is done when the
+        // path leaves them.  From the first node with another kind of child
+        // it goes on in full (and goes back up through these at no cost).
+        loop {
+            let n = &self.nodes[node as usize];
+            if n.star != NONE || n.first_template != NONE {
+                break;
+            }
+            if n.rest != NONE {
+                visit(n.rest);
+            }
+            if pos >= rest.len() {
+                if n.exact != NONE {
+                    visit(n.exact);
+                }
+                return;
+            }
+            end = rest[pos..].iter().position(|&b| b == b'/').map_or(rest.len(), |i| pos + i);
+            let child = if n.has_literals { self.literal_child(node, &rest[pos..end]) } else { NONE };
+            if child == NONE {
+                return;
+            }
+            if let Some(start) = starts.get_mut(depth) {
+                *start = pos;
+            }
+            depth += 1;
+            node = child;
+            pos = end + 1;
+        }
+        end = 0;
         let mut step = Step::Enter;
         loop {
             let n = &self.nodes[node as usize];
@@ -185,21 +353,17 @@ impl PathTrie {
                             visit(n.exact);
                         }
                         step = Step::Leave;
-                    } else {
-                        end = rest[pos..].find('/').map_or(rest.len(), |i| pos + i);
-                        step = Step::Literal;
+                        continue;
                     }
-                }
-                Step::Literal => {
-                    step = Step::Star;
+                    // Segments are short: a plain loop beats memchr's set-up.
+                    end = rest[pos..].iter().position(|&b| b == b'/').map_or(rest.len(), |i| pos + i);
                     if n.has_literals {
-                        if let Some(segment) = self.segments.get(&rest[pos..end]) {
-                            child = self.literals.get(&literal_key(node, *segment)).copied().unwrap_or(NONE);
-                        }
+                        child = self.literal_child(node, &rest[pos..end]);
                     }
+                    step = n.after_literal();
                 }
                 Step::Star => {
-                    step = Step::Template(n.first_template);
+                    step = n.after_star();
                     child = n.star;
                 }
                 Step::Template(NONE) => step = Step::Leave,
@@ -216,13 +380,18 @@ impl PathTrie {
                     if node == ROOT {
                         return;
                     }
-                    // Back to the parent, whose segment ends just before ours.
+                    // Back to the parent, whose children consume the
+                    // segment that ends just before ours.
+                    depth -= 1;
                     end = pos - 1;
-                    pos = rest[..end].rfind('/').map_or(0, |i| i + 1);
+                    pos = match starts.get(depth) {
+                        Some(start) => *start,
+                        None => rest[..end].iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1),
+                    };
                     let parent = &self.nodes[n.parent as usize];
                     step = match n.edge {
-                        Edge::Literal => Step::Star,
-                        Edge::Star => Step::Template(parent.first_template),
+                        Edge::Literal => parent.after_literal(),
+                        Edge::Star => parent.after_star(),
                         Edge::Template(_) => Step::Template(n.next_template),
                         Edge::Root => unreachable!("only the root is reached by no edge"),
                     };
@@ -230,6 +399,10 @@ impl PathTrie {
                 }
             }
             if child != NONE {
+                if let Some(start) = starts.get_mut(depth) {
+                    *start = pos;
+                }
+                depth += 1;
                 node = child;
                 pos = end + 1;
                 step = Step::Enter;
@@ -239,6 +412,6 @@ impl PathTrie {
 }
 
 /// Whether a `{ATTR}` segment matches `segment` for this identity.
-fn template_fills(identity: &Identity, attr: Attr, segment: &str) -> bool {
-    identity.values(attr).iter().any(|v| template_value_ok(v) && **v == *segment)
+fn template_fills(identity: &Identity, attr: Attr, segment: &[u8]) -> bool {
+    identity.values(attr).iter().any(|v| v.as_bytes() == segment && template_value_ok(v))
 }

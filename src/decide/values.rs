@@ -91,9 +91,13 @@ impl Key<'_> {
 
     fn hash(self, bucket: u32) -> u64 {
         match self {
-            Key::Exact(attr, value) => hash_bytes(seed(bucket, TAG_EXACT, attr), value.as_bytes()),
-            Key::Prefix(attr, prefix) => hash_bytes(seed(bucket, TAG_PREFIX, attr), prefix.as_bytes()),
-            Key::DnsLabel(suffix) => hash_bytes(seed(bucket, TAG_DNS_LABEL, Attr::SanDns), suffix.as_bytes()),
+            Key::Exact(attr, value) => hash_bytes(seed(bucket, kind_seed(TAG_EXACT, attr)), value.as_bytes()),
+            Key::Prefix(attr, prefix) => {
+                hash_bytes(seed(bucket, kind_seed(TAG_PREFIX, attr)), prefix.as_bytes())
+            }
+            Key::DnsLabel(suffix) => {
+                hash_bytes(seed(bucket, kind_seed(TAG_DNS_LABEL, Attr::SanDns)), suffix.as_bytes())
+            }
             Key::IpNet(net) => ip_net_hash(bucket, net),
             Key::Group(g) => group_hash(bucket, g),
         }
@@ -109,10 +113,10 @@ const TAG_PREFIX: u64 = 2;
 const TAG_DNS_LABEL: u64 = 3;
 const TAG_GROUP: u64 = 4;
 const TAG_IP_NET: u64 = 5;
-const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+pub(super) const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// The murmur3 finalizer: every input bit reaches every output bit.
-fn fmix(mut h: u64) -> u64 {
+pub(super) fn fmix(mut h: u64) -> u64 {
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;
@@ -120,8 +124,10 @@ fn fmix(mut h: u64) -> u64 {
     h ^ (h >> 33)
 }
 
-fn seed(bucket: u32, tag: u64, attr: Attr) -> u64 {
-    let seed = fmix(u64::from(bucket) | (tag << 32) | ((attr.index() as u64) << 40));
+/// The part of a key's seed that a kind of key and its attribute give:
+/// the same in every bucket, so the index works it out once, when built.
+fn kind_seed(tag: u64, attr: Attr) -> u64 {
+    let seed = fmix((tag << 32) | ((attr.index() as u64) << 40));
     // The attributes named by OID share their kind's index: the OID tells
     // them apart.
     match attr.oid() {
@@ -130,15 +136,30 @@ fn seed(bucket: u32, tag: u64, attr: Attr) -> u64 {
     }
 }
 
+fn seed(bucket: u32, kind_seed: u64) -> u64 {
+    kind_seed ^ u64::from(bucket).wrapping_mul(MULTIPLIER)
+}
+
 fn absorb(h: u64, word: u64) -> u64 {
     (h ^ word).wrapping_mul(MULTIPLIER).rotate_left(29)
 }
 
-/// Up to eight bytes as one little-endian word, zero-padded.
-fn word(bytes: &[u8]) -> u64 {
-    match <[u8; 8]>::try_from(bytes) {
-        Ok(full) => u64::from_le_bytes(full),
-        Err(_) => bytes.iter().rev().fold(0, |w, b| (w << 8) | u64::from(*b)),
+/// Up to eight bytes as one word.  A short tail is read as two loads that
+/// may overlap (wyhash's trick) instead of byte by byte: with its length,
+/// which `finish` mixes in, the word still tells every tail apart.
+pub(super) fn word(bytes: &[u8]) -> u64 {
+    let n = bytes.len();
+    if let Ok(full) = <[u8; 8]>::try_from(bytes) {
+        return u64::from_le_bytes(full);
+    }
+    if n >= 4 {
+        let lo = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        let hi = u32::from_le_bytes([bytes[n - 4], bytes[n - 3], bytes[n - 2], bytes[n - 1]]);
+        return u64::from(lo) | (u64::from(hi) << 32);
+    }
+    match n {
+        0 => 0,
+        _ => u64::from(bytes[0]) | (u64::from(bytes[n / 2]) << 8) | (u64::from(bytes[n - 1]) << 16),
     }
 }
 
@@ -146,7 +167,25 @@ fn finish(h: u64, len: usize) -> u64 {
     fmix(h ^ len as u64)
 }
 
-fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
+/// `a == b`, without a call to memcmp for the short strings that
+/// segments, methods and most values are: two loads from each end.
+#[inline]
+pub(super) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n > 16 {
+        return a == b;
+    }
+    if n >= 8 {
+        let at = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().unwrap_or([0; 8]));
+        return at(a, 0) == at(b, 0) && at(a, n - 8) == at(b, n - 8);
+    }
+    word(a) == word(b)
+}
+
+pub(super) fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
     let mut chunks = bytes.chunks_exact(8);
     let mut h = seed;
     for chunk in &mut chunks {
@@ -184,27 +223,30 @@ fn ip_length_code(net: &IpNet) -> u32 {
 }
 
 fn ip_net_hash(bucket: u32, net: &IpNet) -> u64 {
-    let seed = absorb(seed(bucket, TAG_IP_NET, Attr::SanIp), u64::from(ip_length_code(net)));
+    let seed = absorb(seed(bucket, kind_seed(TAG_IP_NET, Attr::SanIp)), u64::from(ip_length_code(net)));
     hash_bytes(seed, &net.net)
 }
 
 fn group_hash(bucket: u32, group: u32) -> u64 {
-    finish(absorb(seed(bucket, TAG_GROUP, Attr::Subject), u64::from(group)), 4)
+    finish(absorb(seed(bucket, kind_seed(TAG_GROUP, Attr::Subject)), u64::from(group)), 4)
 }
 
 /// The index of one kind of entry (rules or group lines).
 /// Each attribute with prefix keys, and its distinct prefix lengths.
-type PrefixLengths = Box<[(Attr, Box<[u32]>)]>;
+/// Each with its kind_seed.
+type PrefixLengths = Box<[(Attr, u64, Box<[u32]>)]>;
 
 pub(super) struct KeyIndex {
     buckets: Vec<Bucket>,
     /// Key hash → the first entries of its chains.
-    heads: HashMap<u64, Chains>,
+    heads: Heads,
     /// Entry → the next entry of the same chain, or NONE.
     next: Vec<u32>,
-    /// Lists of the attributes that have exact keys in a bucket, shared
-    /// by the buckets with the same list.
-    exact_attrs: Vec<Box<[Attr]>>,
+    /// Lists of the attributes that have exact keys in a bucket, each with
+    /// its kind_seed, shared by the buckets with the same list.
+    exact_attrs: Vec<Box<[(Attr, u64)]>>,
+    /// The kind_seed of DNS label keys.
+    dns_seed: u64,
     /// For each attribute with prefix keys in a bucket, the distinct
     /// prefix lengths in bytes, ascending; shared as `exact_attrs` is.
     prefix_lengths: Vec<PrefixLengths>,
@@ -272,13 +314,14 @@ impl KeyIndex {
             *head = id as u32;
         }
         drop((keys, shared));
-        heads.shrink_to_fit();
+        let heads = Heads::new(heads);
 
         exact.sort_unstable();
         exact.dedup();
         let mut exact_attrs = Interned::default();
         for run in exact.chunk_by(|a, b| a.0 == b.0) {
-            buckets[run[0].0 as usize].exact = exact_attrs.id(run.iter().map(|(_, a)| *a).collect());
+            buckets[run[0].0 as usize].exact =
+                exact_attrs.id(run.iter().map(|(_, a)| (*a, kind_seed(TAG_EXACT, *a))).collect());
         }
         drop(exact);
         ip_nets.sort_unstable();
@@ -297,7 +340,7 @@ impl KeyIndex {
                     let mut lengths = lengths.clone();
                     lengths.sort_unstable();
                     lengths.dedup();
-                    (*attr, lengths.into_boxed_slice())
+                    (*attr, kind_seed(TAG_PREFIX, *attr), lengths.into_boxed_slice())
                 })
                 .collect();
             buckets[run[0].0 .0 as usize].prefixes = prefix_lengths.id(list);
@@ -313,6 +356,7 @@ impl KeyIndex {
             heads,
             next,
             exact_attrs: exact_attrs.into_lists(),
+            dns_seed: kind_seed(TAG_DNS_LABEL, Attr::SanDns),
             prefix_lengths: prefix_lengths.into_lists(),
             ip_lengths: ip_lengths.into_lists(),
             group_lists: group_lists.into_lists(),
@@ -321,6 +365,7 @@ impl KeyIndex {
 
     /// Visits the deny chain, then the allow chain, each until `visit`
     /// says that nothing further in it can matter.
+    #[inline(always)]
     fn chains(&self, chains: Chains, visit: &mut impl FnMut(u32) -> bool) {
         for head in [chains[1], chains[0]] {
             let mut id = head;
@@ -331,8 +376,8 @@ impl KeyIndex {
     }
 
     fn keyed(&self, hash: u64, visit: &mut impl FnMut(u32) -> bool) {
-        if let Some(chains) = self.heads.get(&hash) {
-            self.chains(*chains, visit);
+        if let Some(chains) = self.heads.get(hash) {
+            self.chains(chains, visit);
         }
     }
 
@@ -349,27 +394,43 @@ impl KeyIndex {
     /// entries before allow entries of each key, each kind in ascending
     /// order.  When `visit` returns false, the rest of that chain is
     /// skipped.
+    #[inline]
     pub(super) fn probe(&self, bucket: u32, identity: &Identity, visit: &mut impl FnMut(u32) -> bool) {
         let b = &self.buckets[bucket as usize];
         self.chains(b.any, visit);
         if b.exact != NONE {
-            for attr in self.exact_attrs[b.exact as usize].iter() {
-                let seed = seed(bucket, TAG_EXACT, *attr);
+            for (attr, kind_seed) in self.exact_attrs[b.exact as usize].iter() {
+                let seed = seed(bucket, *kind_seed);
                 for value in identity.match_values(*attr) {
                     self.keyed(hash_bytes(seed, value.as_bytes()), visit);
                 }
             }
         }
+        if b.prefixes != NONE || b.dns_label || b.ip_nets != NONE {
+            self.probe_patterns(bucket, b, identity, visit);
+        }
+    }
+
+    /// The keys of `probe` that take more than one look-up per value: kept
+    /// out of line, as most buckets have none.
+    #[inline(never)]
+    fn probe_patterns(
+        &self,
+        bucket: u32,
+        b: &Bucket,
+        identity: &Identity,
+        visit: &mut impl FnMut(u32) -> bool,
+    ) {
         if b.prefixes != NONE {
-            for (attr, lengths) in self.prefix_lengths[b.prefixes as usize].iter() {
-                let seed = seed(bucket, TAG_PREFIX, *attr);
+            for (attr, kind_seed, lengths) in self.prefix_lengths[b.prefixes as usize].iter() {
+                let seed = seed(bucket, *kind_seed);
                 for value in identity.match_values(*attr) {
                     each_prefix_hash(seed, value.as_bytes(), lengths, |hash| self.keyed(hash, visit));
                 }
             }
         }
         if b.dns_label {
-            let seed = seed(bucket, TAG_DNS_LABEL, Attr::SanDns);
+            let seed = seed(bucket, self.dns_seed);
             for name in identity.match_values(Attr::SanDns) {
                 if let Some((label, suffix)) = name.split_once('.') {
                     if !label.is_empty() {
@@ -400,6 +461,48 @@ impl KeyIndex {
     /// `probe` does.
     pub(super) fn probe_group(&self, bucket: u32, group: u32, visit: &mut impl FnMut(u32) -> bool) {
         self.keyed(group_hash(bucket, group), visit);
+    }
+}
+
+/// The chains of each key hash, in an open-addressed table: the hashes are
+/// mixed already, so a look-up is a mask, a compare or two and no hashing
+/// of its own (a general map hashed them again, at several times the cost).
+struct Heads {
+    /// (key hash, chains); the chains of an empty slot are both NONE, which
+    /// no filed key's are.
+    slots: Box<[(u64, Chains)]>,
+    mask: usize,
+}
+
+impl Heads {
+    fn new(map: HashMap<u64, Chains>) -> Heads {
+        // At most two thirds full, so that a miss ends within a few slots.
+        let size = (map.len() + map.len() / 2 + 1).next_power_of_two();
+        let mut slots = vec![(0, [NONE; 2]); size].into_boxed_slice();
+        let mask = size - 1;
+        for (hash, chains) in map {
+            let mut i = hash as usize & mask;
+            while slots[i].1 != [NONE; 2] {
+                i = (i + 1) & mask;
+            }
+            slots[i] = (hash, chains);
+        }
+        Heads { slots, mask }
+    }
+
+    #[inline]
+    fn get(&self, hash: u64) -> Option<Chains> {
+        let mut i = hash as usize & self.mask;
+        loop {
+            let (h, chains) = self.slots[i];
+            if h == hash && chains != [NONE; 2] {
+                return Some(chains);
+            }
+            if chains == [NONE; 2] {
+                return None;
+            }
+            i = (i + 1) & self.mask;
+        }
     }
 }
 

@@ -279,6 +279,7 @@ test_identities_and_decisions(cert_authz_policy *policy, const char *pem_path,
                  CERT_AUTHZ_OK);
     CHECK(value_len >= 3 + strlen(cn) && strncmp(value, "CN=", 3) == 0
           && memcmp(value + 3, cn, strlen(cn)) == 0);
+    CHECK(value[value_len] == '\0');
     CHECK_RESULT(cert_authz_identity_attr(id, "subject.CN", 10, 0, &value,
                  &value_len), CERT_AUTHZ_OK);
     CHECK(value_len == strlen(cn) && memcmp(value, cn, value_len) == 0);
@@ -335,6 +336,7 @@ test_identities_and_decisions(cert_authz_policy *policy, const char *pem_path,
     CHECK(d.allowed == 1 && d.rule_line == 42);
     CHECK(d.rule_file_len == 15 && memcmp(d.rule_file, "/etc/httpd.conf",
                                           15) == 0);
+    CHECK(strcmp(d.rule_file, "/etc/httpd.conf:42") == 0);
 
     CHECK_RESULT(cert_authz_decide(policy, NULL, CERT_AUTHZ_PEER_NONE,
                  "POST", 4, "/inline/x", 9, NULL, 0, &d), CERT_AUTHZ_OK);
