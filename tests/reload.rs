@@ -1,0 +1,205 @@
+//! Reload under load, in both servers: while curl keeps 32 requests in
+//! flight (HTTP/1.1 and HTTP/2 in turn, keep-alive), the policy changes and
+//! the server reloads (Apache `-k graceful`, nginx HUP), then a broken
+//! policy is installed and the server is asked to reload again.
+//!
+//! Bar: no request fails (no transport error, no 5xx); every answer is the
+//! one the policy in force gives, where a batch of requests that overlaps
+//! the first reload may find either policy on the path that changes; after
+//! the reload only the new policy answers; the broken policy never does
+//! (the path only it would allow stays refused throughout) and the server
+//! keeps the new one.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, sleep};
+use std::time::Duration;
+
+use common::apache::Apache;
+use common::load::{run_load, StaticSite, Tally, Workers, EITHER};
+use common::nginx::Nginx;
+use common::server::Server;
+
+const OLD: &str = "allow GET /pub/** any\nallow GET /flip/** subject.CN=alice\n";
+const NEW: &str = "allow GET /pub/** any\nallow GET /flip/** subject.CN=opsbot\n";
+/// Would allow /broken/ to anyone, if it were ever taken: its third line
+/// is an error.
+const BROKEN: &str = "allow GET /pub/** any\nallow GET /broken/** any\nallow GET /flip/** bogus\n";
+
+const CLIENTS: &[&str] = &["alice", "opsbot"];
+const PATHS: &[&str] = &["/pub/f.txt", "/flip/f.txt", "/broken/f.txt"];
+/// Per curl process: two of them make 32 at once.
+const PARALLEL: usize = 16;
+/// Requests per client in one batch.
+const BATCH: usize = 600;
+
+/// The phases of the run, in order.
+const OLD_POLICY: usize = 0;
+const RELOADING: usize = 1;
+const NEW_POLICY: usize = 2;
+const BROKEN_RELOAD: usize = 3;
+const DONE: usize = 4;
+
+/// The status for `client` and `path` of a batch that ran from phase
+/// `first` to phase `last`.
+fn expected(first: usize, last: usize, client: &str, path: &str) -> u16 {
+    match path {
+        "/pub/f.txt" => 200,
+        "/flip/f.txt" => {
+            let allowed = if last == OLD_POLICY {
+                client == "alice"
+            } else if first >= NEW_POLICY {
+                client == "opsbot"
+            } else {
+                return EITHER;
+            };
+            if allowed {
+                200
+            } else {
+                403
+            }
+        }
+        _ => 403,
+    }
+}
+
+macro_rules! both {
+    ($scenario:ident, $dir:literal) => {
+        mod $scenario {
+            #[test]
+            fn apache() {
+                super::$scenario::<super::Apache>($dir);
+            }
+
+            #[test]
+            fn nginx() {
+                super::$scenario::<super::Nginx>($dir);
+            }
+        }
+    };
+}
+
+/// Batches of load until `stop`: each batch's tally, and the phases it
+/// started and ended in.
+fn keep_loading<S: Server + Sync>(
+    server: &S,
+    phase: &AtomicUsize,
+    stop: &AtomicBool,
+) -> Vec<(usize, usize, Tally)> {
+    let mut batches = Vec::new();
+    let mut i = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let protocol = if i % 2 == 0 { "--http1.1" } else { "--http2" };
+        let first = phase.load(Ordering::SeqCst);
+        // judged by `rejudge` once the phase at its end is known
+        let tally = run_load(server, CLIENTS, PATHS, BATCH, protocol, PARALLEL, |_, _| EITHER);
+        let last = phase.load(Ordering::SeqCst);
+        batches.push((first, last, tally));
+        i += 1;
+    }
+    batches
+}
+
+both!(a_reload_under_load_fails_no_request_and_a_broken_one_changes_nothing, "rl");
+
+fn a_reload_under_load_fails_no_request_and_a_broken_one_changes_nothing<S: StaticSite + Sync>(name: &str) {
+    let mut server = S::new(name);
+    server.policy_file("live.policy", OLD);
+    server.write_static("live.policy", Workers::Reloadable, true);
+    server.start();
+    let pid = server.pid();
+
+    let phase = Arc::new(AtomicUsize::new(OLD_POLICY));
+    let stop = Arc::new(AtomicBool::new(false));
+    let probe = |client: &str, path: &str| server.status(Some(client), "GET", path);
+    let batches = thread::scope(|scope| {
+        let load = scope.spawn(|| keep_loading(&server, &phase, &stop));
+        sleep(Duration::from_secs(3));
+
+        phase.store(RELOADING, Ordering::SeqCst);
+        server.policy_file("live.policy", NEW);
+        server.reload().unwrap_or_else(|e| panic!("the reload was refused:\n{e}"));
+        // workers of the old generation may finish what they have
+        server.wait_for("the new policy", || {
+            probe("opsbot", "/flip/f.txt") == 200 && probe("alice", "/flip/f.txt") == 403
+        });
+        phase.store(NEW_POLICY, Ordering::SeqCst);
+        sleep(Duration::from_secs(3));
+
+        phase.store(BROKEN_RELOAD, Ordering::SeqCst);
+        let bad = server.policy_file("live.policy", BROKEN);
+        let complaint = server.reload().expect_err("a broken policy was accepted");
+        assert!(complaint.contains(&format!("{}:3:", bad.display())), "no FILE:LINE in:\n{complaint}");
+        sleep(Duration::from_secs(3));
+        phase.store(DONE, Ordering::SeqCst);
+        sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::SeqCst);
+        load.join().expect("the load thread")
+    });
+
+    assert_eq!(server.pid(), pid, "the master changed");
+    assert_eq!(
+        (probe("opsbot", "/flip/f.txt"), probe("alice", "/flip/f.txt")),
+        (200, 403),
+        "not the new policy"
+    );
+    assert_eq!(probe("alice", "/broken/f.txt"), 403, "the broken policy is in force");
+
+    // Judge each batch by the phases it spanned.
+    let mut total = Tally::default();
+    for (_, _, tally) in &batches {
+        total.add(tally);
+    }
+    let spans: Vec<(usize, usize)> = batches.iter().map(|(f, l, _)| (*f, *l)).collect();
+    let wrong = rejudge(&batches);
+    println!(
+        "reload under load, {}: {} requests in {} batches ({:?}), {} wrong, {} 5xx, {} failed; phases {:?}",
+        server.name(),
+        total.requests,
+        batches.len(),
+        total.versions,
+        wrong.iter().map(|(_, n)| n).sum::<u64>(),
+        total.server_errors,
+        total.failed,
+        spans
+    );
+    assert_eq!(
+        (total.failed, total.server_errors),
+        (0, 0),
+        "{:?}",
+        batches.iter().map(|b| &b.2.samples).collect::<Vec<_>>()
+    );
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    // the load ran under each policy, and across the broken reload
+    for want in [OLD_POLICY, NEW_POLICY, BROKEN_RELOAD] {
+        assert!(
+            spans.iter().any(|&(f, l)| f == want && l == want),
+            "no batch wholly in phase {want}: {spans:?}"
+        );
+    }
+    assert!(
+        spans.iter().any(|&(f, l)| f <= RELOADING && l >= RELOADING),
+        "no batch during the reload: {spans:?}"
+    );
+}
+
+/// The wrong answers of every batch, judged against the phases it
+/// spanned, and how many of each.
+fn rejudge(batches: &[(usize, usize, Tally)]) -> Vec<(String, u64)> {
+    let mut wrong = Vec::new();
+    for (first, last, tally) in batches {
+        for ((client, path, status), n) in &tally.answers {
+            let want = expected(*first, *last, client, path);
+            let right = if want == EITHER { *status == 200 || *status == 403 } else { *status == want };
+            if !right {
+                wrong.push((
+                    format!("phases {first}..{last}: {client} {path}: {status}, expected {want}"),
+                    *n,
+                ));
+            }
+        }
+    }
+    wrong
+}
