@@ -203,3 +203,30 @@ fn rejudge(batches: &[(usize, usize, Tally)]) -> Vec<(String, u64)> {
     }
     wrong
 }
+
+both!(many_reloads_each_take_their_policy, "rln");
+
+/// Reload after reload (CERT_AUTHZ_RELOADS of them, 5 by default; 50 in
+/// `make test-sanitize`, where a leak or a use after free of a policy that
+/// a reload replaced would show), each with a policy that moves /flip/ to
+/// the other client, each checked to be in force before the next.
+fn many_reloads_each_take_their_policy<S: StaticSite>(name: &str) {
+    let reloads: usize = std::env::var("CERT_AUTHZ_RELOADS").ok().and_then(|n| n.parse().ok()).unwrap_or(5);
+    let mut server = S::new(name);
+    server.policy_file("live.policy", OLD);
+    server.write_static("live.policy", Workers::Reloadable, true);
+    server.start();
+    let pid = server.pid();
+    let probe = |client: &str| server.status(Some(client), "GET", "/flip/f.txt");
+    for i in 0..reloads {
+        let (policy, allowed, refused) =
+            if i % 2 == 0 { (NEW, "opsbot", "alice") } else { (OLD, "alice", "opsbot") };
+        server.policy_file("live.policy", policy);
+        server.reload().unwrap_or_else(|e| panic!("reload {i} was refused:\n{e}"));
+        server.wait_for(&format!("the policy of reload {i}"), || {
+            probe(allowed) == 200 && probe(refused) == 403
+        });
+    }
+    assert_eq!(server.pid(), pid, "the master changed");
+    assert!(server.stop(), "{} did not stop on its signal", server.name());
+}

@@ -67,11 +67,16 @@ impl StaticSite for Apache {
         let pki = self.pki().dir.display();
         let m = apache::MODULES;
         // MaxConnectionsPerChild 0 and spare threads that never make the
-        // MPM stop or start a child: the same processes all along.
+        // MPM stop or start a child: the same processes all along.  A
+        // child with 32 threads takes all 32 connections if it must: the
+        // event MPM closes kept-alive connections of a child above its
+        // share, and a client that just sent on one sees a broken pipe.
+        // MaxMemFree: each thread's free memory is kept small, so that
+        // the figures show what stays in use.
         let mpm = match workers {
             Workers::Fixed => {
-                "StartServers 2\nServerLimit 2\nThreadsPerChild 16\nMaxRequestWorkers 32\n\
-                 MinSpareThreads 16\nMaxSpareThreads 32\nMaxConnectionsPerChild 0\nMaxMemFree 256\n"
+                "StartServers 2\nServerLimit 2\nThreadsPerChild 32\nMaxRequestWorkers 64\n\
+                 MinSpareThreads 32\nMaxSpareThreads 64\nMaxConnectionsPerChild 0\nMaxMemFree 256\n"
             }
             Workers::Reloadable => {
                 "StartServers 2\nServerLimit 8\nThreadsPerChild 25\nMaxRequestWorkers 100\n\
