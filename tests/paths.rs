@@ -618,3 +618,60 @@ fn the_secret_is_served_without_the_module<S: PathSite>(name: &str) {
         leaks.join("\n")
     );
 }
+
+/// nginx runs no access phase for a subrequest (SSI `include virtual`,
+/// `auth_request`, `mirror`): its own `deny` does not refuse one, and nor
+/// does the module (SPEC §6.4: subrequests are checked as the server's own
+/// access modules check them).  So an SSI page in an allowed location can
+/// include a URI the policy refuses.  This pins that the module does what
+/// nginx's `deny all` does there, and that both refuse the URI itself;
+/// Apache checks subrequests (above: pub/ssi.shtml gets SSI's error text).
+#[test]
+fn nginx_subrequests_are_decided_as_nginx_decides_them_for_its_own_deny() {
+    let mut server = Nginx::new("paths-ssi");
+    let docroot = server.path("htdocs");
+    for (name, text) in [
+        ("pub/ssi.shtml", "FILE pub/ssi.shtml\n<!--# include virtual=\"/secret/s.txt\" -->\n"),
+        ("native/ssi.shtml", "FILE native/ssi.shtml\n<!--# include virtual=\"/denied/s.txt\" -->\n"),
+        ("secret/s.txt", "FILE secret/s.txt\n"),
+        ("denied/s.txt", "FILE denied/s.txt\n"),
+    ] {
+        let path = docroot.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+    share_with_workers(&docroot);
+    server.policy_file(
+        "ssi.policy",
+        "allow GET /pub/** any\nallow GET /native/** any\nallow GET /denied/** any\n",
+    );
+    server.write_conf(
+        "cert_authz_policy ssi.policy;
+         server {
+             listen 127.0.0.1:PORT ssl;
+             ssl_certificate PKI/server.pem;
+             ssl_certificate_key PKI/server.key;
+             ssl_client_certificate PKI/ca.pem;
+             ssl_verify_client on;
+             root PREFIX/htdocs;
+             cert_authz on;
+             ssi on;
+             ssi_types *;
+             location / { }
+             location /denied/ { deny all; }
+         }",
+    );
+    server.start();
+    let get = |path: &str| server.request(Some("alice"), "GET", path);
+    assert_eq!(get("/secret/s.txt").status, 403);
+    assert_eq!(get("/denied/s.txt").status, 403);
+    let module = get("/pub/ssi.shtml");
+    let native = get("/native/ssi.shtml");
+    assert_eq!(module.status, 200, "{module:?}");
+    assert_eq!(native.status, 200, "{native:?}");
+    assert_eq!(
+        module.body.contains("FILE secret/s.txt"),
+        native.body.contains("FILE denied/s.txt"),
+        "the module and nginx's deny differ on a subrequest:\n{module:?}\n{native:?}"
+    );
+}
