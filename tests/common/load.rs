@@ -76,7 +76,7 @@ impl StaticSite for Apache {
         let mpm = match workers {
             Workers::Fixed => {
                 "StartServers 2\nServerLimit 2\nThreadsPerChild 32\nMaxRequestWorkers 64\n\
-                 MinSpareThreads 32\nMaxSpareThreads 64\nMaxConnectionsPerChild 0\nMaxMemFree 256\n"
+                 MinSpareThreads 32\nMaxSpareThreads 64\nMaxConnectionsPerChild 0\nMaxMemFree 32\n"
             }
             Workers::Reloadable => {
                 "StartServers 2\nServerLimit 8\nThreadsPerChild 25\nMaxRequestWorkers 100\n\
