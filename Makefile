@@ -121,6 +121,25 @@ $(OHA):
 demo: build
 	demo/run.sh
 
+# The long soak: tests/soak.rs with 200,000 requests per server (`make
+# test` runs 20,000), at concurrency 32 over HTTP/1.1 and HTTP/2, with the
+# figures printed (requests, wrong decisions, 5xx, workers' RSS).
+SOAK_REQUESTS ?= 200000
+.PHONY: soak
+soak: build
+	CERT_AUTHZ_SOAK_REQUESTS=$(SOAK_REQUESTS) $(CARGO) test --release --locked --test soak \
+	    -- --test-threads=1 --nocapture
+
+# The end-to-end suites of both servers with the module built with
+# AddressSanitizer (the core, on nightly) and UndefinedBehaviorSanitizer
+# (the shims), preloaded into the servers; 50 reloads included.  Any
+# sanitizer error, or a leak with a frame of the module, fails it.  See
+# tests/sanitize.sh.
+.PHONY: test-sanitize
+test-sanitize: build
+	APACHE_CFLAGS="$(APACHE_CFLAGS)" tests/sanitize.sh --test both --test apache --test nginx \
+	    --test paths --test reload -- --test-threads=2
+
 # The differential fuzz target (cargo-fuzz on nightly; fuzz/ is a workspace
 # of its own, never built by `build` or `test`): FUZZ_SECONDS of fuzzing.
 FUZZ_SECONDS ?= 300

@@ -8,7 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use super::server::{built_module, quoted, Daemon, Kind, LogLevel, Scope, Server, Site, Verify};
+use super::server::{
+    built_module, quoted, sanitizer_env, Daemon, Kind, LogLevel, Scope, Server, Site, Verify,
+};
 use super::{free_port, pki, scratch, Pki, SHARED_POLICY};
 
 pub const APACHE: &str = "/usr/sbin/apache2";
@@ -26,8 +28,12 @@ echo "REMOTE_USER=$REMOTE_USER"
 echo "HTTP_CERT_AUTHZ_USER=$HTTP_CERT_AUTHZ_USER"
 "#;
 
-/// The module under test (target/release/mod_cert_authz.so).
+/// The module under test (target/release/mod_cert_authz.so), or the one
+/// CERT_AUTHZ_APACHE_MODULE names (`make test-sanitize`'s).
 pub fn module() -> PathBuf {
+    if let Some(path) = std::env::var_os("CERT_AUTHZ_APACHE_MODULE") {
+        return PathBuf::from(path);
+    }
     built_module("mod_cert_authz.so", &["module/apache/mod_cert_authz.c"])
 }
 
@@ -109,7 +115,7 @@ SSLVerifyDepth 2
 
     /// Runs apache2 on this server root with `args`.
     pub fn apache2(&self, args: &[&str]) -> Output {
-        Command::new(APACHE)
+        sanitizer_env(&mut Command::new(APACHE))
             .arg("-d")
             .arg(&self.dir)
             .args(["-f", "conf/httpd.conf"])
@@ -239,7 +245,7 @@ impl Server for Apache {
 
     fn start(&mut self) {
         let mut cmd = Command::new(APACHE);
-        cmd.arg("-d").arg(&self.dir).args(["-f", "conf/httpd.conf", "-k", "start"]);
+        sanitizer_env(&mut cmd).arg("-d").arg(&self.dir).args(["-f", "conf/httpd.conf", "-k", "start"]);
         let log = self.path("logs/error.log");
         self.daemon.start(cmd, || fs::read_to_string(&log).unwrap_or_default());
     }

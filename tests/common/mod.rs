@@ -2,7 +2,8 @@
 //! benchmarks: a test PKI made with rcgen, scratch directories and free
 //! loopback ports, curl as the TLS client, recording backends, php-fpm, the
 //! case table that the CLI, Apache and nginx must all agree on, and the one
-//! server harness (`Server`, with an Apache and an nginx implementation).
+//! server harness (`Server`, with an Apache and an nginx implementation),
+//! and load from curl for the soak and reload tests.
 //!
 //! Every test binary and `benches/servers.rs` include this module whole, so
 //! each uses only part of it.
@@ -11,6 +12,7 @@
 pub mod apache;
 pub mod cases;
 pub mod http;
+pub mod load;
 pub mod nginx;
 pub mod php;
 pub mod pki;

@@ -11,7 +11,9 @@ use std::process::{Command, Output};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use super::server::{built_module, children_of, quoted, Daemon, Kind, LogLevel, Scope, Server, Site, Verify};
+use super::server::{
+    built_module, children_of, quoted, sanitizer_env, Daemon, Kind, LogLevel, Scope, Server, Site, Verify,
+};
 use super::{free_port, pki, scratch, Pki};
 
 pub const NGINX: &str = "/usr/sbin/nginx";
@@ -95,7 +97,11 @@ impl Nginx {
     /// nginx on this prefix and configuration; add arguments and run it.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(NGINX);
-        cmd.arg("-p").arg(&self.dir).args(["-c", "conf/nginx.conf", "-e"]).arg(self.path("logs/error.log"));
+        sanitizer_env(&mut cmd)
+            .arg("-p")
+            .arg(&self.dir)
+            .args(["-c", "conf/nginx.conf", "-e"])
+            .arg(self.path("logs/error.log"));
         cmd
     }
 

@@ -413,3 +413,14 @@ pub fn built_module(file: &str, sources: &[&str]) -> PathBuf {
     }
     so
 }
+
+/// What a server command needs under `make test-sanitize`: the
+/// AddressSanitizer runtime preloaded (CERT_AUTHZ_SERVER_PRELOAD), since
+/// apache2 and nginx are not built with it and load a sanitized module.
+/// Only the servers get it, not curl or openssl.  Unset, nothing changes.
+pub fn sanitizer_env(cmd: &mut Command) -> &mut Command {
+    if let Some(preload) = std::env::var_os("CERT_AUTHZ_SERVER_PRELOAD") {
+        cmd.env("LD_PRELOAD", preload);
+    }
+    cmd
+}
