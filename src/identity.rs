@@ -118,15 +118,35 @@ impl Presented {
         if der.is_empty() {
             return false;
         }
-        if !is_pem(bytes) {
-            return der == bytes;
+        // The very bytes first: a DER certificate may hold `-----BEGIN`
+        // in a name, which would make it look like PEM.
+        if *der == *bytes {
+            return true;
         }
-        pem_to_der(bytes).is_ok_and(|other| *der == *other)
+        is_pem(bytes) && pem_to_der(bytes).is_ok_and(|other| *der == *other)
     }
 }
 
+/// PEM unless the bytes are one DER SEQUENCE, end to end: a certificate's
+/// names are the sender's to choose, and one holding a PEM block of another
+/// certificate must still be read as itself.
 fn is_pem(bytes: &[u8]) -> bool {
-    bytes.windows(10).any(|w| w == b"-----BEGIN")
+    !is_one_der_sequence(bytes) && bytes.windows(10).any(|w| w == b"-----BEGIN")
+}
+
+fn is_one_der_sequence(bytes: &[u8]) -> bool {
+    let (len, header) = match bytes {
+        [0x30, n, ..] if *n < 0x80 => (*n as usize, 2),
+        [0x30, n @ 0x81..=0x84, ..] => {
+            let count = (*n & 0x7f) as usize;
+            match bytes.get(2..2 + count) {
+                Some(len) => (len.iter().fold(0usize, |acc, b| acc << 8 | *b as usize), 2 + count),
+                None => return false,
+            }
+        }
+        _ => return false,
+    };
+    bytes.len().checked_sub(header) == Some(len)
 }
 
 /// The public key of a certificate, as `require key` sees it.
