@@ -4,7 +4,7 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use cert_authz::{Attr, Identity, Presented};
+use cert_authz::{Attr, Identity, PolicyBuilder, Presented};
 use rcgen::{CertificateParams, DistinguishedName, DnType, DnValue, KeyPair};
 
 fn self_signed(subject: &[(DnType, &str)]) -> Vec<u8> {
@@ -61,4 +61,31 @@ fn a_der_certificate_holding_a_pem_block_is_read_as_itself() {
     let pem = format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", BASE64.encode(&outer));
     assert_eq!(cn(&Identity::from_pem_or_der(pem.as_bytes()).unwrap()), ["outer"]);
     assert!(presented.is_same(pem.as_bytes()));
+}
+
+/// policy_compile: a policy of inline statements only (a server's
+/// directives) with no allow or deny was reported at line 1 of the file
+/// the directives are in, not at the directive's own line.
+#[test]
+fn a_policy_without_rules_is_reported_where_its_first_statement_is() {
+    let mut builder = PolicyBuilder::new();
+    builder.add_statement("require key ec", "/etc/apache2/sites-enabled/app.conf", 57);
+    builder.add_statement("# nothing", "/etc/apache2/sites-enabled/app.conf", 58);
+    let errors = builder.build().err().unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(
+        errors[0].to_string(),
+        "/etc/apache2/sites-enabled/app.conf:57:1: the policy has no allow or deny statement, so it would \
+         refuse everything"
+    );
+
+    // A file still points at its own start.
+    let dir = std::env::temp_dir().join(format!("cert-authz-fuzz-regression-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("empty.policy");
+    std::fs::write(&file, "").unwrap();
+    let errors = cert_authz::compile_file(&file).err().unwrap();
+    assert_eq!(errors[0].line, 1);
+    assert_eq!(errors[0].col, 1);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
