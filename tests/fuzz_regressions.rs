@@ -89,3 +89,22 @@ fn a_policy_without_rules_is_reported_where_its_first_statement_is() {
     assert_eq!(errors[0].col, 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// policy_compile: a `\` ending an inline statement's last line counted a
+/// line that is not there, which overflowed for a statement at line
+/// u32::MAX (a panic where overflow is checked, as in the fuzz build; the
+/// wrapped count was never used after it).  The release build cannot see
+/// the overflow, so the input is also in the fuzz seed corpus
+/// (fuzz/seeds/policy_compile/trailing-backslash-at-last-line), which
+/// `make fuzz` replays with overflow checks.
+#[test]
+fn a_trailing_backslash_on_the_last_possible_line_is_one_statement() {
+    let mut builder = PolicyBuilder::new();
+    builder.add_statement("allow GET /x any \\", "server.conf", u32::MAX);
+    assert_eq!(builder.build().unwrap().rule_count(), 1);
+
+    let mut builder = PolicyBuilder::new();
+    builder.add_statement("allow GET /x subject.XX=a \\", "server.conf", u32::MAX);
+    let errors = builder.build().err().unwrap();
+    assert_eq!(errors[0].line, u32::MAX);
+}
