@@ -4,17 +4,48 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use cert_authz::{Attr, Identity, PolicyBuilder, Presented};
-use rcgen::{CertificateParams, DistinguishedName, DnType, DnValue, KeyPair};
+use cert_authz::{compile_str, Attr, Identity, Peer, PolicyBuilder, Presented};
+use rcgen::{CertificateParams, CustomExtension, DistinguishedName, DnType, DnValue, KeyPair};
 
 fn self_signed(subject: &[(DnType, &str)]) -> Vec<u8> {
+    self_signed_with(subject, Vec::new())
+}
+
+fn self_signed_with(subject: &[(DnType, &str)], extensions: Vec<CustomExtension>) -> Vec<u8> {
     let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name = DistinguishedName::new();
     for (ty, value) in subject {
         params.distinguished_name.push(ty.clone(), DnValue::Utf8String((*value).into()));
     }
+    params.custom_extensions = extensions;
     params.self_signed(&key).unwrap().der().to_vec()
+}
+
+/// An extension that is a SEQUENCE of the OIDs given by their content bytes
+/// (extendedKeyUsage), or of SEQUENCEs of them (certificatePolicies).
+fn oid_list_extension(oid: &[u64], items: &[&[u8]], wrapped: bool) -> CustomExtension {
+    let tlv = |tag: u8, content: &[u8]| {
+        assert!(content.len() < 0x80);
+        let mut out = vec![tag, content.len() as u8];
+        out.extend_from_slice(content);
+        out
+    };
+    let mut seq = Vec::new();
+    for item in items {
+        let oid = tlv(0x06, item);
+        seq.extend(if wrapped { tlv(0x30, &oid) } else { oid });
+    }
+    CustomExtension::from_oid_content(oid, tlv(0x30, &seq))
+}
+
+/// Replaces one run of bytes by another of the same length.
+fn patch(der: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let at = der.windows(from.len()).position(|w| w == from).expect("bytes to patch");
+    let mut out = der.to_vec();
+    out[at..at + to.len()].copy_from_slice(to);
+    out
 }
 
 fn cn(identity: &Identity) -> Vec<String> {
@@ -107,4 +138,48 @@ fn a_trailing_backslash_on_the_last_possible_line_is_one_statement() {
     builder.add_statement("allow GET /x subject.XX=a \\", "server.conf", u32::MAX);
     let errors = builder.build().err().unwrap();
     assert_eq!(errors[0].line, u32::MAX);
+}
+
+/// cert_identity: an OID arc beyond 64 bits wrapped when written as dotted
+/// text, and an arc with a leading 0x80 byte (not DER) read as the shorter
+/// one, so an extendedKeyUsage or certificatePolicies OID that is not
+/// clientAuth (or not the policy) was shown as it and matched `eku=` and
+/// `policy=` statements written for it.  Such a certificate is refused.
+#[test]
+fn an_oid_that_dotted_text_cannot_be_exactly_is_refused() {
+    const CLIENT_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
+    // 1.3.6.1.5.5.7.3.(2^64 + 2) and 1.3.6.1.5.5.7.3.2 with the 2 written long.
+    const WRAPPED: &[u8] = &[
+        0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x82, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02,
+    ];
+    const LONG_FORM: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x80, 0x02];
+    const EKU: &[u64] = &[2, 5, 29, 37];
+    const POLICIES: &[u64] = &[2, 5, 29, 32];
+    let allows = |der: &[u8], policy: &str| {
+        let identity = Identity::from_der(der).unwrap();
+        compile_str(policy, "p.policy").unwrap().decide(Peer::Verified(&identity), "GET", "/x").allowed
+    };
+
+    let real =
+        self_signed_with(&[(DnType::CommonName, "a")], vec![oid_list_extension(EKU, &[CLIENT_AUTH], false)]);
+    assert!(allows(&real, "allow GET /x eku=clientAuth"));
+    for fake in [WRAPPED, LONG_FORM] {
+        let der =
+            self_signed_with(&[(DnType::CommonName, "a")], vec![oid_list_extension(EKU, &[fake], false)]);
+        let why = Identity::from_der(&der).err().expect("an EKU OID that reads as clientAuth was accepted");
+        assert!(why.0.contains("extendedKeyUsage"), "{why}");
+        let der =
+            self_signed_with(&[(DnType::CommonName, "a")], vec![oid_list_extension(POLICIES, &[fake], true)]);
+        assert!(Identity::from_der(&der).is_err(), "a policy OID that reads as another was accepted");
+    }
+
+    // In a name, an attribute type cut short (its last byte still
+    // continues) is refused too, not shown as the OID it is not.
+    let private = DnType::CustomDnType(vec![1, 3, 6, 1, 4, 1, 99999, 1]);
+    let der = self_signed(&[(DnType::CommonName, "a"), (private, "x")]);
+    let oid = [0x2b, 0x06, 0x01, 0x04, 0x01, 0x86, 0x8d, 0x1f, 0x01];
+    assert!(Identity::from_der(&der).is_ok());
+    let cut = patch(&der, &oid, &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x86, 0x8d, 0x1f, 0x81]);
+    let why = Identity::from_der(&cut).err().expect("a cut-short OID in a name was accepted");
+    assert!(why.0.contains("is cut short"), "{why}");
 }
