@@ -517,7 +517,9 @@ fn read_name(
             check_oid(oid.as_bytes()).map_err(|why| CertError(format!("{which}: {why}")))?;
             let ty: AttrType = match short_name_for_oid_bytes(oid.as_bytes()) {
                 Some(short) => short.into(),
-                None => oid.to_id_string().into(),
+                // As everywhere else, not x509-parser's text, which writes
+                // 0.0 as `0`, a type no policy can name.
+                None => dotted(oid.as_bytes()).into(),
             };
             let value =
                 decode_string(atv.attr_value()).map_err(|why| CertError(format!("{which} {ty}: {why}")))?;

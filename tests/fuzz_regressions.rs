@@ -166,7 +166,7 @@ fn an_oid_that_dotted_text_cannot_be_exactly_is_refused() {
     for fake in [WRAPPED, LONG_FORM] {
         let der =
             self_signed_with(&[(DnType::CommonName, "a")], vec![oid_list_extension(EKU, &[fake], false)]);
-        let why = Identity::from_der(&der).err().expect("an EKU OID that reads as clientAuth was accepted");
+        let why = Identity::from_der(&der).expect_err("an EKU OID that reads as clientAuth was accepted");
         assert!(why.0.contains("extendedKeyUsage"), "{why}");
         let der =
             self_signed_with(&[(DnType::CommonName, "a")], vec![oid_list_extension(POLICIES, &[fake], true)]);
@@ -180,6 +180,20 @@ fn an_oid_that_dotted_text_cannot_be_exactly_is_refused() {
     let oid = [0x2b, 0x06, 0x01, 0x04, 0x01, 0x86, 0x8d, 0x1f, 0x01];
     assert!(Identity::from_der(&der).is_ok());
     let cut = patch(&der, &oid, &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x86, 0x8d, 0x1f, 0x81]);
-    let why = Identity::from_der(&cut).err().expect("a cut-short OID in a name was accepted");
+    let why = Identity::from_der(&cut).expect_err("a cut-short OID in a name was accepted");
     assert!(why.0.contains("is cut short"), "{why}");
+}
+
+/// cert_identity: the whole-DN text named an attribute type without a
+/// short name by x509-parser's text for its OID, which writes 0.0 as `0`:
+/// the `subject=` value that `show` printed was not a policy value at all.
+/// The type is written as every other OID is.
+#[test]
+fn a_subject_shown_with_an_unnamed_type_is_a_policy_value_that_matches() {
+    let der = self_signed(&[(DnType::CommonName, "a"), (DnType::CustomDnType(vec![0, 0]), "x")]);
+    let identity = Identity::from_der(&der).unwrap();
+    let shown = identity.values(Attr::Subject)[0].to_string();
+    assert_eq!(shown, "0.0=x,CN=a");
+    let policy = compile_str(&format!("allow GET /x subject=\"{shown}\" subject.0.0=x"), "p.policy").unwrap();
+    assert!(policy.decide(Peer::Verified(&identity), "GET", "/x").allowed);
 }
