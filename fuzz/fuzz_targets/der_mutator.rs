@@ -131,17 +131,22 @@ fn write_len(len: usize, extra: u8, out: &mut Vec<u8>) {
     out.extend_from_slice(&significant);
 }
 
+fn content_of(node: &Node) -> Vec<u8> {
+    let mut content = Vec::new();
+    match &node.body {
+        Body::Primitive(bytes) => content.extend_from_slice(bytes),
+        Body::Constructed(inner) => write_seq(inner, &mut content),
+        Body::Wrapped { lead, inner } => {
+            content.extend(lead);
+            write_seq(inner, &mut content);
+        }
+    }
+    content
+}
+
 fn write_seq(nodes: &[Node], out: &mut Vec<u8>) {
     for node in nodes {
-        let mut content = Vec::new();
-        match &node.body {
-            Body::Primitive(bytes) => content.extend_from_slice(bytes),
-            Body::Constructed(inner) => write_seq(inner, &mut content),
-            Body::Wrapped { lead, inner } => {
-                content.extend(lead);
-                write_seq(inner, &mut content);
-            }
-        }
+        let content = content_of(node);
         out.push(node.tag);
         write_len(content.len(), node.long_len, out);
         out.extend_from_slice(&content);
@@ -234,10 +239,7 @@ fn mutate_tree(top: &mut Vec<Node>, rng: &mut Rng, max_size: usize) -> bool {
             node.tag = TAGS[rng.below(TAGS.len())];
             if node.tag & 0x20 == 0 {
                 if let Body::Constructed(_) | Body::Wrapped { .. } = node.body {
-                    let mut bytes = Vec::new();
-                    write_seq(std::slice::from_ref(node), &mut bytes);
-                    let (_, header, _) = read_header(&bytes).unwrap();
-                    node.body = Body::Primitive(bytes[header..].to_vec());
+                    node.body = Body::Primitive(content_of(node));
                 }
             }
         }
