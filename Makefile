@@ -140,12 +140,23 @@ test-sanitize: build
 	APACHE_CFLAGS="$(APACHE_CFLAGS)" tests/sanitize.sh --test both --test apache --test nginx \
 	    --test paths --test reload -- --test-threads=2
 
-# The differential fuzz target (cargo-fuzz on nightly; fuzz/ is a workspace
-# of its own, never built by `build` or `test`): FUZZ_SECONDS of fuzzing.
-FUZZ_SECONDS ?= 300
-.PHONY: fuzz
-fuzz:
-	cd fuzz && $(CARGO) +nightly fuzz run decide_differential -- -max_total_time=$(FUZZ_SECONDS)
+# The fuzz targets (cargo-fuzz on the nightly toolchain; fuzz/ is a
+# workspace of its own, never built by `build` or `test`): FUZZ_SECONDS of
+# fuzzing each, one after another, from the committed seeds (fuzz/seeds/T)
+# and what earlier runs found (fuzz/corpus/T, not committed).  A crash or a
+# difference stops with the input in fuzz/artifacts/T/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= policy_compile cert_identity decide_differential
+FUZZ_ARGS_policy_compile = -dict=seeds/policy_compile.dict -max_len=8192
+FUZZ_ARGS_cert_identity = -max_len=16384
+.PHONY: fuzz fuzz-tool $(FUZZ_TARGETS:%=fuzz-%)
+fuzz: $(FUZZ_TARGETS:%=fuzz-%)
+fuzz-tool:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+$(FUZZ_TARGETS:%=fuzz-%): fuzz-%: | fuzz-tool
+	mkdir -p fuzz/corpus/$*
+	cd fuzz && nice -n 10 $(CARGO) +nightly fuzz run $* corpus/$* seeds/$* -- \
+	    $(FUZZ_ARGS_$*) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
 
 # ---- install, uninstall ----------------------------------------------------
 # Debian's layout: the modules where the servers look for them (Apache's

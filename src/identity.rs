@@ -118,15 +118,35 @@ impl Presented {
         if der.is_empty() {
             return false;
         }
-        if !is_pem(bytes) {
-            return der == bytes;
+        // The very bytes first: a DER certificate may hold `-----BEGIN`
+        // in a name, which would make it look like PEM.
+        if *der == *bytes {
+            return true;
         }
-        pem_to_der(bytes).is_ok_and(|other| *der == *other)
+        is_pem(bytes) && pem_to_der(bytes).is_ok_and(|other| *der == *other)
     }
 }
 
+/// PEM unless the bytes are one DER SEQUENCE, end to end: a certificate's
+/// names are the sender's to choose, and one holding a PEM block of another
+/// certificate must still be read as itself.
 fn is_pem(bytes: &[u8]) -> bool {
-    bytes.windows(10).any(|w| w == b"-----BEGIN")
+    !is_one_der_sequence(bytes) && bytes.windows(10).any(|w| w == b"-----BEGIN")
+}
+
+fn is_one_der_sequence(bytes: &[u8]) -> bool {
+    let (len, header) = match bytes {
+        [0x30, n, ..] if *n < 0x80 => (*n as usize, 2),
+        [0x30, n @ 0x81..=0x84, ..] => {
+            let count = (*n & 0x7f) as usize;
+            match bytes.get(2..2 + count) {
+                Some(len) => (len.iter().fold(0usize, |acc, b| acc << 8 | *b as usize), 2 + count),
+                None => return false,
+            }
+        }
+        _ => return false,
+    };
+    bytes.len().checked_sub(header) == Some(len)
 }
 
 /// The public key of a certificate, as `require key` sees it.
@@ -567,9 +587,12 @@ fn read_name(
         let mut pairs = Vec::new();
         for atv in rdn.iter() {
             let oid = atv.attr_type();
+            check_oid(oid.as_bytes()).map_err(|why| CertError(format!("{which}: {why}")))?;
             let ty: AttrType = match short_name_for_oid_bytes(oid.as_bytes()) {
                 Some(short) => short.into(),
-                None => oid.to_id_string().into(),
+                // As everywhere else, not x509-parser's text, which writes
+                // 0.0 as `0`, a type no policy can name.
+                None => dotted(oid.as_bytes()).into(),
             };
             let value =
                 decode_string(atv.attr_value()).map_err(|why| CertError(format!("{which} {ty}: {why}")))?;
@@ -650,6 +673,7 @@ fn read_general_name(name: &GeneralName<'_>, values: &mut Vec<Read>) -> Result<(
 /// DER (tag and length included), as RFC 4514 writes a value of a type it
 /// cannot show as text.
 fn read_other_name(oid: &[u8], content: &[u8], values: &mut Vec<Read>) -> Result<(), CertError> {
+    check_oid(oid).map_err(|why| CertError(format!("subjectAltName otherName: {why}")))?;
     let what = format!("subjectAltName otherName {}", dotted(oid));
     let inner = match Any::from_der(content) {
         Ok((&[], outer)) if outer.class() == Class::ContextSpecific && outer.tag() == Tag(0) => outer.data,
@@ -715,8 +739,37 @@ fn read_oid_list(der: &[u8], attr: Attr, wrapped: bool, values: &mut Vec<Read>) 
         } else {
             DerOid::from_der(items).map_err(|_| bad())?
         };
+        check_oid(oid.as_bytes()).map_err(|_| bad())?;
         values.push((attr.index(), None, dotted(oid.as_bytes()).into()));
         items = rest;
+    }
+    Ok(())
+}
+
+/// An OID is read only when its dotted text is exactly it: DER (at least
+/// one byte, each arc in its shortest form, the last one ended) with every
+/// arc within 64 bits, as `dotted` and policies read them.  Otherwise two
+/// encodings would show, and as `eku` and `policy` values match, as one
+/// OID (`…3.2` written with a leading 0x80, or with 2^64 added, would be
+/// clientAuth).
+fn check_oid(oid: &[u8]) -> Result<(), String> {
+    let mut arc: u64 = 0;
+    let mut arc_start = true;
+    for &b in oid {
+        if arc_start && b == 0x80 {
+            return Err(format!("OID {} is not in its shortest form", hex(oid)));
+        }
+        arc = match arc.checked_mul(128) {
+            Some(shifted) => shifted | u64::from(b & 0x7f),
+            None => return Err(format!("OID {} has an arc beyond 64 bits", hex(oid))),
+        };
+        arc_start = b & 0x80 == 0;
+        if arc_start {
+            arc = 0;
+        }
+    }
+    if !arc_start || oid.is_empty() {
+        return Err(format!("OID {} is cut short", hex(oid)));
     }
     Ok(())
 }

@@ -115,9 +115,12 @@ pub fn lex_each(
             if continues {
                 finish_token(&mut current, &mut tokens);
                 while chars.next_if(|&(_, n)| n != '\n').is_some() {}
-                chars.next();
-                line += 1;
-                col = 0;
+                // A `\` on the text's last line continues onto no line: the
+                // count stays (a caller's line may be u32::MAX).
+                if chars.next().is_some() {
+                    line += 1;
+                    col = 0;
+                }
                 continue;
             }
             let token = current.get_or_insert_with(|| Token { chars: Vec::new(), line, col });

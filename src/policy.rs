@@ -102,6 +102,9 @@ pub struct PolicyBuilder {
     stopped: bool,
     /// Set by `collect_warnings`.
     lint: Option<Box<Lint>>,
+    /// The line the first source starts at (an inline statement's own
+    /// line), where an error about the policy as a whole points.
+    first_line: u32,
 }
 
 impl PolicyBuilder {
@@ -311,6 +314,9 @@ impl PolicyBuilder {
 
     /// Parses one inline statement written in `origin` at `line`.
     pub fn add_statement(&mut self, statement: &str, origin: &str, line: u32) {
+        if self.files.is_empty() {
+            self.first_line = line;
+        }
         let file = self.file_id(origin);
         let base = Path::new(origin).parent().map(Path::to_path_buf).unwrap_or_default();
         self.add_text(statement, file, line, &base);
@@ -431,7 +437,7 @@ impl PolicyBuilder {
             let first = self.files[0].clone();
             self.errors.push(PolicyError {
                 file: first,
-                line: 1,
+                line: self.first_line.max(1),
                 col: 1,
                 message: "the policy has no allow or deny statement, so it would refuse everything".into(),
                 io: false,
