@@ -120,31 +120,9 @@ impl PathSite for Apache {
     fn write_site(&self, mode: &str, slashes: Slashes, _backend: u16) {
         let d = self.dir().display();
         let pki = self.pki().dir.display();
-        let m = apache::MODULES;
         let merge = if slashes.merge { "On" } else { "Off" };
         self.write_raw_conf(&format!(
-            r#"ServerRoot "{d}"
-ServerName localhost
-Listen 127.0.0.1:{port}
-PidFile "{d}/logs/httpd.pid"
-DefaultRuntimeDir "{d}/run"
-Mutex file:{d}/run default
-ErrorLog "{d}/logs/error.log"
-LogLevel warn cert_authz:info
-User www-data
-Group www-data
-LoadModule mpm_event_module {m}/mod_mpm_event.so
-LoadModule authz_core_module {m}/mod_authz_core.so
-LoadModule alias_module {m}/mod_alias.so
-LoadModule dir_module {m}/mod_dir.so
-LoadModule mime_module {m}/mod_mime.so
-LoadModule include_module {m}/mod_include.so
-LoadModule rewrite_module {m}/mod_rewrite.so
-LoadModule socache_shmcb_module {m}/mod_socache_shmcb.so
-LoadModule ssl_module {m}/mod_ssl.so
-LoadModule http2_module {m}/mod_http2.so
-LoadModule cert_authz_module {so}
-StartServers 1
+            r#"{common}StartServers 1
 SSLSessionCache "shmcb:{d}/run/ssl_scache(512000)"
 Protocols h2 http/1.1
 KeepAlive On
@@ -193,8 +171,21 @@ RewriteEngine On
 RewriteRule "^/pub/rw/(.*)$" "/secret/$1" [PT]
 RewriteRule "^/pub/rwok/(.*)$" "/pub/$1" [PT]
 "#,
-            port = self.port(),
-            so = apache::module().display(),
+            common = apache::server_head(
+                self,
+                "LogLevel warn cert_authz:info",
+                &[
+                    "authz_core",
+                    "alias",
+                    "dir",
+                    "mime",
+                    "include",
+                    "rewrite",
+                    "socache_shmcb",
+                    "ssl",
+                    "http2"
+                ],
+            ),
             encoded = slashes.encoded,
         ));
         self.policy_file("paths.policy", POLICY);

@@ -72,28 +72,7 @@ impl Apache {
         let d = self.dir.display();
         let pki = self.pki().dir.display();
         format!(
-            r#"ServerRoot "{d}"
-ServerName localhost
-Listen 127.0.0.1:{port}
-PidFile "{d}/logs/httpd.pid"
-DefaultRuntimeDir "{d}/run"
-Mutex file:{d}/run default
-ErrorLog "{d}/logs/error.log"
-{loglevel}
-User www-data
-Group www-data
-LoadModule mpm_event_module {m}/mod_mpm_event.so
-LoadModule authz_core_module {m}/mod_authz_core.so
-LoadModule authz_host_module {m}/mod_authz_host.so
-LoadModule alias_module {m}/mod_alias.so
-LoadModule cgid_module {m}/mod_cgid.so
-LoadModule env_module {m}/mod_env.so
-LoadModule setenvif_module {m}/mod_setenvif.so
-LoadModule socache_shmcb_module {m}/mod_socache_shmcb.so
-LoadModule ssl_module {m}/mod_ssl.so
-LoadModule http2_module {m}/mod_http2.so
-LoadModule cert_authz_module {so}
-StartServers 1
+            r#"{common}StartServers 1
 ScriptSock "{d}/run/cgid.sock"
 SSLSessionCache "shmcb:{d}/run/ssl_scache(512000)"
 Protocols {protocols}
@@ -106,9 +85,21 @@ SSLCertificateKeyFile "{pki}/server.key"
 SSLCACertificateFile "{ca}"
 SSLVerifyDepth 2
 "#,
-            port = self.port,
-            m = MODULES,
-            so = module().display(),
+            common = server_head(
+                self,
+                loglevel,
+                &[
+                    "authz_core",
+                    "authz_host",
+                    "alias",
+                    "cgid",
+                    "env",
+                    "setenvif",
+                    "socache_shmcb",
+                    "ssl",
+                    "http2"
+                ],
+            ),
             ca = client_ca.display(),
         )
     }
@@ -128,6 +119,25 @@ SSLVerifyDepth 2
     pub fn resolve(&self) -> String {
         format!("localhost:{}:127.0.0.1", self.port)
     }
+}
+
+/// The lines every Apache of the tests and benches starts with: its own
+/// ServerRoot, loopback port, pid and runtime files and error log,
+/// `loglevel` (a whole LogLevel line), `User www-data`, the event MPM, each
+/// of `modules` (short names: "alias" loads mod_alias.so from Debian's
+/// modules directory) and last the module under test.
+pub fn server_head<S: Server>(server: &S, loglevel: &str, modules: &[&str]) -> String {
+    let d = server.dir().display();
+    let mut out = format!(
+        "ServerRoot \"{d}\"\nServerName localhost\nListen 127.0.0.1:{port}\nPidFile \"{d}/logs/httpd.pid\"\n\
+         DefaultRuntimeDir \"{d}/run\"\nMutex file:{d}/run default\nErrorLog \"{d}/logs/error.log\"\n\
+         {loglevel}\nUser www-data\nGroup www-data\n",
+        port = server.port(),
+    );
+    for name in ["mpm_event"].iter().chain(modules) {
+        out += &format!("LoadModule {name}_module {MODULES}/mod_{name}.so\n");
+    }
+    out + &format!("LoadModule cert_authz_module {}\n", module().display())
 }
 
 /// The directives of one scope, in a `<Location>` or the server config.

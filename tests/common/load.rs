@@ -65,7 +65,6 @@ impl StaticSite for Apache {
         let on = if enforce { "On" } else { "Off" };
         let d = self.dir().display();
         let pki = self.pki().dir.display();
-        let m = apache::MODULES;
         // MaxConnectionsPerChild 0 and spare threads that never make the
         // MPM stop or start a child: the same processes all along.  A
         // child with 32 threads takes all 32 connections if it must: the
@@ -84,24 +83,7 @@ impl StaticSite for Apache {
             }
         };
         self.write_raw_conf(&format!(
-            r#"ServerRoot "{d}"
-ServerName localhost
-Listen 127.0.0.1:{port}
-PidFile "{d}/logs/httpd.pid"
-DefaultRuntimeDir "{d}/run"
-Mutex file:{d}/run default
-ErrorLog "{d}/logs/error.log"
-LogLevel warn
-User www-data
-Group www-data
-LoadModule mpm_event_module {m}/mod_mpm_event.so
-LoadModule authz_core_module {m}/mod_authz_core.so
-LoadModule mime_module {m}/mod_mime.so
-LoadModule socache_shmcb_module {m}/mod_socache_shmcb.so
-LoadModule ssl_module {m}/mod_ssl.so
-LoadModule http2_module {m}/mod_http2.so
-LoadModule cert_authz_module {so}
-{mpm}SSLSessionCache none
+            r#"{common}{mpm}SSLSessionCache none
 Protocols h2 http/1.1
 KeepAlive On
 MaxKeepAliveRequests 0
@@ -124,8 +106,11 @@ CertAuthzPolicy {policy}
     CertAuthz {on}
 </Location>
 "#,
-            port = self.port(),
-            so = apache::module().display(),
+            common = apache::server_head(
+                self,
+                "LogLevel warn",
+                &["authz_core", "mime", "socache_shmcb", "ssl", "http2"]
+            ),
         ));
         write_files(&self.path("htdocs"));
     }
