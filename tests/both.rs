@@ -20,29 +20,10 @@ use std::process::Command;
 use std::thread::sleep;
 use std::time::Duration;
 
-use common::apache::Apache;
-use common::nginx::Nginx;
+use common::both;
 use common::pki::{hostile_client, twin_ca_client};
 use common::server::{Kind, LogLevel, Scope, Server, Site, Verify};
 use common::{env_of, Reply, SHARED_CASES, SHARED_POLICY};
-
-/// One test per server for `scenario`, in a module named after it; `dir`
-/// names its scratch directories (short: Apache's sockets live there).
-macro_rules! both {
-    ($scenario:ident, $dir:literal) => {
-        mod $scenario {
-            #[test]
-            fn apache() {
-                super::$scenario::<super::Apache>($dir);
-            }
-
-            #[test]
-            fn nginx() {
-                super::$scenario::<super::Nginx>($dir);
-            }
-        }
-    };
-}
 
 /// The user the backend was handed: CERT_AUTHZ_USER, which must be what
 /// the server itself calls the user (REMOTE_USER; nginx's `$remote_user`).

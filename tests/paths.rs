@@ -34,6 +34,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
 use common::apache::{self, Apache};
+use common::both;
 use common::nginx::{self, Nginx};
 use common::server::{Kind, Server};
 use common::{serve, share_with_workers, Reply};
@@ -45,23 +46,6 @@ const POLICY: &str = "allow GET /pub/** any\nallow GET /docs/** any\n";
 /// The marker of a secret file's contents: never in an enforced answer.
 const SECRET: &str = "FILE secret/";
 const PUBLIC: &str = "FILE pub/";
-
-/// One test per server, in a module named after the scenario.
-macro_rules! both {
-    ($scenario:ident, $dir:literal) => {
-        mod $scenario {
-            #[test]
-            fn apache() {
-                super::$scenario::<super::Apache>($dir);
-            }
-
-            #[test]
-            fn nginx() {
-                super::$scenario::<super::Nginx>($dir);
-            }
-        }
-    };
-}
 
 /// A setting of the server's slash handling: Apache's
 /// `AllowEncodedSlashes` and `MergeSlashes`, nginx's `merge_slashes`

@@ -18,9 +18,8 @@ use std::sync::Arc;
 use std::thread::{self, sleep};
 use std::time::Duration;
 
-use common::apache::Apache;
+use common::both;
 use common::load::{run_load, StaticSite, Tally, Workers, EITHER};
-use common::nginx::Nginx;
 use common::server::Server;
 
 const OLD: &str = "allow GET /pub/** any\nallow GET /flip/** subject.CN=alice\n";
@@ -64,22 +63,6 @@ fn expected(first: usize, last: usize, client: &str, path: &str) -> u16 {
         }
         _ => 403,
     }
-}
-
-macro_rules! both {
-    ($scenario:ident, $dir:literal) => {
-        mod $scenario {
-            #[test]
-            fn apache() {
-                super::$scenario::<super::Apache>($dir);
-            }
-
-            #[test]
-            fn nginx() {
-                super::$scenario::<super::Nginx>($dir);
-            }
-        }
-    };
 }
 
 /// Batches of load until `stop`: each batch's tally, and the phases it

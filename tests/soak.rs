@@ -15,11 +15,10 @@
 
 mod common;
 
-use common::apache::Apache;
+use common::both;
 use std::collections::BTreeMap;
 
 use common::load::{run_load, worker_rss, StaticSite, Tally, Workers};
-use common::nginx::Nginx;
 use common::server::Server;
 
 /// alice and reporter have their own /users/NAME/, opsbot also /ops/;
@@ -48,22 +47,6 @@ fn expected(client: &str, path: &str) -> u16 {
     } else {
         403
     }
-}
-
-macro_rules! both {
-    ($scenario:ident, $dir:literal) => {
-        mod $scenario {
-            #[test]
-            fn apache() {
-                super::$scenario::<super::Apache>($dir);
-            }
-
-            #[test]
-            fn nginx() {
-                super::$scenario::<super::Nginx>($dir);
-            }
-        }
-    };
 }
 
 fn requests() -> usize {

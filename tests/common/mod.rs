@@ -7,7 +7,7 @@
 //!
 //! Every test binary and `benches/servers.rs` include this module whole, so
 //! each uses only part of it.
-#![allow(dead_code, unused_imports)]
+#![allow(dead_code, unused_imports, unused_macros)]
 
 pub mod apache;
 pub mod cases;
@@ -27,6 +27,28 @@ pub use cases::{SHARED_CASES, SHARED_POLICY};
 pub use http::{curl, curl_many, env_of, s_client, serve, Backend, Reply, Transfer};
 pub use php::PhpFpm;
 pub use pki::{make_pki, pki, Pki};
+
+/// One test per server for `scenario`, a function generic over
+/// `server::Server`, in a module named after it: `SCENARIO::apache` and
+/// `SCENARIO::nginx`, as nginx-tests runs one .t file per behaviour.
+/// `dir` names the scenario's scratch directories (short: Apache's sockets
+/// live there).
+macro_rules! both {
+    ($scenario:ident, $dir:literal) => {
+        mod $scenario {
+            #[test]
+            fn apache() {
+                super::$scenario::<crate::common::apache::Apache>($dir);
+            }
+
+            #[test]
+            fn nginx() {
+                super::$scenario::<crate::common::nginx::Nginx>($dir);
+            }
+        }
+    };
+}
+pub(crate) use both;
 
 /// The repository root (where Cargo.toml is).
 pub fn root() -> PathBuf {
