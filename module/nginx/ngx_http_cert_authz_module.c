@@ -180,6 +180,8 @@ static void ngx_http_cert_authz_log_deny(ngx_http_request_t *r,
     ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx,
     const cert_authz_identity *identity, cert_authz_peer peer);
 
+static ngx_int_t ngx_http_cert_authz_value(ngx_http_variable_value_t *v,
+    u_char *data, size_t len);
 static ngx_int_t ngx_http_cert_authz_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_cert_authz_rule_variable(ngx_http_request_t *r,
@@ -1409,6 +1411,31 @@ ngx_http_cert_authz_log_deny(ngx_http_request_t *r,
 }
 
 
+/*
+ * A variable's value for this request: never cached (see the table), and
+ * an empty one is "not found", so that log_format shows "-" and
+ * proxy_set_header sends no header.
+ */
+
+static ngx_int_t
+ngx_http_cert_authz_value(ngx_http_variable_value_t *v, u_char *data,
+    size_t len)
+{
+    if (len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = data;
+
+    return NGX_OK;
+}
+
+
 /* $cert_authz_decision, $cert_authz_user */
 
 static ngx_int_t
@@ -1431,21 +1458,9 @@ ngx_http_cert_authz_variable(ngx_http_request_t *r,
 
     } else {
         value = (ngx_str_t *) ((u_char *) ctx + data);
-
-        if (value->len == 0) {
-            /* no user: "-" in log_format, no proxied header */
-            v->not_found = 1;
-            return NGX_OK;
-        }
     }
 
-    v->len = value->len;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-    v->data = value->data;
-
-    return NGX_OK;
+    return ngx_http_cert_authz_value(v, value->data, value->len);
 }
 
 
@@ -1455,7 +1470,6 @@ static ngx_int_t
 ngx_http_cert_authz_rule_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    u_char                     *p;
     ngx_http_cert_authz_ctx_t  *ctx;
 
     ctx = ngx_http_cert_authz_shown(r);
@@ -1465,20 +1479,10 @@ ngx_http_cert_authz_rule_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    p = ngx_pnalloc(r->pool, ctx->decision.rule_file_len + 1 + NGX_INT_T_LEN);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
+    /* the core keeps "FILE:LINE" and a NUL for every deciding statement */
 
-    v->len = ngx_sprintf(p, "%*s:%uD", ctx->decision.rule_file_len,
-                         ctx->decision.rule_file, ctx->decision.rule_line)
-             - p;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-    v->data = p;
-
-    return NGX_OK;
+    return ngx_http_cert_authz_value(v, (u_char *) ctx->decision.rule_file,
+                                     ngx_strlen(ctx->decision.rule_file));
 }
 
 
@@ -1499,13 +1503,7 @@ ngx_http_cert_authz_subject_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    v->len = subject.len;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-    v->data = subject.data;
-
-    return NGX_OK;
+    return ngx_http_cert_authz_value(v, subject.data, subject.len);
 }
 
 
@@ -1608,19 +1606,7 @@ ngx_http_cert_authz_item_variable(ngx_http_request_t *r,
         break;
     }
 
-    if (value.len == 0) {
-        /* "-" in log_format, no proxied header */
-        v->not_found = 1;
-        return NGX_OK;
-    }
-
-    v->len = value.len;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-    v->data = value.data;
-
-    return NGX_OK;
+    return ngx_http_cert_authz_value(v, value.data, value.len);
 }
 
 
@@ -1715,13 +1701,7 @@ ngx_http_cert_authz_attr_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    v->len = len;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-    v->data = (u_char *) value;
-
-    return NGX_OK;
+    return ngx_http_cert_authz_value(v, (u_char *) value, len);
 }
 
 
@@ -1827,13 +1807,7 @@ ngx_http_cert_authz_remote_user_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    v->len = ctx->user.len;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-    v->data = ctx->user.data;
-
-    return NGX_OK;
+    return ngx_http_cert_authz_value(v, ctx->user.data, ctx->user.len);
 }
 
 
