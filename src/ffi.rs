@@ -22,7 +22,7 @@ use crate::attr::Attr;
 use crate::decide::{Decision, Peer, Policy, Reason};
 use std::sync::Arc;
 
-use crate::identity::Presented;
+use crate::identity::{Identity, Presented};
 use crate::logging::{self, Sink};
 use crate::policy::PolicyBuilder;
 use crate::report::{self, LineKind};
@@ -383,6 +383,12 @@ unsafe fn presented_ref<'a>(identity: *const cert_authz_identity) -> Result<&'a 
     (identity as *const IdentityHandle).as_ref().map(|h| &**h).ok_or(R::CERT_AUTHZ_ERR_NULL_POINTER)
 }
 
+/// The identity of a handle whose certificate was accepted; a refused one
+/// has no values (NOT_FOUND).
+unsafe fn accepted_ref<'a>(identity: *const cert_authz_identity) -> Result<&'a Identity, R> {
+    presented_ref(identity)?.identity().ok_or(R::CERT_AUTHZ_ERR_NOT_FOUND)
+}
+
 #[no_mangle]
 pub extern "C" fn cert_authz_policy_rule_count(
     policy: *const cert_authz_policy,
@@ -606,10 +612,7 @@ pub extern "C" fn cert_authz_identity_item(
 ) -> cert_authz_result {
     guard(|| {
         // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
-        let presented = try_r!(unsafe { presented_ref(identity) });
-        let Some(identity) = presented.identity() else {
-            return R::CERT_AUTHZ_ERR_NOT_FOUND;
-        };
+        let identity = try_r!(unsafe { accepted_ref(identity) });
         let value = match item {
             sys::cert_authz_item::CERT_AUTHZ_ITEM_CLIENT_CERT => identity.client_cert(),
             sys::cert_authz_item::CERT_AUTHZ_ITEM_CLIENT_CERT_CHAIN => identity.client_cert_chain(),
@@ -630,10 +633,7 @@ pub extern "C" fn cert_authz_identity_days_left(
 ) -> cert_authz_result {
     guard(|| {
         // SAFETY: a handle this library made (or NULL, which is checked), as the header requires.
-        let presented = try_r!(unsafe { presented_ref(identity) });
-        let Some(identity) = presented.identity() else {
-            return R::CERT_AUTHZ_ERR_NOT_FOUND;
-        };
+        let identity = try_r!(unsafe { accepted_ref(identity) });
         if days_out.is_null() {
             return R::CERT_AUTHZ_ERR_NULL_POINTER;
         }
@@ -719,10 +719,7 @@ pub extern "C" fn cert_authz_identity_attr_by_variable(
             return R::CERT_AUTHZ_OK;
         }
         // SAFETY: a handle this library made, as the header requires (NULL was handled above).
-        let presented = try_r!(unsafe { presented_ref(identity) });
-        let Some(identity) = presented.identity() else {
-            return R::CERT_AUTHZ_ERR_NOT_FOUND;
-        };
+        let identity = try_r!(unsafe { accepted_ref(identity) });
         let values = identity.values(attr);
         let value = match index {
             Some(i) => values.get(i),

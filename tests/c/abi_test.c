@@ -411,8 +411,10 @@ test_chain(const char *der_path, const char *ca_der_path, const char *ca_spki)
     cert_authz_identity *id = NULL, *plain = NULL, *refused = NULL;
     cert_authz_identity *sentinel = (cert_authz_identity *) &passed;
     const uint8_t *chain[2];
-    size_t lens[2], der_len, ca_len, value_len;
+    size_t lens[2], der_len, ca_len, value_len, name_len;
     const char *value;
+    char name[64];
+    int64_t days = -1;
     char *der = read_file(der_path, &der_len);
     char *ca = read_file(ca_der_path, &ca_len);
 
@@ -441,6 +443,35 @@ test_chain(const char *der_path, const char *ca_der_path, const char *ca_spki)
     CHECK_RESULT(cert_authz_identity_attr(plain, "ca.spki", 7, 0, &value,
                  &value_len), CERT_AUTHZ_ERR_NOT_FOUND);
 
+    /* What a server exports: RFC 9440 values, days left, names. */
+    CHECK_RESULT(cert_authz_identity_item(id, CERT_AUTHZ_ITEM_CLIENT_CERT,
+                 &value, &value_len), CERT_AUTHZ_OK);
+    CHECK(value_len > 2 && value[0] == ':' && value[value_len - 1] == ':');
+    CHECK_RESULT(cert_authz_identity_item(id, CERT_AUTHZ_ITEM_CLIENT_CERT_CHAIN,
+                 &value, &value_len), CERT_AUTHZ_OK);
+    CHECK(value_len > 2 && memchr(value, ',', value_len) == NULL);
+    CHECK_RESULT(cert_authz_identity_item(plain,
+                 CERT_AUTHZ_ITEM_CLIENT_CERT_CHAIN, &value, &value_len),
+                 CERT_AUTHZ_ERR_NOT_FOUND);
+    CHECK_RESULT(cert_authz_identity_item(id, (cert_authz_item) 9, &value,
+                 &value_len), CERT_AUTHZ_ERR_INVALID_ARGUMENT);
+    CHECK_RESULT(cert_authz_identity_days_left(id, 0, &days), CERT_AUTHZ_OK);
+    CHECK(days > 365 * 50);
+    CHECK_RESULT(cert_authz_attr_export_name("subject.O", 9, name,
+                 sizeof(name), &name_len), CERT_AUTHZ_OK);
+    CHECK(name_len == 20 && strcmp(name, "CERT_AUTHZ_SUBJECT_O") == 0);
+    CHECK_RESULT(cert_authz_attr_export_name("subject.O", 9, name, 5,
+                 &name_len), CERT_AUTHZ_ERR_BUFFER_TOO_SMALL);
+    CHECK_RESULT(cert_authz_attr_export_name("nope", 4, name, sizeof(name),
+                 &name_len), CERT_AUTHZ_ERR_INVALID_ARGUMENT);
+    CHECK_RESULT(cert_authz_identity_attr_by_variable(NULL, "san_uri_1", 9,
+                 NULL, NULL), CERT_AUTHZ_OK);
+    CHECK_RESULT(cert_authz_identity_attr_by_variable(NULL, "subject_cm", 10,
+                 NULL, NULL), CERT_AUTHZ_ERR_INVALID_ARGUMENT);
+    CHECK_RESULT(cert_authz_identity_attr_by_variable(id, "issuer", 6, &value,
+                 &value_len), CERT_AUTHZ_OK);
+    CHECK(value_len > 0);
+
     /* A chain certificate that is no certificate refuses the identity. */
     lens[1] = ca_len - 1;
     CHECK_RESULT(cert_authz_identity_from_der_chain((const uint8_t *) der,
@@ -448,6 +479,10 @@ test_chain(const char *der_path, const char *ca_der_path, const char *ca_spki)
     CHECK_RESULT(cert_authz_identity_refusal(refused, &value, &value_len),
                  CERT_AUTHZ_OK);
     CHECK(value_len > 0);
+    CHECK_RESULT(cert_authz_identity_item(refused, CERT_AUTHZ_ITEM_CLIENT_CERT,
+                 &value, &value_len), CERT_AUTHZ_ERR_NOT_FOUND);
+    CHECK_RESULT(cert_authz_identity_days_left(refused, 0, &days),
+                 CERT_AUTHZ_ERR_NOT_FOUND);
 
     /* Misuse: outputs untouched. */
     CHECK_RESULT(cert_authz_identity_from_der_chain((const uint8_t *) der,
