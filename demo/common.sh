@@ -124,11 +124,14 @@ table_row() {    # table_row CLIENT METHOD PATH CODE REPLY ALLOW_RULE DENY_LINE
         "$code" "$why"
 }
 
-free_port() {    # a random loopback port that nothing listens on
+free_port() {    # a random loopback port that no socket uses
     local p
     for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 40000))
-        if ! ss -Htln "sport = :$p" | grep -q .; then
+        # Below the kernel's ephemeral range (32768 and up on Debian), from
+        # which every client connection takes its local port: a port picked
+        # there can be taken by a connection before the server binds it.
+        p=$((20000 + RANDOM % 12000))
+        if ! ss -Htan "( sport = :$p )" | grep -q .; then
             echo "$p"
             return 0
         fi
