@@ -357,6 +357,10 @@ impl Daemon {
         }
         self.started = false;
         let Some(pid) = self.pid.take().or_else(|| self.pid()) else { return true };
+        // Its workers, known now: a master killed below leaves them to
+        // init, and an idle one may never notice (one outlived a loaded CI
+        // run so).  They are stopped by their pids too.
+        let workers = children_of(pid as u32);
         let _ = Command::new("kill").arg(self.stop_signal).arg(pid.to_string()).status();
         let deadline = Instant::now() + STOP_TIMEOUT;
         while alive(pid) && Instant::now() < deadline {
@@ -366,6 +370,13 @@ impl Daemon {
             return true;
         }
         let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+        for worker in workers {
+            // Only if it is still the master's (or, once orphaned, init's):
+            // a pid reused by another process is left alone.
+            if alive(worker as i32) && parent_of(worker).is_some_and(|p| p == pid as u32 || p == 1) {
+                let _ = Command::new("kill").arg("-KILL").arg(worker.to_string()).status();
+            }
+        }
         false
     }
 }
@@ -385,17 +396,19 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
+/// The parent of `pid` (from /proc), if it runs.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // after "(comm)": the state, then the parent's pid
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// The pids whose parent is `pid` (from /proc).
 pub fn children_of(pid: u32) -> Vec<u32> {
     let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };
     dir.filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|child| {
-            let stat = fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-            // after "(comm)": state, then ppid
-            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
-                == Some(pid)
-        })
+        .filter(|child| parent_of(*child) == Some(pid))
         .collect()
 }
 
