@@ -246,6 +246,21 @@ ProxyPass "/proxy/" "http://127.0.0.1:{port}/proxy/"
     assert!(ok, "{text}");
 }
 
+/// An nginx TLS server{} on the test's port that verifies clients
+/// (`verify`: on or optional) with the test CA, holding `body`.
+fn tls_server(verify: &str, body: &str) -> String {
+    format!(
+        "server {{\n\
+         listen 127.0.0.1:PORT ssl;\n\
+         ssl_certificate PKI/server.pem;\n\
+         ssl_certificate_key PKI/server.key;\n\
+         ssl_client_certificate PKI/ca.pem;\n\
+         ssl_verify_client {verify};\n\
+         {body}\n\
+         }}\n"
+    )
+}
+
 /// The variables the nginx test hands to its backend, each as a header
 /// X-CA-<NAME> (with '-' for '_'): (NAME, variable).
 const NGINX_VARS: &[(&str, &str)] = &[
@@ -277,21 +292,13 @@ fn nginx_variables_give_the_backend_what_it_used_to_parse_itself() {
         .collect();
     let mut nginx = Nginx::new("exports");
     nginx.policy_file("exports.policy", POLICY);
-    nginx.write_conf(&format!(
-        "server {{\n\
-         listen 127.0.0.1:PORT ssl;\n\
-         ssl_certificate PKI/server.pem;\n\
-         ssl_certificate_key PKI/server.key;\n\
-         ssl_client_certificate PKI/ca.pem;\n\
-         ssl_verify_client on;\n\
-         cert_authz_policy exports.policy;\n\
-         location / {{\n\
-         cert_authz on;\n\
-         {headers}\
-         proxy_pass http://127.0.0.1:{};\n\
-         }}\n\
-         }}\n",
-        backend.port
+    nginx.write_conf(&tls_server(
+        "on",
+        &format!(
+            "cert_authz_policy exports.policy;\n\
+             location / {{ cert_authz on;\n{headers}proxy_pass http://127.0.0.1:{}; }}",
+            backend.port
+        ),
     ));
     nginx.start();
 
@@ -319,17 +326,11 @@ fn nginx_variables_give_the_backend_what_it_used_to_parse_itself() {
     }
 
     // A variable that names no attribute fails nginx -t.
-    nginx.write_conf(
-        "server {\n\
-         listen 127.0.0.1:PORT ssl;\n\
-         ssl_certificate PKI/server.pem;\n\
-         ssl_certificate_key PKI/server.key;\n\
-         ssl_client_certificate PKI/ca.pem;\n\
-         ssl_verify_client on;\n\
-         location / { cert_authz on; cert_authz_rule \"allow * /** any\"; \
-         add_header X-CN $cert_authz_attr_subject_cm; }\n\
-         }\n",
-    );
+    nginx.write_conf(&tls_server(
+        "on",
+        "location / { cert_authz on; cert_authz_rule \"allow * /** any\"; \
+         add_header X-CN $cert_authz_attr_subject_cm; }",
+    ));
     let (ok, text) = nginx.config_test();
     assert!(
         !ok && text.contains("variable \"$cert_authz_attr_subject_cm\" names no certificate attribute"),
@@ -343,20 +344,13 @@ fn nginx_variables_give_the_backend_what_it_used_to_parse_itself() {
         "map $http_x_user $cert_authz_attr_san_uri { default $http_x_user; }",
     ] {
         let in_server = define.starts_with("set");
-        nginx.write_conf(&format!(
-            "{}server {{\n\
-             listen 127.0.0.1:PORT ssl;\n\
-             ssl_certificate PKI/server.pem;\n\
-             ssl_certificate_key PKI/server.key;\n\
-             ssl_client_certificate PKI/ca.pem;\n\
-             ssl_verify_client on;\n\
-             {}\
-             location / {{ cert_authz on; cert_authz_rule \"allow * /** any\"; \
-             proxy_set_header X-CN $cert_authz_attr_subject_cn; proxy_pass http://127.0.0.1:1; }}\n\
-             }}\n",
-            if in_server { "" } else { define },
-            if in_server { define } else { "" },
-        ));
+        let location = "location / { cert_authz on; cert_authz_rule \"allow * /** any\"; \
+                        proxy_set_header X-CN $cert_authz_attr_subject_cn; proxy_pass http://127.0.0.1:1; }";
+        nginx.write_conf(&if in_server {
+            tls_server("on", &format!("{define}\n{location}"))
+        } else {
+            format!("{define}\n{}", tls_server("on", location))
+        });
         let (ok, text) = nginx.config_test();
         assert!(!ok && text.contains("is the cert_authz module's"), "{define}: {text}");
     }
@@ -444,17 +438,14 @@ fn nginx_json_access_log_recipe_is_valid_json_with_every_field() {
     let mut nginx = Nginx::new("json-log");
     nginx.policy_file("exports.policy", POLICY);
     nginx.write_conf(&format!(
-        "{}server {{\n\
-         listen 127.0.0.1:PORT ssl;\n\
-         ssl_certificate PKI/server.pem;\n\
-         ssl_certificate_key PKI/server.key;\n\
-         ssl_client_certificate PKI/ca.pem;\n\
-         ssl_verify_client optional;\n\
-         cert_authz_policy exports.policy;\n\
-         location / {{ cert_authz on; root PREFIX/html; }}\n\
-         error_page 403 /errors/403.html;\n\
-         }}\n",
-        recipe("nginx")
+        "{}{}",
+        recipe("nginx"),
+        tls_server(
+            "optional",
+            "cert_authz_policy exports.policy;\n\
+             location / { cert_authz on; root PREFIX/html; }\n\
+             error_page 403 /errors/403.html;",
+        )
     ));
     fs::create_dir_all(nginx.dir().join("html/json")).unwrap();
     fs::write(nginx.dir().join("html/json/a"), "ok\n").unwrap();
