@@ -155,34 +155,26 @@ const fn packed(bytes: &[u8]) -> u64 {
 /// A request's method with its bit among KNOWN_METHODS (0: none).
 #[derive(Clone, Copy)]
 struct RequestMethod<'a> {
-    text: &'a str,
+    text: &'a [u8],
     bit: u64,
 }
 
 impl RequestMethod<'_> {
-    /// `is_method` and `of` in one pass over the bytes, as every request
-    /// needs both.
+    /// Checks a request's method and finds its bit.  A known method is a
+    /// token already: its word alone says so; another is checked byte by
+    /// byte.
     #[inline]
-    fn checked(text: &str) -> Option<RequestMethod<'_>> {
-        let bytes = text.as_bytes();
-        let mut word = 0u64;
-        for (i, &c) in bytes.iter().enumerate() {
-            if !METHOD_BYTE[c as usize] {
-                return None;
-            }
-            if i < 8 {
-                word |= u64::from(c) << (8 * i);
+    fn checked(bytes: &[u8]) -> Option<RequestMethod<'_>> {
+        let word = exact_word(bytes);
+        if let Some(i) = KNOWN_METHODS.iter().position(|known| *known == word) {
+            if word != 0 {
+                return Some(RequestMethod { text: bytes, bit: 1 << i });
             }
         }
-        if bytes.is_empty() {
+        if bytes.is_empty() || !bytes.iter().all(|&c| METHOD_BYTE[c as usize]) {
             return None;
         }
-        let word = if bytes.len() > 8 { 0 } else { word };
-        let bit = match KNOWN_METHODS.iter().position(|known| *known == word) {
-            Some(i) if word != 0 => 1 << i,
-            _ => 0,
-        };
-        Some(RequestMethod { text, bit })
+        Some(RequestMethod { text: bytes, bit: 0 })
     }
 
     fn of(text: &str) -> RequestMethod<'_> {
@@ -191,7 +183,32 @@ impl RequestMethod<'_> {
             Some(i) if word != 0 => 1 << i,
             _ => 0,
         };
-        RequestMethod { text, bit }
+        RequestMethod { text: text.as_bytes(), bit }
+    }
+}
+
+/// Up to eight bytes as `packed` makes them, read in a few loads (0 for
+/// more than eight, as `packed`, and for none).
+#[inline(always)]
+fn exact_word(bytes: &[u8]) -> u64 {
+    let n = bytes.len();
+    let at = |i: usize, width: usize| -> u64 {
+        let mut word = 0;
+        for (k, &b) in bytes[i..i + width].iter().enumerate() {
+            word |= u64::from(b) << (8 * k);
+        }
+        word
+    };
+    match n {
+        8 => u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8])),
+        4..=7 => {
+            let lo = u64::from(u32::from_le_bytes(bytes[..4].try_into().unwrap_or([0; 4])));
+            let hi = u64::from(u32::from_le_bytes(bytes[n - 4..].try_into().unwrap_or([0; 4])));
+            // The overlapping bytes are the same in both: OR keeps them.
+            lo | (hi << (8 * (n - 4)))
+        }
+        1..=3 => at(0, n),
+        _ => 0,
     }
 }
 
@@ -228,7 +245,7 @@ impl MethodSet {
         // A known method is never among the others, nor an unknown one a bit.
         self.any
             || self.known & method.bit != 0
-            || (method.bit == 0 && self.others.iter().any(|m| **m == *method.text))
+            || (method.bit == 0 && self.others.iter().any(|m| m.as_bytes() == method.text))
     }
 }
 
@@ -602,18 +619,36 @@ impl Policy {
     /// allow statement must single one out by matching that attribute, or
     /// the request is refused as ambiguous (SPEC §6, invariant 11).
     pub fn decide_as(&self, peer: Peer<'_>, method: &str, path: &str, user: Option<Attr>) -> Decision<'_> {
+        self.decide_bytes(peer, method.as_bytes(), path.as_bytes(), user)
+    }
+
+    /// `decide_as` on the bytes a server passes, which need not be UTF-8:
+    /// a method or path that is not cannot match any rule, and is refused
+    /// with its own reason before the peer's.
+    pub(crate) fn decide_bytes(
+        &self,
+        peer: Peer<'_>,
+        method: &[u8],
+        path: &[u8],
+        user: Option<Attr>,
+    ) -> Decision<'_> {
+        let utf8 = |bytes| std::str::from_utf8(bytes).is_ok();
         let identity = match peer {
             Peer::Verified(identity) => identity,
+            _ if !utf8(method) => return Decision::deny(Reason::BadMethod),
+            _ if !utf8(path) => return Decision::deny(Reason::BadPath),
             Peer::None => return Decision::deny(Reason::NoCertificate),
             Peer::Unverified => return Decision::deny(Reason::Unverified),
             Peer::Unparsable => return Decision::deny(Reason::BadCertificate),
         };
         let Some(method) = RequestMethod::checked(method) else {
-            return Decision::deny(Reason::BadMethod);
+            let reason = if utf8(method) && !utf8(path) { Reason::BadPath } else { Reason::BadMethod };
+            return Decision::deny(reason);
         };
-        let Some(rest) = normalized_path(path) else {
+        let Some(path) = checked_path(path) else {
             return Decision::deny(Reason::BadPath);
         };
+        let rest = path.rest;
         for (specs, pos, at) in &self.key_requirements {
             if !specs.iter().any(|s| s.accepts(identity.key)) {
                 return Decision {
@@ -655,7 +690,7 @@ impl Policy {
             }
             true
         };
-        self.paths.walk(rest, identity, |bucket| {
+        self.paths.walk(path, identity, |bucket| {
             self.rule_index.probe(bucket, identity, &mut consider);
             let groups = self.rule_index.groups(bucket);
             if !groups.is_empty() {
@@ -787,7 +822,7 @@ fn authorized_value(
     rule: &CompiledRule,
     attr: Attr,
     identity: &Identity,
-    rest: &str,
+    rest: &[u8],
 ) -> Result<Option<usize>, ()> {
     let values = identity.match_values(attr);
     match values.len() {
@@ -811,7 +846,7 @@ fn authorized_value(
             if *a == attr {
                 constrained = true;
                 // The rule matched, so the path has this segment.
-                accepted &= rest.split('/').nth(*segment as usize) == Some(&**value);
+                accepted &= rest.split(|&b| b == b'/').nth(*segment as usize) == Some(value.as_bytes());
             }
         }
         if accepted {
@@ -861,8 +896,8 @@ const METHOD_BYTE: [bool; 256] = {
     table
 };
 
-/// The bytes `normalized_path` looks at twice: separators, and what is one
-/// to some backend.
+/// The bytes `checked_path` looks at twice: separators, what is one to
+/// some backend, and bytes outside ASCII (the path must then be UTF-8).
 const PATH_SPECIAL: [bool; 256] = {
     let mut table = [false; 256];
     table[b'/' as usize] = true;
@@ -870,8 +905,23 @@ const PATH_SPECIAL: [bool; 256] = {
     table[0] = true;
     table[b'\\' as usize] = true;
     table[b';' as usize] = true;
+    let mut c = 0x80;
+    while c < 256 {
+        table[c] = true;
+        c += 1;
+    }
     table
 };
+
+/// A request path as decisions walk it: without its leading `/` and one
+/// trailing `/`, and where its `/` are, so that the walk does not look for
+/// them again: bit i of `slashes` is set when `rest[i]` is `/`, for a path
+/// of up to 64 bytes (`slashes` is None for a longer one).
+#[derive(Clone, Copy)]
+pub(crate) struct CheckedPath<'a> {
+    pub rest: &'a [u8],
+    pub slashes: Option<u64>,
+}
 
 /// Checks a request path and returns it without its leading `/` and one
 /// trailing `/`.  An empty path, a path not starting with `/`, an empty,
@@ -883,10 +933,17 @@ const PATH_SPECIAL: [bool; 256] = {
 /// `/admin/users` there), Windows-minded backends split at `\`, and a
 /// server that leaves `%2F` or `%5C` encoded (Apache's AllowEncodedSlashes
 /// NoDecode, ProxyPass nocanon) hands on a path a decoding backend splits
-/// again.  One pass over the bytes checks them all: this runs on every
-/// request.
+/// again.
 pub fn normalized_path(path: &str) -> Option<&str> {
-    let bytes = path.as_bytes();
+    let checked = checked_path(path.as_bytes())?;
+    // The check keeps the bytes from 1 to the end or one before it.
+    Some(&path[1..1 + checked.rest.len()])
+}
+
+/// `normalized_path` on the bytes a server passes, which must also be
+/// UTF-8: one pass over them checks it all, as this runs on every request.
+#[inline]
+pub(crate) fn checked_path(bytes: &[u8]) -> Option<CheckedPath<'_>> {
     if bytes.first() != Some(&b'/') {
         return None;
     }
@@ -903,6 +960,8 @@ pub fn normalized_path(path: &str) -> Option<&str> {
     let rest = &bytes[1..end];
     let segment_ok = |segment: &[u8]| !matches!(segment, [] | [b'.'] | [b'.', b'.']);
     let mut start = 0;
+    let mut slashes = 0u64;
+    let mut ascii = true;
     for (i, &b) in rest.iter().enumerate() {
         if !PATH_SPECIAL[b as usize] {
             continue;
@@ -913,6 +972,9 @@ pub fn normalized_path(path: &str) -> Option<&str> {
                     return None;
                 }
                 start = i + 1;
+                if i < 64 {
+                    slashes |= 1 << i;
+                }
             }
             b'%' => {
                 if let Some(&[c1, c2]) = rest.get(i + 1..i + 3) {
@@ -921,13 +983,19 @@ pub fn normalized_path(path: &str) -> Option<&str> {
                     }
                 }
             }
+            0x80.. => ascii = false,
             _ => return None,
         }
     }
     if !rest.is_empty() && !segment_ok(&rest[start..]) {
         return None;
     }
-    Some(&path[1..end])
+    // Neither slash taken off splits a UTF-8 sequence: checking the rest
+    // checks the path.
+    if !ascii && std::str::from_utf8(rest).is_err() {
+        return None;
+    }
+    Some(CheckedPath { rest, slashes: (rest.len() <= 64).then_some(slashes) })
 }
 
 #[cfg(test)]

@@ -790,13 +790,9 @@ pub extern "C" fn cert_authz_decide(
             let name = try_r!(unsafe { text(user_attr, user_attr_len) });
             Some(try_r!(Attr::parse(name).ok_or(R::CERT_AUTHZ_ERR_INVALID_ARGUMENT)))
         };
-        // A method or path that is not UTF-8 cannot match any rule: refuse
-        // it with its own reason rather than fail the call.
-        let decision = match (utf8(method), utf8(path)) {
-            (Err(_), _) => Decision::deny(Reason::BadMethod),
-            (_, Err(_)) => Decision::deny(Reason::BadPath),
-            (Ok(method), Ok(path)) => policy.decide_as(peer, method, path, user),
-        };
+        // A method or path that is not UTF-8 cannot match any rule: the
+        // core refuses it with its own reason rather than fail the call.
+        let decision = policy.decide_bytes(peer, method, path, user);
         let (file, line) = decision.origin.unwrap_or(("", 0));
         let user_value = match (decision.user, user, peer) {
             (Some(index), Some(attr), Peer::Verified(identity)) => {
@@ -818,17 +814,6 @@ pub extern "C" fn cert_authz_decide(
         }
         R::CERT_AUTHZ_OK
     })
-}
-
-/// `std::str::from_utf8`, with a quicker way for the ASCII that methods
-/// and paths nearly always are: this runs twice per request.
-fn utf8(bytes: &[u8]) -> Result<&str, std::str::Utf8Error> {
-    if bytes.is_ascii() {
-        // SAFETY: ASCII is UTF-8.
-        Ok(unsafe { std::str::from_utf8_unchecked(bytes) })
-    } else {
-        std::str::from_utf8(bytes)
-    }
 }
 
 #[no_mangle]

@@ -229,6 +229,11 @@ typedef struct request_state {
      * pairs), or NULL where the scope asks for none. */
     const apr_array_header_t *exports;
     apr_array_header_t *exported;
+    /* Where export_decision put the four to five variables: in this
+     * table, from entry env_first on, env_count of them (0: not known). */
+    const apr_table_t *env_table;
+    int env_first;
+    int env_count;
     /* For the ErrorDocument of a refusal: the refusal, which the variables
      * show instead of this request's own decision (see refused_before). */
     struct request_state *about;
@@ -1824,6 +1829,8 @@ static void export_decision(request_rec *r, request_state *own)
     if (has_module_names(env)) {
         unset_module_names(r, env);
     }
+    own->env_table = env;
+    own->env_first = apr_table_elts(env)->nelts;
     apr_table_addn(env, ENV_DECISION, decision);
     apr_table_addn(env, ENV_REASON, st->reason);
     if (st->rule) {
@@ -1844,64 +1851,67 @@ static void export_decision(request_rec *r, request_state *own)
             apr_table_addn(env, e[i].key, e[i].val);
         }
     }
+    own->env_count = apr_table_elts(env)->nelts - own->env_first;
     if (user) {
         r->user = (char *)user;
     }
 }
 
 /*
- * Whether r->subprocess_env still holds exactly what export_decision set:
- * each variable that has a value once, under the module's own key with
- * the module's own value, and no other entry named CERT_AUTHZ_*.  One pass
- * over the table instead of setting all four again; any change since
- * (SetEnv, UnsetEnv, mod_rewrite's [E=]) makes fixups export again.
+ * Whether r->subprocess_env still holds exactly what export_decision set,
+ * without a search of the whole table: the variables where it put them,
+ * each under the module's own key (pointer) with the module's own value,
+ * and no entry named CERT_AUTHZ_* after them.  None is before them: the
+ * export removed any, and apr's tables only ever append a new key.  Any
+ * change since (SetEnv, UnsetEnv, mod_rewrite's [E=]: a value replaced, an
+ * entry removed, which moves the later ones, a variable added) makes
+ * fixups export again.
  */
+/* The next entry is the module's own (key, value): step over it. */
+static APR_INLINE int own_entry(const apr_table_entry_t **at,
+                                const apr_table_entry_t *end,
+                                const char *key, const char *value)
+{
+    if (*at == end || (*at)->key != key || (*at)->val != value) {
+        return 0;
+    }
+    (*at)++;
+    return 1;
+}
+
 static int export_intact(request_rec *r, const request_state *st)
 {
     const apr_array_header_t *arr = apr_table_elts(r->subprocess_env);
     const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
-    const char *decision = st->decision.allowed ? VALUE_ALLOW : VALUE_DENY;
+    const apr_table_entry_t *at, *end = e + arr->nelts;
     const char *user = st->decision.allowed ? st->user : NULL;
-    int missing = 2 + (st->rule != NULL) + (st->subject != NULL)
-                  + (user != NULL);
-    int i;
 
     if (st->exports || st->about) {
         /* CertAuthzExport's variables are set again, from what the first
          * export made: checking each would cost as much. */
         return 0;
     }
-    for (i = 0; i < arr->nelts; i++) {
-        const char *key = e[i].key;
-        const char *mine;
-
-        if (key == ENV_DECISION) {
-            mine = decision;
-        }
-        else if (key == ENV_RULE) {
-            mine = st->rule;
-        }
-        else if (key == ENV_SUBJECT) {
-            mine = st->subject;
-        }
-        else if (key == ENV_USER) {
-            mine = user;
-        }
-        else if (key == ENV_REASON) {
-            mine = st->reason;
-        }
-        else if (is_module_name(key)) {
-            return 0;
-        }
-        else {
-            continue;
-        }
-        if (!mine || e[i].val != mine) {
-            return 0;
-        }
-        missing--;
+    if (st->env_table != r->subprocess_env || st->env_count == 0
+        || st->env_first + st->env_count > arr->nelts) {
+        return 0;
     }
-    return missing == 0;
+    /* in export_decision's order */
+    at = e + st->env_first;
+    if (!own_entry(&at, end, ENV_DECISION,
+                   st->decision.allowed ? VALUE_ALLOW : VALUE_DENY)
+        || !own_entry(&at, end, ENV_REASON, st->reason)
+        || (st->rule && !own_entry(&at, end, ENV_RULE, st->rule))
+        || (st->subject && !own_entry(&at, end, ENV_SUBJECT, st->subject))
+        || (user && !own_entry(&at, end, ENV_USER, user))
+        || at - (e + st->env_first) != st->env_count) {
+        return 0;
+    }
+    for (; at < end; at++) {
+        if (is_module_name(at->key)) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 /* Header names as backends read them: case and '-' against '_' folded

@@ -100,6 +100,15 @@ typedef struct {
      */
     X509_STORE                *reverified_store;
     ngx_uint_t                 reverified;
+
+    /*
+     * What the checks below found for this certificate under one server{}
+     * (its SSL_CTX; NULL: not yet), so that later requests of the
+     * connection to that server{} do not look again: none of it changes
+     * while the connection keeps its certificate.
+     */
+    SSL_CTX                   *verdict_ctx;
+    cert_authz_peer            verdict;
 } ngx_http_cert_authz_conn_t;
 
 
@@ -160,6 +169,9 @@ static void ngx_http_cert_authz_decide_path(ngx_http_request_t *r,
 static ngx_int_t ngx_http_cert_authz_destination(ngx_http_request_t *r,
     ngx_str_t *path);
 static cert_authz_peer ngx_http_cert_authz_peer(ngx_http_request_t *r,
+    const cert_authz_identity **identity);
+static cert_authz_peer ngx_http_cert_authz_check_peer(ngx_http_request_t *r,
+    ngx_connection_t *c, X509 *cert, ngx_http_cert_authz_conn_t *cc,
     const cert_authz_identity **identity);
 static ngx_uint_t ngx_http_cert_authz_verified_here(ngx_http_request_t *r,
     ngx_ssl_conn_t *ssl_conn);
@@ -482,7 +494,9 @@ ngx_http_cert_authz_precontent_handler(ngx_http_request_t *r)
         return NGX_HTTP_FORBIDDEN;
 
     } else if (r->uri.len == ctx->uri.len
-               && ngx_memcmp(r->uri.data, ctx->uri.data, r->uri.len) == 0)
+               && (r->uri.data == ctx->uri.data
+                   || ngx_memcmp(r->uri.data, ctx->uri.data, r->uri.len)
+                      == 0))
     {
         return NGX_DECLINED;
 
@@ -504,8 +518,8 @@ ngx_http_cert_authz_precontent_handler(ngx_http_request_t *r)
 
 
 /*
- * the request's context, made on first use: the decision fills it (and
- * zeroes it first), before anything can read it
+ * the request's context, made on first use: the decision fills it before
+ * anything can read it
  */
 
 static ngx_http_cert_authz_ctx_t *
@@ -545,7 +559,15 @@ ngx_http_cert_authz_decide(ngx_http_request_t *r,
     cert_authz_decision         decision;
     const cert_authz_identity  *identity;
 
-    ngx_memzero(ctx, sizeof(ngx_http_cert_authz_ctx_t));
+    /*
+     * every field is set here or by decide_path() before anything can
+     * return (and a variable read it)
+     */
+
+    ctx->identity = NULL;
+    ngx_str_null(&ctx->user);
+    ctx->policy = alcf->policy;
+    ctx->mode = alcf->mode;
 
     /* the buffer stays as it is when try_files sets another URI */
     ctx->uri = r->uri;
@@ -853,11 +875,10 @@ ngx_http_cert_authz_peer(ngx_http_request_t *r,
     const cert_authz_identity **identity)
 {
     X509                        *cert;
-    SSL_CTX                     *ssl_ctx;
-    ngx_uint_t                   verified, reverified;
-    X509_STORE                  *store;
-    STACK_OF(X509)              *chain;
+    SSL_CTX                     *server_ctx;
+    cert_authz_peer              peer;
     ngx_connection_t            *c;
+    ngx_http_ssl_srv_conf_t     *sscf;
     ngx_http_cert_authz_conn_t  *cc;
 
     c = r->connection;
@@ -895,6 +916,44 @@ ngx_http_cert_authz_peer(ngx_http_request_t *r,
         /* out of memory: refused, as any internal failure */
         return CERT_AUTHZ_PEER_UNPARSABLE;
     }
+
+    /*
+     * HTTP/2 streams of one connection may be requests to different
+     * server{}s: the verdict is kept for the server{} it was found for.
+     */
+
+    sscf = ngx_http_get_module_srv_conf(r, ngx_http_ssl_module);
+    server_ctx = sscf->ssl.ctx;
+
+    if (cc->cert == cert && server_ctx != NULL
+        && cc->verdict_ctx == server_ctx)
+    {
+        *identity = cc->identity;
+        return cc->verdict;
+    }
+
+    peer = ngx_http_cert_authz_check_peer(r, c, cert, cc, identity);
+
+    if (cc->cert == cert) {
+        cc->verdict = peer;
+        cc->verdict_ctx = server_ctx;
+    }
+
+    return peer;
+}
+
+
+/* The checks of ngx_http_cert_authz_peer(), once per certificate. */
+
+static cert_authz_peer
+ngx_http_cert_authz_check_peer(ngx_http_request_t *r, ngx_connection_t *c,
+    X509 *cert, ngx_http_cert_authz_conn_t *cc,
+    const cert_authz_identity **identity)
+{
+    SSL_CTX         *ssl_ctx;
+    ngx_uint_t       verified, reverified;
+    X509_STORE      *store;
+    STACK_OF(X509)  *chain;
 
     /*
      * Read once per connection, verified or not (an unverified one only
@@ -1277,6 +1336,8 @@ ngx_http_cert_authz_conn(ngx_connection_t *c)
     cc->identity = NULL;
     cc->reverified_store = NULL;
     cc->reverified = 0;
+    cc->verdict_ctx = NULL;
+    cc->verdict = CERT_AUTHZ_PEER_UNVERIFIED;
 
     cln->handler = ngx_http_cert_authz_conn_cleanup;
 
@@ -1294,6 +1355,8 @@ ngx_http_cert_authz_conn_cleanup(void *data)
 
     cc->reverified_store = NULL;
     cc->reverified = 0;
+    cc->verdict_ctx = NULL;
+    cc->verdict = CERT_AUTHZ_PEER_UNVERIFIED;
 
     if (cc->cert) {
         X509_free(cc->cert);
@@ -1320,8 +1383,6 @@ ngx_http_cert_authz_export(ngx_http_cert_authz_loc_conf_t *alcf,
     ngx_http_cert_authz_ctx_t *ctx, const cert_authz_identity *identity)
 {
     ctx->identity = identity;
-    ctx->policy = alcf->policy;
-    ctx->mode = alcf->mode;
 
     if (identity == NULL || ctx->decision.allowed != 1
         || alcf->user_attr.len == 0)

@@ -14,7 +14,7 @@
 use rustc_hash::FxHashMap as HashMap;
 
 use super::values::{fmix, hash_bytes, same_bytes, word, MULTIPLIER, NONE};
-use super::{template_value_ok, PathPattern, Seg};
+use super::{template_value_ok, CheckedPath, PathPattern, Seg};
 use crate::attr::Attr;
 use crate::identity::Identity;
 
@@ -293,11 +293,21 @@ impl PathTrie {
     /// Calls `visit` with each bucket whose patterns match the path `rest`
     /// (the request path without its leading and trailing `/`, checked by
     /// `normalized_path`: no empty segment).
-    pub(super) fn walk(&self, rest: &str, identity: &Identity, mut visit: impl FnMut(u32)) {
+    pub(super) fn walk(&self, path: CheckedPath<'_>, identity: &Identity, mut visit: impl FnMut(u32)) {
         /// The depths whose segment start is kept on the stack; deeper, a
         /// way back up finds it again in the path.
         const KEPT: usize = 8;
-        let rest = rest.as_bytes();
+        let rest = path.rest;
+        // Where the segment from `pos` on ends: at the next `/`, which the
+        // check of the path noted for a path of up to 64 bytes.
+        let segment_end = |pos: usize| match path.slashes {
+            Some(slashes) => match slashes >> pos {
+                0 => rest.len(),
+                after => pos + after.trailing_zeros() as usize,
+            },
+            // Segments are short: a plain loop beats memchr's set-up.
+            None => rest[pos..].iter().position(|&b| b == b'/').map_or(rest.len(), |i| pos + i),
+        };
         // starts[d]: where the segment consumed by the node at depth d + 1
         // on the current way down begins.
         let mut starts = [0usize; KEPT];
@@ -326,7 +336,7 @@ impl PathTrie {
                 }
                 return;
             }
-            end = rest[pos..].iter().position(|&b| b == b'/').map_or(rest.len(), |i| pos + i);
+            end = segment_end(pos);
             let child = if n.has_literals { self.literal_child(node, &rest[pos..end]) } else { NONE };
             if child == NONE {
                 return;
@@ -355,8 +365,7 @@ impl PathTrie {
                         step = Step::Leave;
                         continue;
                     }
-                    // Segments are short: a plain loop beats memchr's set-up.
-                    end = rest[pos..].iter().position(|&b| b == b'/').map_or(rest.len(), |i| pos + i);
+                    end = segment_end(pos);
                     if n.has_literals {
                         child = self.literal_child(node, &rest[pos..end]);
                     }

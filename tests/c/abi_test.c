@@ -354,6 +354,32 @@ test_identities_and_decisions(cert_authz_policy *policy, const char *pem_path,
     CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
                  "POST", 4, "/inline/\0x", 10, NULL, 0, &d), CERT_AUTHZ_OK);
     CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_BAD_PATH);
+    /* Bytes that are not UTF-8 are refused for what they are, before
+     * the peer and before a method that is merely not a token; UTF-8 that
+     * is not ASCII is a path like any other. */
+    CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
+                 "POST", 4, "/inline/\xff", 9, NULL, 0, &d), CERT_AUTHZ_OK);
+    CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_BAD_PATH);
+    CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
+                 "post", 4, "/inline/\xc3", 9, NULL, 0, &d), CERT_AUTHZ_OK);
+    CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_BAD_PATH);
+    CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
+                 "P\xc3ST", 5, "/inline/\xc3", 9, NULL, 0, &d),
+                 CERT_AUTHZ_OK);
+    CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_BAD_METHOD);
+    CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
+                 "post", 4, "/inline/x", 9, NULL, 0, &d), CERT_AUTHZ_OK);
+    CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_BAD_METHOD);
+    CHECK_RESULT(cert_authz_decide(policy, NULL, CERT_AUTHZ_PEER_NONE,
+                 "POST", 4, "/inline/\xff", 9, NULL, 0, &d), CERT_AUTHZ_OK);
+    CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_BAD_PATH);
+    CHECK_RESULT(cert_authz_decide(policy, NULL, CERT_AUTHZ_PEER_NONE,
+                 "POST", 4, "/inline/../x", 12, NULL, 0, &d), CERT_AUTHZ_OK);
+    CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_NO_CERTIFICATE);
+    CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
+                 "POST", 4, "/inline/\xc3\xa9", 10, NULL, 0, &d),
+                 CERT_AUTHZ_OK);
+    CHECK(d.allowed == 1 && d.reason == CERT_AUTHZ_REASON_ALLOW_RULE);
     CHECK_RESULT(cert_authz_decide(policy, id, (cert_authz_peer) 17,
                  "POST", 4, "/inline/x", 9, NULL, 0, &d),
                  CERT_AUTHZ_ERR_INVALID_ARGUMENT);
