@@ -1568,6 +1568,9 @@ static request_state *refused_before(const request_rec *r)
     return prev->about ? prev->about : prev;
 }
 
+/* The core's text of each reason, looked up once (see register_hooks). */
+static const char *reason_texts[CERT_AUTHZ_REASON_COUNT];
+
 static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
 {
     request_state *st = ap_get_module_config(r->request_config,
@@ -1581,9 +1584,20 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
         && st->user_attr == conf->user_attr) {
         return st;
     }
-    st = apr_pcalloc(r->pool, sizeof(*st));
+    /* Each field is set here or below: zeroing the whole (apr_pcalloc)
+     * takes a string instruction of one step per word. */
+    st = apr_palloc(r->pool, sizeof(*st));
     st->policy = policy_of(conf);
     st->user_attr = conf->user_attr;
+    st->subject = NULL;
+    st->rule = NULL;
+    st->user = NULL;
+    st->exported = NULL;
+    st->env_table = NULL;
+    st->env_first = 0;
+    st->env_count = 0;
+    st->logged = 0;
+    st->deny_pending = 0;
     st->identity = identity_for(r, &verdict, &subject);
     st->peer = (verdict != CERT_AUTHZ_PEER_VERIFIED) ? verdict
                : st->identity ? CERT_AUTHZ_PEER_VERIFIED
@@ -1617,10 +1631,12 @@ static request_state *decide(request_rec *r, const cert_authz_dir_conf *conf)
     if (st->decision.rule_file_len > 0) {
         st->rule = st->decision.rule_file;
     }
-    st->reason = cert_authz_reason_text(st->decision.reason);
+    st->reason = ((unsigned)st->decision.reason < CERT_AUTHZ_REASON_COUNT)
+                 ? reason_texts[st->decision.reason]
+                 : cert_authz_reason_text(st->decision.reason);
     st->report = (conf->mode == CERT_AUTHZ_MODE_REPORT);
     st->exports = conf->exports;
-    st->about = refused_before(r);
+    st->about = r->prev ? refused_before(r) : NULL;
 
     /* The core names the value the allow authorized (SPEC §6.11): with two
      * CNs, the one the rule matched, never simply the first. */
@@ -1981,6 +1997,24 @@ static void set_request_headers(request_rec *r, const cert_authz_dir_conf *conf,
     }
 }
 
+/* The line itself, apart: the 2 KiB buffer and the call cost a request
+ * whose line is not written nothing then. */
+static void __attribute__((noinline))
+write_decision_line(request_rec *r, const request_state *st,
+                    cert_authz_line_kind kind, int level)
+{
+    char line[CERT_AUTHZ_LINE_MAX];
+    size_t len;
+
+    if (cert_authz_decision_line(&st->decision, kind, st->identity, st->peer,
+                                 r->method, strlen(r->method),
+                                 r->uri, strlen(r->uri),
+                                 line, sizeof(line), &len) != CERT_AUTHZ_OK) {
+        apr_cpystrn(line, "cert-authz: (no log line)", sizeof(line));
+    }
+    ap_log_rerror(APLOG_MARK, level, 0, r, "%s", line);
+}
+
 /*
  * The decision's line, in the core's words (the same as nginx's and the
  * CLI's), at the level httpd uses for the same event: error for a refusal,
@@ -1990,8 +2024,6 @@ static void set_request_headers(request_rec *r, const cert_authz_dir_conf *conf,
 static void log_decision(request_rec *r, request_state *st,
                          cert_authz_line_kind kind)
 {
-    char line[CERT_AUTHZ_LINE_MAX];
-    size_t len;
     int level = (kind == CERT_AUTHZ_LINE_DENY) ? APLOG_ERR
                 : (kind == CERT_AUTHZ_LINE_WOULD_DENY) ? APLOG_WARNING
                 : APLOG_DEBUG;
@@ -2000,16 +2032,9 @@ static void log_decision(request_rec *r, request_state *st,
         return;
     }
     st->logged = 1;
-    if (!APLOG_R_IS_LEVEL(r, level)) {
-        return;
+    if (APLOG_R_IS_LEVEL(r, level)) {
+        write_decision_line(r, st, kind, level);
     }
-    if (cert_authz_decision_line(&st->decision, kind, st->identity, st->peer,
-                                 r->method, strlen(r->method),
-                                 r->uri, strlen(r->uri),
-                                 line, sizeof(line), &len) != CERT_AUTHZ_OK) {
-        apr_cpystrn(line, "cert-authz: (no log line)", sizeof(line));
-    }
-    ap_log_rerror(APLOG_MARK, level, 0, r, "%s", line);
 }
 
 /* What one decision's line is. */
@@ -2232,6 +2257,12 @@ static const authz_provider cert_authz_provider = {
 
 static void cert_authz_register_hooks(apr_pool_t *p)
 {
+    int i;
+
+    for (i = 0; i < CERT_AUTHZ_REASON_COUNT; i++) {
+        reason_texts[i] = cert_authz_reason_text((cert_authz_reason)i);
+    }
+
     /* After mod_ssl's access hook, which renegotiates or requests the
      * certificate after the handshake for a per-location SSLVerifyClient:
      * only then is SSL_CLIENT_CERT the one this request is made under. */
