@@ -942,7 +942,7 @@ pub fn normalized_path(path: &str) -> Option<&str> {
 
 /// `normalized_path` on the bytes a server passes, which must also be
 /// UTF-8: one pass over them checks it all, as this runs on every request.
-#[inline]
+#[inline(always)]
 pub(crate) fn checked_path(bytes: &[u8]) -> Option<CheckedPath<'_>> {
     if bytes.first() != Some(&b'/') {
         return None;

@@ -264,6 +264,7 @@ impl PathTrie {
     }
 
     /// The literal child of `parent` named `segment`, or NONE.
+    #[inline(always)]
     fn literal_child(&self, parent: u32, segment: &[u8]) -> u32 {
         let (hash, word) = literal_key(parent, segment);
         let tag = (hash >> 32) as u32;
