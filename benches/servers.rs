@@ -648,6 +648,8 @@ impl Counted {
 /// Instructions per request of one configuration, and its profile.
 struct PerRequest {
     total: f64,
+    /// Per object, the instructions per request of calls into it.
+    calls_into: std::collections::HashMap<String, f64>,
     functions: std::collections::HashMap<String, (f64, f64, String)>,
 }
 
@@ -658,6 +660,14 @@ fn per_request(pki: &Pki, counted: &Counted) -> PerRequest {
     PerRequest {
         total: (long.total as f64 - short.total as f64) / requests,
         functions: callgrind::per_request(&short, &long, requests),
+        calls_into: long
+            .calls_into
+            .iter()
+            .map(|(object, n)| {
+                let before = short.calls_into.get(object).copied().unwrap_or(0);
+                (object.clone(), (*n as f64 - before as f64) / requests)
+            })
+            .collect(),
     }
 }
 
@@ -669,6 +679,11 @@ struct Share {
     on: f64,
     /// Other configurations of the module on, and their figures.
     variants: Vec<(&'static str, f64)>,
+    /// Instructions per request in calls into the module's shared object,
+    /// with everything they call: its own work, without what its presence
+    /// changes elsewhere (the heap's layout, and so what malloc costs the
+    /// server).
+    module_work: f64,
     /// The module's functions (its shared object's), inclusive
     /// instructions per request, most first.
     module_functions: Vec<(String, f64)>,
@@ -712,7 +727,13 @@ fn share(
         .collect();
     differences.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
     differences.truncate(14);
-    Share { server, off: off_runs.total, on: on_runs.total, variants, module_functions, differences }
+    let module_work = on_runs
+        .calls_into
+        .iter()
+        .filter(|(object, _)| object.ends_with(module_file))
+        .map(|(_, n)| *n)
+        .sum();
+    Share { server, off: off_runs.total, on: on_runs.total, variants, module_work, module_functions, differences }
 }
 
 /// `variants`: also the rows beside the bar's (100,000 rules, Apache's
@@ -793,6 +814,16 @@ fn print_instructions(shares: &[Share]) {
          work; what throughput loses there beyond it is time waiting for memory, which instructions do not \
          show."
     );
+    println!(
+        "\nThe module's own work, the calls the server makes into the module with all they call (the bar's \
+         difference also holds what the module's presence changes elsewhere, chiefly what malloc costs the \
+         server for the heap's layout, which moves by hundreds of instructions between builds and paths):\n"
+    );
+    println!("| server | module's own work | share of the server's |");
+    println!("|---|---|---|");
+    for s in shares {
+        println!("| {} | {} | {:.2} % |", s.server, thousands(s.module_work), s.module_work / s.off * 100.0);
+    }
     for s in shares {
         println!("\n{}: the module's functions, instructions per request with what they call:", s.server);
         for (name, n) in &s.module_functions {

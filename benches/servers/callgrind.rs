@@ -26,6 +26,11 @@ pub struct Cost {
 pub struct Profile {
     pub total: u64,
     pub functions: HashMap<String, Cost>,
+    /// Per object, the inclusive instructions of the calls into it from
+    /// code outside it: all that the object's code made the program do
+    /// (what it calls elsewhere included, how the rest of the program lays
+    /// out its memory not).
+    pub calls_into: HashMap<String, u64>,
 }
 
 /// Names are compressed: `(ID) NAME` defines ID, a later `(ID)` reuses it.
@@ -63,6 +68,10 @@ pub fn read(path: &Path) -> Profile {
     let mut object = String::new();
     let mut current = String::new();
     let mut callee = String::new();
+    // The callee's object: `cob=` names it when it is not the caller's.
+    let mut callee_object: Option<String> = None;
+    let mut pending_cob = false;
+    let mut calls_into: HashMap<String, u64> = HashMap::new();
     // The cost line after `calls=` is the call's inclusive cost.
     let mut call_follows = false;
     for line in text.lines() {
@@ -74,6 +83,9 @@ pub fn read(path: &Path) -> Profile {
                 call_follows = false;
                 if callee != current {
                     entry.inclusive += cost;
+                }
+                if let Some(into) = callee_object.take().filter(|o| *o != object) {
+                    *calls_into.entry(into).or_default() += cost;
                 }
             } else {
                 entry.own += cost;
@@ -87,12 +99,19 @@ pub fn read(path: &Path) -> Profile {
             }
         } else if let Some(spec) = line.strip_prefix("cfn=") {
             callee = name(&mut fn_ids, spec);
+            // A `cob=` comes before its `cfn=`: the callee's object unless
+            // none was given for this call.
+            if !pending_cob {
+                callee_object = None;
+            }
+            pending_cob = false;
         } else if line.starts_with("calls=") {
             call_follows = true;
         } else if let Some(spec) = line.strip_prefix("ob=") {
             object = name(&mut ob_ids, spec);
         } else if let Some(spec) = line.strip_prefix("cob=") {
-            name(&mut ob_ids, spec);
+            callee_object = Some(name(&mut ob_ids, spec));
+            pending_cob = true;
         } else if let Some((key, spec)) = line.split_once('=') {
             if matches!(key, "fl" | "fi" | "fe" | "cfi" | "cfl") {
                 name(&mut file_ids, spec);
@@ -101,7 +120,7 @@ pub fn read(path: &Path) -> Profile {
             total = total.max(n.trim().parse().unwrap_or(0));
         }
     }
-    Profile { total, functions }
+    Profile { total, functions, calls_into }
 }
 
 /// Per function, what `long` cost more than `short`, divided by `requests`
