@@ -18,6 +18,7 @@ mod values;
 
 use std::cell::OnceCell;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -112,7 +113,8 @@ pub enum Matcher {
 #[derive(Debug, Clone)]
 pub enum Methods {
     Any,
-    List(Box<[Box<str>]>),
+    /// Shared: a policy's rules repeat a few lists.
+    List(Arc<[Box<str>]>),
 }
 
 /// The methods most requests use, each a bit of a `MethodSet`: a
@@ -684,7 +686,7 @@ impl Policy {
 fn same_methods(a: &Methods, b: &Methods) -> bool {
     match (a, b) {
         (Methods::Any, Methods::Any) => true,
-        (Methods::List(a), Methods::List(b)) => a == b,
+        (Methods::List(a), Methods::List(b)) => Arc::ptr_eq(a, b) || a == b,
         _ => false,
     }
 }

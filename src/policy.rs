@@ -9,7 +9,7 @@ use std::fmt;
 use std::fs::{File, FileType, OpenOptions};
 use std::io::Read;
 use std::net::IpAddr;
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Range};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -85,6 +85,13 @@ enum Parsed {
     RequireLifetime { max_secs: i64, pos: Pos },
 }
 
+/// The method lists read so far, by their token's text: rules mostly repeat a few, and
+/// one list kept for them all is one allocation instead of one per method per rule.
+type MethodsRead = rustc_hash::FxHashMap<Box<str>, Methods>;
+
+/// Enough for any real policy; past it, lists are parsed each time (and still work).
+const MAX_METHOD_LISTS_KEPT: usize = 64;
+
 /// Collects policy sources, then compiles them into one [`Policy`].
 #[derive(Default)]
 pub struct PolicyBuilder {
@@ -105,6 +112,7 @@ pub struct PolicyBuilder {
     /// The line the first source starts at (an inline statement's own
     /// line), where an error about the policy as a whole points.
     first_line: u32,
+    methods_read: MethodsRead,
 }
 
 impl PolicyBuilder {
@@ -328,7 +336,7 @@ impl PolicyBuilder {
         }
         let _ = lex_each(text, first_line, |item| {
             match item {
-                Lexed::Statement(statement) => self.add_parsed(&statement, file, base),
+                Lexed::Statement(statement) => self.add_parsed(statement, file, base),
                 Lexed::Error((line, col, message)) => self.error(Pos { file, line, col }, message),
             }
             if self.stopped {
@@ -348,9 +356,9 @@ impl PolicyBuilder {
             return;
         }
         let keyword = tokens[0].text();
-        let result = match keyword.as_str() {
+        let result = match keyword {
             "group" => parse_group(tokens, file),
-            "allow" | "deny" => parse_rule(tokens, file, keyword == "deny"),
+            "allow" | "deny" => parse_rule(tokens, file, keyword == "deny", &mut self.methods_read),
             "require" => parse_require(tokens, file),
             "include" => {
                 if tokens.len() != 2 {
@@ -552,7 +560,7 @@ fn parse_group(tokens: &[Token], file: u32) -> ParseResult<Parsed> {
     if tokens.len() < 3 {
         return Err((at(file, &tokens[0]), "expected `group NAME MATCHER...`".into()));
     }
-    let name = tokens[1].text();
+    let name = tokens[1].text().to_string();
     if !valid_group_name(&name) {
         return Err((
             at(file, &tokens[1]),
@@ -575,12 +583,26 @@ fn valid_group_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-fn parse_rule(tokens: &[Token], file: u32, deny: bool) -> ParseResult<Parsed> {
+fn parse_rule(
+    tokens: &[Token],
+    file: u32,
+    deny: bool,
+    methods_read: &mut MethodsRead,
+) -> ParseResult<Parsed> {
     let keyword = if deny { "deny" } else { "allow" };
     if tokens.len() < 4 {
         return Err((at(file, &tokens[0]), format!("expected `{keyword} METHODS PATH MATCHER...`")));
     }
-    let methods = parse_methods(&tokens[1], file)?;
+    let methods = match methods_read.get(tokens[1].text()) {
+        Some(methods) => methods.clone(),
+        None => {
+            let methods = parse_methods(&tokens[1], file)?;
+            if methods_read.len() < MAX_METHOD_LISTS_KEPT {
+                methods_read.insert(tokens[1].text().into(), methods.clone());
+            }
+            methods
+        }
+    };
     let path = parse_path(&tokens[2], file)?;
     let mut matchers = Vec::new();
     for token in &tokens[3..] {
@@ -615,7 +637,7 @@ fn parse_methods(token: &Token, file: u32) -> ParseResult<Methods> {
     if list.iter().any(|m| &**m == "GET") && !list.iter().any(|m| &**m == "HEAD") {
         list.push("HEAD".into());
     }
-    Ok(Methods::List(list.into_boxed_slice()))
+    Ok(Methods::List(list.into()))
 }
 
 fn parse_path(token: &Token, file: u32) -> ParseResult<PathPattern> {
@@ -625,21 +647,23 @@ fn parse_path(token: &Token, file: u32) -> ParseResult<PathPattern> {
     }
     // Split the characters (with their flags) at `/`, remembering each
     // segment's slash so that an empty segment can be pointed at.
-    let mut segments: Vec<(&LChar, &[LChar])> = Vec::new();
+    let mut segments: Vec<Range<usize>> = Vec::with_capacity(8);
     let mut start = 1;
     for i in 1..=chars.len() {
         if i == chars.len() || (chars[i].c == '/' && !chars[i].escaped) {
-            segments.push((&chars[start - 1], &chars[start..i]));
+            segments.push(start..i);
             start = i + 1;
         }
     }
-    if segments.last().map(|(_, s)| s.is_empty()) == Some(true) {
+    if segments.last().map(|s| s.is_empty()) == Some(true) {
         segments.pop();
     }
     let mut segs = Vec::with_capacity(segments.len());
     let mut rest = false;
-    for (i, (slash, seg)) in segments.iter().enumerate() {
-        let text: String = seg.iter().map(|c| c.c).collect();
+    for (i, range) in segments.iter().enumerate() {
+        let (slash, seg) = (&chars[range.start - 1], &chars[range.clone()]);
+        let text = token.text_of(range.clone());
+        let text = &*text;
         let pos = seg.first().map(|c| at_char(file, c)).unwrap_or(at_char(file, slash));
         let plain = |c: &LChar| !c.escaped;
         if text.is_empty() {
@@ -679,26 +703,35 @@ fn parse_matcher(token: &Token, file: u32) -> ParseResult<RawMatcher> {
     let eq = chars.iter().position(|c| c.c == '=' && !c.quoted && !c.escaped).ok_or_else(|| {
         (at(file, token), format!("expected `any`, `group=NAME` or `ATTR=VALUE`, not `{text}`"))
     })?;
-    let name: String = chars[..eq].iter().map(|c| c.c).collect();
-    let value = &chars[eq + 1..];
-    let value_pos = value.first().map(|c| at_char(file, c)).unwrap_or(at(file, token));
+    let name = token.text_of(0..eq);
+    let value = eq + 1..chars.len();
+    let value_pos = chars.get(eq + 1).map(|c| at_char(file, c)).unwrap_or(at(file, token));
     if name == "group" {
-        let group: String = value.iter().map(|c| c.c).collect();
+        let group = token.text_of(value);
         if !valid_group_name(&group) {
             return Err((value_pos, format!("bad group name `{group}`")));
         }
-        return Ok(RawMatcher::Group(group, value_pos));
+        return Ok(RawMatcher::Group(group.into_owned(), value_pos));
     }
     let attr = Attr::parse(&name)
         .ok_or_else(|| (at(file, token), format!("unknown attribute `{name}` (known: {})", known_names())))?;
-    let value = parse_value(attr, value, value_pos, file)?;
+    let value = parse_value(attr, token, value, value_pos, file)?;
     Ok(RawMatcher::Ready(Matcher::Attr(attr, value)))
 }
 
-fn parse_value(attr: Attr, chars: &[LChar], pos: Pos, file: u32) -> ParseResult<ValueMatch> {
+/// The value of `attr` written as `token.chars[value]`.
+fn parse_value(
+    attr: Attr,
+    token: &Token,
+    value: Range<usize>,
+    pos: Pos,
+    file: u32,
+) -> ParseResult<ValueMatch> {
+    let chars = &token.chars[value.clone()];
     let prefix = chars.last().map(|c| c.c == '*' && !c.escaped) == Some(true);
     let body = if prefix { &chars[..chars.len() - 1] } else { chars };
-    let text: String = body.iter().map(|c| c.c).collect();
+    let text = token.text_of(value.start..value.start + body.len());
+    let text = &*text;
     if text.is_empty() && !prefix {
         return Err((pos, format!("empty value for {attr}")));
     }
@@ -852,7 +885,7 @@ fn parse_require(tokens: &[Token], file: u32) -> ParseResult<Parsed> {
         let specs = tokens[2..]
             .iter()
             .map(|t| {
-                parse_key_spec(&t.text()).ok_or_else(|| {
+                parse_key_spec(t.text()).ok_or_else(|| {
                     (
                         at(file, t),
                         format!("bad key type `{}` (ec>=BITS, rsa>=BITS, ed25519, ed448)", t.text()),
