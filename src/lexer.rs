@@ -299,7 +299,7 @@ mod tests {
         assert_eq!(value.text_of(0..10), "subject.CN");
         let cols: Vec<u32> = value.chars.iter().map(|c| c.col).collect();
         assert_eq!(&cols[10..14], &[27, 29, 30, 31]);
-        assert_eq!((value.chars[18].c, value.chars[18].escaped, value.chars[18].col), ('"', true, 39));
+        assert_eq!((value.chars[18].c, value.chars[18].escaped, value.chars[18].col), ('"', true, 36));
         assert!(value.chars[11..].iter().take(10).all(|c| c.quoted) && !value.chars[21].quoted);
     }
 
