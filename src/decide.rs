@@ -435,16 +435,14 @@ impl Policy {
         let mut buckets = Vec::with_capacity(rules.len());
         let mut compiled = Vec::with_capacity(rules.len());
         for rule in rules {
-            let templates = rule
-                .path
-                .segs
-                .iter()
-                .enumerate()
-                .filter_map(|(i, seg)| match seg {
-                    Seg::Template(attr) => Some((i as u32, *attr)),
-                    _ => None,
-                })
-                .collect();
+            // Counted first: collected, the list would be grown and then shrunk.
+            let count = rule.path.segs.iter().filter(|seg| matches!(seg, Seg::Template(_))).count();
+            let mut templates = Vec::with_capacity(count);
+            for (i, seg) in rule.path.segs.iter().enumerate() {
+                if let Seg::Template(attr) = seg {
+                    templates.push((i as u32, *attr));
+                }
+            }
             buckets.push(paths.insert(rule.path));
             // Rules written one after another mostly share their methods.
             let last = compiled.last().map(|r: &CompiledRule| r.methods);
@@ -466,7 +464,7 @@ impl Policy {
             };
             compiled.push(CompiledRule {
                 matchers: rule.matchers,
-                templates,
+                templates: templates.into_boxed_slice(),
                 methods: method_id,
                 deny: rule.deny,
                 file: rule.file,

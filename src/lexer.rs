@@ -156,18 +156,24 @@ pub fn lex_each(
         // in a run: most of a policy is these.
         if let Some(token) = tokens.current.as_mut().filter(|_| !in_comment) {
             let quoted = in_quote.is_some();
-            while let Some(&b) = bytes.get(offset) {
-                let plain = match b {
-                    b'!' | b'#'..=b'[' | b']'..=b'~' => true,
-                    b' ' => quoted,
-                    _ => false,
-                };
-                if !plain {
-                    break;
-                }
-                col += 1;
-                token.push(LChar { c: char::from(b), quoted, escaped: false, line, col });
-                offset += 1;
+            let run = bytes[offset..]
+                .iter()
+                .position(|&b| !matches!(b, b'!' | b'#'..=b'[' | b']'..=b'~') && !(quoted && b == b' '))
+                .unwrap_or(bytes.len() - offset);
+            if run > 0 {
+                let first_col = col + 1;
+                token.chars.extend(
+                    bytes[offset..offset + run].iter().zip(first_col..).map(|(&b, col)| LChar {
+                        c: char::from(b),
+                        quoted,
+                        escaped: false,
+                        line,
+                        col,
+                    }),
+                );
+                token.text.push_str(&text[offset..offset + run]);
+                offset += run;
+                col += run as u32;
             }
             if offset == bytes.len() {
                 break;

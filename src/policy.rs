@@ -77,12 +77,37 @@ enum RawMatcher {
     Group(String, Pos),
 }
 
+/// A `group=NAME` matcher of a rule, to be resolved when every group is known: its
+/// place among the rule's matchers, which holds a `Matcher::Group` until then.
+#[derive(Debug)]
+struct GroupRef {
+    index: usize,
+    name: String,
+    pos: Pos,
+}
+
 #[derive(Debug)]
 enum Parsed {
-    Group { name: String, matchers: Vec<RawMatcher> },
-    Rule { deny: bool, methods: Methods, path: PathPattern, matchers: Vec<RawMatcher>, pos: Pos },
-    RequireKey { specs: Vec<KeySpec>, pos: Pos },
-    RequireLifetime { max_secs: i64, pos: Pos },
+    Group {
+        name: String,
+        matchers: Vec<Matcher>,
+    },
+    Rule {
+        deny: bool,
+        methods: Methods,
+        path: PathPattern,
+        matchers: Vec<Matcher>,
+        groups: Vec<GroupRef>,
+        pos: Pos,
+    },
+    RequireKey {
+        specs: Vec<KeySpec>,
+        pos: Pos,
+    },
+    RequireLifetime {
+        max_secs: i64,
+        pos: Pos,
+    },
 }
 
 /// The method lists read so far, by their token's text: rules mostly repeat a few, and
@@ -419,14 +444,9 @@ impl PolicyBuilder {
         let mut lifetime_requirements = Vec::new();
         for item in parsed {
             match item {
-                Parsed::Group { name, matchers } => {
-                    let group = group_ids[&name];
-                    if let Some(matchers) = self.resolve(matchers, &group_ids) {
-                        group_lines.push((group, matchers));
-                    }
-                }
-                Parsed::Rule { deny, methods, path, matchers, pos } => {
-                    if let Some(matchers) = self.resolve(matchers, &group_ids) {
+                Parsed::Group { name, matchers } => group_lines.push((group_ids[&name], matchers)),
+                Parsed::Rule { deny, methods, path, mut matchers, groups, pos } => {
+                    if self.resolve(&mut matchers, groups, &group_ids) {
                         rules.push(Rule {
                             deny,
                             methods,
@@ -474,45 +494,48 @@ impl PolicyBuilder {
         errors
     }
 
-    fn resolve(&mut self, matchers: Vec<RawMatcher>, groups: &HashMap<String, u32>) -> Option<Vec<Matcher>> {
-        let mut out = Vec::with_capacity(matchers.len());
+    /// Puts each group's number in its place among `matchers`; false if a group is unknown.
+    fn resolve(
+        &mut self,
+        matchers: &mut [Matcher],
+        refs: Vec<GroupRef>,
+        groups: &HashMap<String, u32>,
+    ) -> bool {
         let mut ok = true;
-        for matcher in matchers {
-            match matcher {
-                RawMatcher::Ready(m) => out.push(m),
-                RawMatcher::Group(name, pos) => match groups.get(&name) {
-                    Some(id) => out.push(Matcher::Group(*id)),
-                    None => {
-                        self.error(
-                            pos,
-                            format!("unknown group `{name}` (define it with `group {name} ...`)"),
-                        );
-                        ok = false;
-                    }
-                },
+        for GroupRef { index, name, pos } in refs {
+            match groups.get(&name) {
+                Some(id) => matchers[index] = Matcher::Group(*id),
+                None => {
+                    self.error(pos, format!("unknown group `{name}` (define it with `group {name} ...`)"));
+                    ok = false;
+                }
             }
         }
-        ok.then_some(out)
+        ok
     }
 }
 
 /// Hands a parsed statement's matchers to the lint.
 fn note(lint: &mut Lint, tokens: &[Token], file: u32, parsed: &Parsed) {
-    let noted = |matchers: &[RawMatcher]| -> Vec<Noted> {
+    let noted = |matchers: &[Matcher], groups: &[GroupRef]| -> Vec<Noted> {
+        let mut groups = groups.iter().peekable();
         matchers
             .iter()
-            .filter_map(|m| match m {
-                RawMatcher::Ready(Matcher::Attr(attr, _)) => Some(Noted::Attr(*attr)),
-                RawMatcher::Ready(_) => None,
-                RawMatcher::Group(name, _) => Some(Noted::Group(name.clone())),
+            .enumerate()
+            .filter_map(|(i, m)| match (groups.next_if(|g| g.index == i), m) {
+                (Some(group), _) => Some(Noted::Group(group.name.clone())),
+                (None, Matcher::Attr(attr, _)) => Some(Noted::Attr(*attr)),
+                (None, _) => None,
             })
             .collect()
     };
     match parsed {
         Parsed::Group { name, matchers } => {
-            lint.statement(tokens, file, Some(name), noted(matchers).into_iter())
+            lint.statement(tokens, file, Some(name), noted(matchers, &[]).into_iter())
         }
-        Parsed::Rule { matchers, .. } => lint.statement(tokens, file, None, noted(matchers).into_iter()),
+        Parsed::Rule { matchers, groups, .. } => {
+            lint.statement(tokens, file, None, noted(matchers, groups).into_iter())
+        }
         Parsed::RequireKey { .. } | Parsed::RequireLifetime { .. } => {
             lint.statement(tokens, file, None, std::iter::empty())
         }
@@ -567,13 +590,13 @@ fn parse_group(tokens: &[Token], file: u32) -> ParseResult<Parsed> {
             format!("bad group name `{name}` (letters, digits, `_`, `-` and `.`)"),
         ));
     }
-    let mut matchers = Vec::new();
+    let mut matchers = Vec::with_capacity(tokens.len() - 2);
     for token in &tokens[2..] {
         match parse_matcher(token, file)? {
             RawMatcher::Group(..) => {
                 return Err((at(file, token), "a group cannot contain another group".into()));
             }
-            m => matchers.push(m),
+            RawMatcher::Ready(m) => matchers.push(m),
         }
     }
     Ok(Parsed::Group { name, matchers })
@@ -604,11 +627,18 @@ fn parse_rule(
         }
     };
     let path = parse_path(&tokens[2], file)?;
-    let mut matchers = Vec::new();
+    let mut matchers = Vec::with_capacity(tokens.len() - 3);
+    let mut groups = Vec::new();
     for token in &tokens[3..] {
-        matchers.push(parse_matcher(token, file)?);
+        match parse_matcher(token, file)? {
+            RawMatcher::Ready(m) => matchers.push(m),
+            RawMatcher::Group(name, pos) => {
+                groups.push(GroupRef { index: matchers.len(), name, pos });
+                matchers.push(Matcher::Group(0));
+            }
+        }
     }
-    Ok(Parsed::Rule { deny, methods, path, matchers, pos: at(file, &tokens[0]) })
+    Ok(Parsed::Rule { deny, methods, path, matchers, groups, pos: at(file, &tokens[0]) })
 }
 
 fn is_tchar(c: char) -> bool {
@@ -645,39 +675,42 @@ fn parse_path(token: &Token, file: u32) -> ParseResult<PathPattern> {
     if chars.first().map(|c| c.c) != Some('/') {
         return Err((at(file, token), format!("a path must start with `/`, not `{}`", token.text())));
     }
-    // Split the characters (with their flags) at `/`, remembering each
-    // segment's slash so that an empty segment can be pointed at.
-    let mut segments: Vec<Range<usize>> = Vec::with_capacity(8);
-    let mut start = 1;
-    for i in 1..=chars.len() {
-        if i == chars.len() || (chars[i].c == '/' && !chars[i].escaped) {
-            segments.push(start..i);
-            start = i + 1;
-        }
-    }
-    if segments.last().map(|s| s.is_empty()) == Some(true) {
-        segments.pop();
-    }
-    let mut segs = Vec::with_capacity(segments.len());
+    // Split the characters (with their flags) at `/`: each segment's range
+    // of characters, the slash before it included, so that an empty segment
+    // can be pointed at.  A last segment that is empty (a path ending in
+    // `/`) is none.
+    let len = chars.len();
+    let segments = || {
+        let mut start = 1;
+        (1..=len).filter(|&i| i == len || (chars[i].c == '/' && !chars[i].escaped)).filter_map(move |end| {
+            let range = start - 1..end;
+            start = end + 1;
+            (range.len() > 1 || end != len).then_some(range)
+        })
+    };
+    let is_rest = |range: &Range<usize>| {
+        range.len() == 3 && chars[range.start + 1..range.end].iter().all(|c| c.c == '*' && !c.escaped)
+    };
+    let mut segs = Vec::with_capacity(segments().filter(|r| !is_rest(r)).count());
     let mut rest = false;
-    for (i, range) in segments.iter().enumerate() {
-        let (slash, seg) = (&chars[range.start - 1], &chars[range.clone()]);
-        let text = token.text_of(range.clone());
+    let mut ranges = segments().peekable();
+    while let Some(range) = ranges.next() {
+        let (slash, seg) = (&chars[range.start], &chars[range.start + 1..range.end]);
+        let text = token.text_of(range.start + 1..range.end);
         let text = &*text;
         let pos = seg.first().map(|c| at_char(file, c)).unwrap_or(at_char(file, slash));
-        let plain = |c: &LChar| !c.escaped;
         if text.is_empty() {
             return Err((pos, "empty path segment (`//`)".into()));
         }
         if text == "." || text == ".." {
             return Err((pos, format!("`{text}` segments never match a normalized path")));
         }
-        if text == "**" && seg.iter().all(plain) {
-            if i + 1 != segments.len() {
+        if is_rest(&range) {
+            if ranges.peek().is_some() {
                 return Err((pos, "`**` may only be the last segment".into()));
             }
             rest = true;
-        } else if text == "*" && seg.iter().all(plain) {
+        } else if text == "*" && !seg[0].escaped {
             segs.push(Seg::Star);
         } else if text.starts_with('{') && text.ends_with('}') && !seg[0].escaped {
             let name = &text[1..text.len() - 1];

@@ -319,22 +319,27 @@ impl KeyIndex {
         exact.sort_unstable();
         exact.dedup();
         let mut exact_attrs = Interned::default();
+        let mut list = Vec::new();
         for run in exact.chunk_by(|a, b| a.0 == b.0) {
-            buckets[run[0].0 as usize].exact =
-                exact_attrs.id(run.iter().map(|(_, a)| (*a, kind_seed(TAG_EXACT, *a))).collect());
+            list.clear();
+            list.extend(run.iter().map(|(_, a)| (*a, kind_seed(TAG_EXACT, *a))));
+            buckets[run[0].0 as usize].exact = exact_attrs.id(&list);
         }
         drop(exact);
         ip_nets.sort_unstable();
         ip_nets.dedup();
         let mut ip_lengths = Interned::default();
+        let mut list = Vec::new();
         for run in ip_nets.chunk_by(|a, b| a.0 == b.0) {
-            buckets[run[0].0 as usize].ip_nets = ip_lengths.id(run.iter().map(|(_, l)| *l).collect());
+            list.clear();
+            list.extend(run.iter().map(|(_, l)| *l));
+            buckets[run[0].0 as usize].ip_nets = ip_lengths.id(&list);
         }
         let mut prefixes: Vec<((u32, Attr), Vec<u32>)> = prefixes.into_iter().collect();
         prefixes.sort_unstable_by_key(|((bucket, attr), _)| (*bucket, *attr));
         let mut prefix_lengths = Interned::default();
         for run in prefixes.chunk_by(|a, b| a.0 .0 == b.0 .0) {
-            let list = run
+            let list: Vec<_> = run
                 .iter()
                 .map(|((_, attr), lengths)| {
                     let mut lengths = lengths.clone();
@@ -343,13 +348,16 @@ impl KeyIndex {
                     (*attr, kind_seed(TAG_PREFIX, *attr), lengths.into_boxed_slice())
                 })
                 .collect();
-            buckets[run[0].0 .0 as usize].prefixes = prefix_lengths.id(list);
+            buckets[run[0].0 .0 as usize].prefixes = prefix_lengths.id(&list);
         }
         groups.sort_unstable();
         groups.dedup();
         let mut group_lists = Interned::default();
+        let mut list = Vec::new();
         for run in groups.chunk_by(|a, b| a.0 == b.0) {
-            buckets[run[0].0 as usize].groups = group_lists.id(run.iter().map(|(_, g)| *g).collect());
+            list.clear();
+            list.extend(run.iter().map(|(_, g)| *g));
+            buckets[run[0].0 as usize].groups = group_lists.id(&list);
         }
         KeyIndex {
             buckets,
@@ -520,12 +528,15 @@ impl<T: std::hash::Hash + Eq + Clone> Default for Interned<T> {
 }
 
 impl<T: std::hash::Hash + Eq + Clone> Interned<T> {
-    fn id(&mut self, list: Box<[T]>) -> u32 {
+    /// The list's number; a list seen before is not copied again.
+    fn id(&mut self, list: &[T]) -> u32 {
+        if let Some(id) = self.ids.get(list) {
+            return *id;
+        }
         let next = self.lists.len() as u32;
-        *self.ids.entry(list).or_insert_with_key(|list| {
-            self.lists.push(list.clone());
-            next
-        })
+        self.lists.push(list.into());
+        self.ids.insert(list.into(), next);
+        next
     }
 
     fn into_lists(mut self) -> Vec<Box<[T]>> {
