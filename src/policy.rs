@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::attr::{known_names, Attr, Oid, EKU_NAMES};
-use crate::decide::{IpNet, KeySpec, Matcher, Methods, PathPattern, Policy, Rule, Seg, ValueMatch};
+use crate::decide::{IpNet, KeySpec, Matcher, Methods, PathPattern, PathSegs, Policy, Rule, Seg, ValueMatch};
 use crate::dn::Dn;
 use crate::identity::hex;
 use crate::lexer::{lex_each, LChar, Lexed, Statement, Token};
@@ -138,6 +138,8 @@ pub struct PolicyBuilder {
     /// line), where an error about the policy as a whole points.
     first_line: u32,
     methods_read: MethodsRead,
+    /// The segments of the rules' paths.
+    path_segs: PathSegs,
 }
 
 impl PolicyBuilder {
@@ -383,7 +385,9 @@ impl PolicyBuilder {
         let keyword = tokens[0].text();
         let result = match keyword {
             "group" => parse_group(tokens, file),
-            "allow" | "deny" => parse_rule(tokens, file, keyword == "deny", &mut self.methods_read),
+            "allow" | "deny" => {
+                parse_rule(tokens, file, keyword == "deny", &mut self.methods_read, &mut self.path_segs)
+            }
             "require" => parse_require(tokens, file),
             "include" => {
                 if tokens.len() != 2 {
@@ -475,8 +479,15 @@ impl PolicyBuilder {
             return Err(self.sorted_errors());
         }
         let files: Vec<Box<str>> = self.files.iter().map(|f| Box::from(&**f)).collect();
-        let mut policy =
-            Policy::new(files, rules, group_lines, group_ids.len(), key_requirements, lifetime_requirements);
+        let mut policy = Policy::new(
+            files,
+            rules,
+            &self.path_segs,
+            group_lines,
+            group_ids.len(),
+            key_requirements,
+            lifetime_requirements,
+        );
         let mut names = vec![Box::<str>::from(""); group_ids.len()];
         for (name, id) in group_ids {
             names[id as usize] = name.into();
@@ -611,6 +622,7 @@ fn parse_rule(
     file: u32,
     deny: bool,
     methods_read: &mut MethodsRead,
+    path_segs: &mut PathSegs,
 ) -> ParseResult<Parsed> {
     let keyword = if deny { "deny" } else { "allow" };
     if tokens.len() < 4 {
@@ -626,7 +638,7 @@ fn parse_rule(
             methods
         }
     };
-    let path = parse_path(&tokens[2], file)?;
+    let path = parse_path(&tokens[2], file, path_segs)?;
     let mut matchers = Vec::with_capacity(tokens.len() - 3);
     let mut groups = Vec::new();
     for token in &tokens[3..] {
@@ -670,7 +682,20 @@ fn parse_methods(token: &Token, file: u32) -> ParseResult<Methods> {
     Ok(Methods::List(list.into()))
 }
 
-fn parse_path(token: &Token, file: u32) -> ParseResult<PathPattern> {
+/// Parses a path pattern, its segments added to `segs` (and none if it is wrong).
+fn parse_path(token: &Token, file: u32, segs: &mut PathSegs) -> ParseResult<PathPattern> {
+    let (first, text_len) = (segs.segs.len(), segs.text.len());
+    let parsed = parse_path_segments(token, file, segs);
+    if parsed.is_err() {
+        segs.segs.truncate(first);
+        segs.text.truncate(text_len);
+    }
+    let rest = parsed?;
+    Ok(PathPattern { first: first as u32, len: (segs.segs.len() - first) as u32, rest })
+}
+
+/// Adds the segments of a path pattern to `segs`; whether it ends in `**`.
+fn parse_path_segments(token: &Token, file: u32, segs: &mut PathSegs) -> ParseResult<bool> {
     let chars = &token.chars;
     if chars.first().map(|c| c.c) != Some('/') {
         return Err((at(file, token), format!("a path must start with `/`, not `{}`", token.text())));
@@ -691,7 +716,6 @@ fn parse_path(token: &Token, file: u32) -> ParseResult<PathPattern> {
     let is_rest = |range: &Range<usize>| {
         range.len() == 3 && chars[range.start + 1..range.end].iter().all(|c| c.c == '*' && !c.escaped)
     };
-    let mut segs = Vec::with_capacity(segments().filter(|r| !is_rest(r)).count());
     let mut rest = false;
     let mut ranges = segments().peekable();
     while let Some(range) = ranges.next() {
@@ -711,20 +735,22 @@ fn parse_path(token: &Token, file: u32) -> ParseResult<PathPattern> {
             }
             rest = true;
         } else if text == "*" && !seg[0].escaped {
-            segs.push(Seg::Star);
+            segs.segs.push(Seg::Star);
         } else if text.starts_with('{') && text.ends_with('}') && !seg[0].escaped {
             let name = &text[1..text.len() - 1];
             let attr = Attr::parse(name).ok_or_else(|| {
                 (pos, format!("unknown attribute `{name}` in path template (known: {})", known_names()))
             })?;
-            segs.push(Seg::Template(attr));
+            segs.segs.push(Seg::Template(attr));
         } else if seg.iter().any(|c| !c.escaped && matches!(c.c, '*' | '{' | '}')) {
             return Err((pos, format!("`*` and `{{ATTR}}` must be whole segments, not part of `{text}`")));
         } else {
-            segs.push(Seg::Literal(text.into()));
+            let start = segs.text.len() as u32;
+            segs.text.push_str(text);
+            segs.segs.push(Seg::Literal { start, len: text.len() as u32 });
         }
     }
-    Ok(PathPattern { segs: segs.into_boxed_slice(), rest })
+    Ok(rest)
 }
 
 fn parse_matcher(token: &Token, file: u32) -> ParseResult<RawMatcher> {
