@@ -158,7 +158,7 @@ pub fn lex_each(
             let quoted = in_quote.is_some();
             let run = bytes[offset..]
                 .iter()
-                .position(|&b| !matches!(b, b'!' | b'#'..=b'[' | b']'..=b'~') && !(quoted && b == b' '))
+                .position(|&b| !(matches!(b, b'!' | b'#'..=b'[' | b']'..=b'~') || quoted && b == b' '))
                 .unwrap_or(bytes.len() - offset);
             if run > 0 {
                 let first_col = col + 1;

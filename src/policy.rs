@@ -798,14 +798,14 @@ fn parse_value(
         if prefix {
             return Err((pos, format!("{attr} is compared as a whole name; a trailing `*` is not allowed")));
         }
-        return match Dn::parse_rfc4514(&text) {
+        return match Dn::parse_rfc4514(text) {
             Ok(dn) => Ok(ValueMatch::Exact(dn.canonical_key().into())),
-            Err(_) if crate::lint::slash_form(&text).is_some() => Err((
+            Err(_) if crate::lint::slash_form(text).is_some() => Err((
                 pos,
                 format!(
                     "bad {attr} name: `{text}` is openssl's old /TYPE=value form; write it as RFC 4514 \
                      does, most specific part first: `{}`",
-                    crate::lint::slash_form(&text).unwrap_or_default()
+                    crate::lint::slash_form(text).unwrap_or_default()
                 ),
             )),
             Err((offset, message)) => {
@@ -819,7 +819,7 @@ fn parse_value(
         if prefix {
             return Err((pos, format!("{attr} values are exact; a trailing `*` is not allowed")));
         }
-        return parse_hex(attr, &text).map(ValueMatch::Exact).map_err(|m| (pos, m));
+        return parse_hex(attr, text).map(ValueMatch::Exact).map_err(|m| (pos, m));
     }
     if attr == Attr::SanDns {
         let lower = text.to_ascii_lowercase();
@@ -833,7 +833,7 @@ fn parse_value(
         return Ok(if prefix { ValueMatch::Prefix(lower.into()) } else { ValueMatch::Exact(lower.into()) });
     }
     if attr == Attr::SanIp && !prefix {
-        return parse_ip(&text).map_err(|m| (pos, m));
+        return parse_ip(text).map_err(|m| (pos, m));
     }
     if attr.is_oid_list() {
         if prefix {
@@ -846,7 +846,7 @@ fn parse_value(
         if let Some((_, oid)) = named {
             return Ok(ValueMatch::Exact((*oid).into()));
         }
-        return match Oid::from_dotted(&text) {
+        return match Oid::from_dotted(text) {
             Some(oid) => Ok(ValueMatch::Exact(oid.to_string().into())),
             None if attr == Attr::Eku => {
                 let names: Vec<&str> = EKU_NAMES.iter().map(|(name, _)| *name).collect();
