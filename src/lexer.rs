@@ -162,15 +162,14 @@ pub fn lex_each(
                 .unwrap_or(bytes.len() - offset);
             if run > 0 {
                 let first_col = col + 1;
-                token.chars.extend(
-                    bytes[offset..offset + run].iter().zip(first_col..).map(|(&b, col)| LChar {
-                        c: char::from(b),
-                        quoted,
-                        escaped: false,
-                        line,
-                        col,
-                    }),
-                );
+                // Of a known length, so that the list grows once and is filled in a plain loop.
+                token.chars.extend(bytes[offset..offset + run].iter().enumerate().map(|(k, &b)| LChar {
+                    c: char::from(b),
+                    quoted,
+                    escaped: false,
+                    line,
+                    col: first_col + k as u32,
+                }));
                 token.text.push_str(&text[offset..offset + run]);
                 offset += run;
                 col += run as u32;
