@@ -135,6 +135,24 @@ impl Tokens {
     }
 }
 
+/// Which bytes are a character of a token and nothing else, outside quotes
+/// (`PLAIN`) and inside (`PLAIN_QUOTED`): printable ASCII but for `"` and
+/// `\`, and inside quotes the space too.
+const PLAIN: u8 = 1;
+const PLAIN_QUOTED: u8 = 2;
+const PLAIN_BYTES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = b'!';
+    while b <= b'~' {
+        if b != b'"' && b != b'\\' {
+            table[b as usize] = PLAIN | PLAIN_QUOTED;
+        }
+        b += 1;
+    }
+    table[b' ' as usize] = PLAIN_QUOTED;
+    table
+};
+
 /// Splits `text` as [`lex`] does, but hands each statement to `on` as soon as it ends, so a
 /// large file is never held as tokens all at once, and each error as it is found.  `on`
 /// returns `Break` to stop lexing (the builder does once a limit is reached), and so does
@@ -156,9 +174,10 @@ pub fn lex_each(
         // in a run: most of a policy is these.
         if let Some(token) = tokens.current.as_mut().filter(|_| !in_comment) {
             let quoted = in_quote.is_some();
+            let class = if quoted { PLAIN_QUOTED } else { PLAIN };
             let run = bytes[offset..]
                 .iter()
-                .position(|&b| !(matches!(b, b'!' | b'#'..=b'[' | b']'..=b'~') || quoted && b == b' '))
+                .position(|&b| PLAIN_BYTES[usize::from(b)] & class == 0)
                 .unwrap_or(bytes.len() - offset);
             if run > 0 {
                 let first_col = col + 1;
