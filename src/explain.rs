@@ -72,7 +72,7 @@ enum Part {
 fn part(token: &Token) -> Part {
     let plain = |c: &LChar| !c.quoted && !c.escaped;
     let text = |chars: &[LChar]| chars.iter().map(|c| c.c).collect::<String>();
-    let chars = token.chars();
+    let chars = &token.chars;
     let eq = chars.iter().position(|c| c.c == '=' && plain(c));
     match eq.map(|eq| (text(&chars[..eq]), &chars[eq + 1..])) {
         Some((name, value)) if name == "group" => Part::Group(text(value)),
@@ -86,7 +86,7 @@ fn part(token: &Token) -> Part {
 /// original had them, `\` before the characters it escaped.  (A `\` the lexer kept as
 /// written is never followed by `"`, which it would have escaped.)
 fn written(token: &Token) -> String {
-    written_chars(&token.chars())
+    written_chars(&token.chars)
 }
 
 fn written_chars(chars: &[LChar]) -> String {
@@ -111,7 +111,7 @@ fn written_chars(chars: &[LChar]) -> String {
 /// The `{ATTR}` segments of a path token: (segment number, attribute, the segment's
 /// characters' range in the token), as the parser finds them.
 fn templates(token: &Token) -> Vec<(usize, Attr, std::ops::Range<usize>)> {
-    let chars = token.chars();
+    let chars = &token.chars;
     let mut found = Vec::new();
     let (mut start, mut segment) = (1, 0);
     for i in 1..=chars.len() {
@@ -131,7 +131,7 @@ fn templates(token: &Token) -> Vec<(usize, Attr, std::ops::Range<usize>)> {
 
 /// The path token with the templates not in `keep` written as `*`.
 fn relaxed(token: &Token, keep: Option<usize>) -> String {
-    let mut chars = token.chars().into_owned();
+    let mut chars = token.chars.clone();
     for (n, (_, _, range)) in templates(token).into_iter().enumerate().rev() {
         if Some(n) != keep {
             let star = LChar { c: '*', quoted: false, escaped: false, ..chars[range.start] };

@@ -23,52 +23,24 @@ pub struct LChar {
 }
 
 /// A whitespace-separated word of a statement.
-///
-/// Most tokens are plain: ASCII, nothing quoted or escaped, written in one
-/// piece.  Such a token's characters are its text, each one column after
-/// the one before, and they are only written out one by one when asked for
-/// whole (`chars`): a compile reads them in place.
 #[derive(Debug, Clone)]
 pub struct Token {
-    /// The characters of a token that is not plain; empty for a plain one.
-    chars: Vec<LChar>,
-    /// The characters' `c`s, kept as the lexer goes.
+    pub chars: Vec<LChar>,
+    /// The characters' `c`s, kept as the lexer goes: most of a compile asks
+    /// for text, and collecting it per question cost more than the lexing.
     text: String,
-    plain: bool,
     pub line: u32,
     pub col: u32,
 }
 
 impl Token {
     fn new(line: u32, col: u32) -> Token {
-        Token { chars: Vec::new(), text: String::new(), plain: true, line, col }
+        Token { chars: Vec::new(), text: String::new(), line, col }
     }
 
     fn push(&mut self, c: LChar) {
-        let next_in_place = c.line == self.line && c.col == self.col.wrapping_add(self.text.len() as u32);
-        if self.plain && c.c.is_ascii() && !c.quoted && !c.escaped && next_in_place {
-            self.text.push(c.c);
-            return;
-        }
-        self.unplain();
         self.chars.push(c);
         self.text.push(c.c);
-    }
-
-    /// Writes out the characters of a plain token, which is no longer one.
-    fn unplain(&mut self) {
-        if self.plain {
-            let (line, col) = (self.line, self.col);
-            let text = self.text.as_bytes();
-            self.chars.extend(text.iter().enumerate().map(|(i, &b)| LChar {
-                c: char::from(b),
-                quoted: false,
-                escaped: false,
-                line,
-                col: col.wrapping_add(i as u32),
-            }));
-            self.plain = false;
-        }
     }
 
     /// The token's text with quotes and escapes removed.
@@ -76,59 +48,9 @@ impl Token {
         &self.text
     }
 
-    /// How many characters the token has.
-    pub fn len(&self) -> usize {
-        if self.plain {
-            self.text.len()
-        } else {
-            self.chars.len()
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Character `i`; it must be one.
-    pub fn char_at(&self, i: usize) -> LChar {
-        if self.plain {
-            LChar {
-                c: char::from(self.text.as_bytes()[i]),
-                quoted: false,
-                escaped: false,
-                line: self.line,
-                col: self.col.wrapping_add(i as u32),
-            }
-        } else {
-            self.chars[i]
-        }
-    }
-
-    pub fn get(&self, i: usize) -> Option<LChar> {
-        (i < self.len()).then(|| self.char_at(i))
-    }
-
-    /// Every character, written out for a plain token.
-    pub fn chars(&self) -> Cow<'_, [LChar]> {
-        if self.plain {
-            Cow::Owned((0..self.len()).map(|i| self.char_at(i)).collect())
-        } else {
-            Cow::Borrowed(&self.chars)
-        }
-    }
-
-    /// The first character `c` that is neither quoted nor escaped.
-    pub fn find_plain(&self, c: char) -> Option<usize> {
-        if self.plain {
-            self.text.find(c)
-        } else {
-            self.chars.iter().position(|l| l.c == c && !l.quoted && !l.escaped)
-        }
-    }
-
-    /// The text of characters `range`, borrowed when every character is one byte.
+    /// The text of `chars[range]`, borrowed when every character is one byte.
     pub fn text_of(&self, range: Range<usize>) -> Cow<'_, str> {
-        if self.text.len() == self.len() {
+        if self.text.len() == self.chars.len() {
             Cow::Borrowed(&self.text[range])
         } else {
             Cow::Owned(self.chars[range].iter().map(|c| c.c).collect())
@@ -207,7 +129,6 @@ impl Tokens {
         for mut token in self.statement.tokens.drain(..) {
             token.chars.clear();
             token.text.clear();
-            token.plain = true;
             self.spare.push(token);
         }
         flow
@@ -260,21 +181,14 @@ pub fn lex_each(
                 .unwrap_or(bytes.len() - offset);
             if run > 0 {
                 let first_col = col + 1;
-                let in_place =
-                    line == token.line && first_col == token.col.wrapping_add(token.text.len() as u32);
-                if quoted || !in_place {
-                    token.unplain();
-                }
-                if !token.plain {
-                    // Of a known length, so that the list grows once and is filled in a plain loop.
-                    token.chars.extend(bytes[offset..offset + run].iter().enumerate().map(|(k, &b)| LChar {
-                        c: char::from(b),
-                        quoted,
-                        escaped: false,
-                        line,
-                        col: first_col + k as u32,
-                    }));
-                }
+                // Of a known length, so that the list grows once and is filled in a plain loop.
+                token.chars.extend(bytes[offset..offset + run].iter().enumerate().map(|(k, &b)| LChar {
+                    c: char::from(b),
+                    quoted,
+                    escaped: false,
+                    line,
+                    col: first_col + k as u32,
+                }));
                 token.text.push_str(&text[offset..offset + run]);
                 offset += run;
                 col += run as u32;
@@ -407,11 +321,10 @@ mod tests {
         let value = &tokens[3];
         assert_eq!(value.text(), "subject.CN=J\u{fc}rgen \"\u{c4}\"#x");
         assert_eq!(value.text_of(0..10), "subject.CN");
-        let chars = value.chars();
-        let cols: Vec<u32> = chars.iter().map(|c| c.col).collect();
+        let cols: Vec<u32> = value.chars.iter().map(|c| c.col).collect();
         assert_eq!(&cols[10..14], &[27, 29, 30, 31]);
-        assert_eq!((chars[18].c, chars[18].escaped, chars[18].col), ('"', true, 36));
-        assert!(chars[11..].iter().take(10).all(|c| c.quoted) && !chars[21].quoted);
+        assert_eq!((value.chars[18].c, value.chars[18].escaped, value.chars[18].col), ('"', true, 36));
+        assert!(value.chars[11..].iter().take(10).all(|c| c.quoted) && !value.chars[21].quoted);
     }
 
     #[test]

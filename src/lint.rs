@@ -62,8 +62,8 @@ fn names_issuer(attr: Attr) -> bool {
 
 /// A token as written, so that `a\*` and `a*` stay apart.
 fn written(token: &Token) -> String {
-    let mut out = String::with_capacity(token.len());
-    for c in token.chars().iter() {
+    let mut out = String::with_capacity(token.chars.len());
+    for c in &token.chars {
         if c.escaped {
             out.push('\\');
         }
@@ -74,12 +74,11 @@ fn written(token: &Token) -> String {
 
 /// The position of the value of an `ATTR=VALUE` token, and the attribute.
 fn attr_token(token: &Token, file: u32) -> Option<(Attr, String, Pos)> {
-    let chars = token.chars();
-    let eq = chars.iter().position(|c| c.c == '=' && !c.quoted && !c.escaped)?;
-    let name: String = chars[..eq].iter().map(|c| c.c).collect();
+    let eq = token.chars.iter().position(|c| c.c == '=' && !c.quoted && !c.escaped)?;
+    let name: String = token.chars[..eq].iter().map(|c| c.c).collect();
     let attr = Attr::parse(&name)?;
-    let value: String = chars[eq + 1..].iter().map(|c| c.c).collect();
-    let at = chars.get(eq + 1).unwrap_or(&chars[eq]);
+    let value: String = token.chars[eq + 1..].iter().map(|c| c.c).collect();
+    let at = token.chars.get(eq + 1).unwrap_or(&token.chars[eq]);
     Some((attr, value, Pos { file, line: at.line, col: at.col }))
 }
 

@@ -696,33 +696,33 @@ fn parse_path(token: &Token, file: u32, segs: &mut PathSegs) -> ParseResult<Path
 
 /// Adds the segments of a path pattern to `segs`; whether it ends in `**`.
 fn parse_path_segments(token: &Token, file: u32, segs: &mut PathSegs) -> ParseResult<bool> {
-    if token.get(0).map(|c| c.c) != Some('/') {
+    let chars = &token.chars;
+    if chars.first().map(|c| c.c) != Some('/') {
         return Err((at(file, token), format!("a path must start with `/`, not `{}`", token.text())));
     }
     // Split the characters (with their flags) at `/`: each segment's range
     // of characters, the slash before it included, so that an empty segment
     // can be pointed at.  A last segment that is empty (a path ending in
     // `/`) is none.
-    let len = token.len();
-    let at = |i: usize| token.char_at(i);
+    let len = chars.len();
     let segments = || {
         let mut start = 1;
-        (1..=len).filter(move |&i| i == len || (at(i).c == '/' && !at(i).escaped)).filter_map(move |end| {
+        (1..=len).filter(|&i| i == len || (chars[i].c == '/' && !chars[i].escaped)).filter_map(move |end| {
             let range = start - 1..end;
             start = end + 1;
             (range.len() > 1 || end != len).then_some(range)
         })
     };
     let is_rest = |range: &Range<usize>| {
-        range.len() == 3 && (range.start + 1..range.end).all(|i| at(i).c == '*' && !at(i).escaped)
+        range.len() == 3 && chars[range.start + 1..range.end].iter().all(|c| c.c == '*' && !c.escaped)
     };
     let mut rest = false;
     let mut ranges = segments().peekable();
     while let Some(range) = ranges.next() {
-        let seg = range.start + 1..range.end;
-        let text = token.text_of(seg.clone());
+        let (slash, seg) = (&chars[range.start], &chars[range.start + 1..range.end]);
+        let text = token.text_of(range.start + 1..range.end);
         let text = &*text;
-        let pos = at_char(file, &at(if seg.is_empty() { range.start } else { seg.start }));
+        let pos = seg.first().map(|c| at_char(file, c)).unwrap_or(at_char(file, slash));
         if text.is_empty() {
             return Err((pos, "empty path segment (`//`)".into()));
         }
@@ -734,15 +734,15 @@ fn parse_path_segments(token: &Token, file: u32, segs: &mut PathSegs) -> ParseRe
                 return Err((pos, "`**` may only be the last segment".into()));
             }
             rest = true;
-        } else if text == "*" && !at(seg.start).escaped {
+        } else if text == "*" && !seg[0].escaped {
             segs.segs.push(Seg::Star);
-        } else if text.starts_with('{') && text.ends_with('}') && !at(seg.start).escaped {
+        } else if text.starts_with('{') && text.ends_with('}') && !seg[0].escaped {
             let name = &text[1..text.len() - 1];
             let attr = Attr::parse(name).ok_or_else(|| {
                 (pos, format!("unknown attribute `{name}` in path template (known: {})", known_names()))
             })?;
             segs.segs.push(Seg::Template(attr));
-        } else if seg.clone().any(|i| !at(i).escaped && matches!(at(i).c, '*' | '{' | '}')) {
+        } else if seg.iter().any(|c| !c.escaped && matches!(c.c, '*' | '{' | '}')) {
             return Err((pos, format!("`*` and `{{ATTR}}` must be whole segments, not part of `{text}`")));
         } else {
             let start = segs.text.len() as u32;
@@ -754,16 +754,17 @@ fn parse_path_segments(token: &Token, file: u32, segs: &mut PathSegs) -> ParseRe
 }
 
 fn parse_matcher(token: &Token, file: u32) -> ParseResult<RawMatcher> {
+    let chars = &token.chars;
     let text = token.text();
-    if text == "any" && (0..token.len()).all(|i| !token.char_at(i).quoted && !token.char_at(i).escaped) {
+    if text == "any" && chars.iter().all(|c| !c.quoted && !c.escaped) {
         return Ok(RawMatcher::Ready(Matcher::Any));
     }
-    let eq = token.find_plain('=').ok_or_else(|| {
+    let eq = chars.iter().position(|c| c.c == '=' && !c.quoted && !c.escaped).ok_or_else(|| {
         (at(file, token), format!("expected `any`, `group=NAME` or `ATTR=VALUE`, not `{text}`"))
     })?;
     let name = token.text_of(0..eq);
-    let value = eq + 1..token.len();
-    let value_pos = token.get(eq + 1).map(|c| at_char(file, &c)).unwrap_or(at(file, token));
+    let value = eq + 1..chars.len();
+    let value_pos = chars.get(eq + 1).map(|c| at_char(file, c)).unwrap_or(at(file, token));
     if name == "group" {
         let group = token.text_of(value);
         if !valid_group_name(&group) {
@@ -777,7 +778,7 @@ fn parse_matcher(token: &Token, file: u32) -> ParseResult<RawMatcher> {
     Ok(RawMatcher::Ready(Matcher::Attr(attr, value)))
 }
 
-/// The value of `attr` written as the characters `value` of `token`.
+/// The value of `attr` written as `token.chars[value]`.
 fn parse_value(
     attr: Attr,
     token: &Token,
@@ -785,10 +786,10 @@ fn parse_value(
     pos: Pos,
     file: u32,
 ) -> ParseResult<ValueMatch> {
-    let last = (!value.is_empty()).then(|| token.char_at(value.end - 1));
-    let prefix = last.map(|c| c.c == '*' && !c.escaped) == Some(true);
-    let body = value.start..value.end - usize::from(prefix);
-    let text = token.text_of(body.clone());
+    let chars = &token.chars[value.clone()];
+    let prefix = chars.last().map(|c| c.c == '*' && !c.escaped) == Some(true);
+    let body = if prefix { &chars[..chars.len() - 1] } else { chars };
+    let text = token.text_of(value.start..value.start + body.len());
     let text = &*text;
     if text.is_empty() && !prefix {
         return Err((pos, format!("empty value for {attr}")));
@@ -809,10 +810,7 @@ fn parse_value(
             )),
             Err((offset, message)) => {
                 let col_shift = text[..offset.min(text.len())].chars().count();
-                let at_offset = match body.start + col_shift {
-                    i if i < body.end => at_char(file, &token.char_at(i)),
-                    _ => pos,
-                };
+                let at_offset = body.get(col_shift).map(|c| at_char(file, c)).unwrap_or(pos);
                 Err((at_offset, format!("bad {attr} name: {message}")))
             }
         };
@@ -825,10 +823,7 @@ fn parse_value(
     }
     if attr == Attr::SanDns {
         let lower = text.to_ascii_lowercase();
-        let wildcard = body.len() >= 2 && {
-            let first = token.char_at(body.start);
-            first.c == '*' && !first.escaped && token.char_at(body.start + 1).c == '.'
-        };
+        let wildcard = body.len() >= 2 && body[0].c == '*' && !body[0].escaped && body[1].c == '.';
         if wildcard {
             if prefix || lower.len() < 3 {
                 return Err((pos, "`*.` must be followed by a domain".into()));
