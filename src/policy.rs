@@ -822,14 +822,14 @@ fn parse_value(
         return parse_hex(attr, text).map(ValueMatch::Exact).map_err(|m| (pos, m));
     }
     if attr == Attr::SanDns {
-        let lower = text.to_ascii_lowercase();
         let wildcard = body.len() >= 2 && body[0].c == '*' && !body[0].escaped && body[1].c == '.';
         if wildcard {
-            if prefix || lower.len() < 3 {
+            if prefix || text.len() < 3 {
                 return Err((pos, "`*.` must be followed by a domain".into()));
             }
-            return Ok(ValueMatch::DnsLabel(lower[2..].into()));
+            return Ok(ValueMatch::DnsLabel(text[2..].to_ascii_lowercase().into()));
         }
+        let lower = text.to_ascii_lowercase();
         return Ok(if prefix { ValueMatch::Prefix(lower.into()) } else { ValueMatch::Exact(lower.into()) });
     }
     if attr == Attr::SanIp && !prefix {
