@@ -727,13 +727,17 @@ fn share(
         .collect();
     differences.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
     differences.truncate(14);
-    let module_work = on_runs
-        .calls_into
-        .iter()
-        .filter(|(object, _)| object.ends_with(module_file))
-        .map(|(_, n)| *n)
-        .sum();
-    Share { server, off: off_runs.total, on: on_runs.total, variants, module_work, module_functions, differences }
+    let module_work =
+        on_runs.calls_into.iter().filter(|(object, _)| object.ends_with(module_file)).map(|(_, n)| *n).sum();
+    Share {
+        server,
+        off: off_runs.total,
+        on: on_runs.total,
+        variants,
+        module_work,
+        module_functions,
+        differences,
+    }
 }
 
 /// `variants`: also the rows beside the bar's (100,000 rules, Apache's

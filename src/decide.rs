@@ -18,6 +18,7 @@ mod values;
 
 use std::cell::OnceCell;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -112,7 +113,8 @@ pub enum Matcher {
 #[derive(Debug, Clone)]
 pub enum Methods {
     Any,
-    List(Box<[Box<str>]>),
+    /// Shared: a policy's rules repeat a few lists.
+    List(Arc<[Box<str>]>),
 }
 
 /// The methods most requests use, each a bit of a `MethodSet`: a
@@ -249,16 +251,41 @@ impl MethodSet {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub enum Seg {
-    Literal(Box<str>),
+    /// `PathSegs::text[start..][..len]`.
+    Literal {
+        start: u32,
+        len: u32,
+    },
     Star,
     Template(Attr),
 }
 
-#[derive(Debug, Clone)]
+/// The segments of every path pattern of a policy, kept together while it
+/// is built: one list for all, not a list per pattern and a string per
+/// literal segment.
+#[derive(Debug, Default)]
+pub struct PathSegs {
+    pub segs: Vec<Seg>,
+    pub text: String,
+}
+
+impl PathSegs {
+    pub fn of(&self, pattern: &PathPattern) -> &[Seg] {
+        &self.segs[pattern.first as usize..][..pattern.len as usize]
+    }
+
+    pub fn literal(&self, start: u32, len: u32) -> &str {
+        &self.text[start as usize..][..len as usize]
+    }
+}
+
+/// A path pattern: `PathSegs::segs[first..][..len]`.
+#[derive(Debug, Clone, Copy)]
 pub struct PathPattern {
-    pub segs: Box<[Seg]>,
+    pub first: u32,
+    pub len: u32,
     /// Ends in `**`: zero or more further segments.
     pub rest: bool,
 }
@@ -435,6 +462,7 @@ impl Policy {
     pub(crate) fn new(
         files: Vec<Box<str>>,
         rules: Vec<Rule>,
+        path_segs: &PathSegs,
         group_lines: Vec<(u32, Vec<Matcher>)>,
         group_count: usize,
         key_requirements: Vec<(Vec<KeySpec>, Pos)>,
@@ -450,17 +478,16 @@ impl Policy {
         let mut buckets = Vec::with_capacity(rules.len());
         let mut compiled = Vec::with_capacity(rules.len());
         for rule in rules {
-            let templates = rule
-                .path
-                .segs
-                .iter()
-                .enumerate()
-                .filter_map(|(i, seg)| match seg {
-                    Seg::Template(attr) => Some((i as u32, *attr)),
-                    _ => None,
-                })
-                .collect();
-            buckets.push(paths.insert(rule.path));
+            // Counted first: collected, the list would be grown and then shrunk.
+            let segs = path_segs.of(&rule.path);
+            let count = segs.iter().filter(|seg| matches!(seg, Seg::Template(_))).count();
+            let mut templates = Vec::with_capacity(count);
+            for (i, seg) in segs.iter().enumerate() {
+                if let Seg::Template(attr) = seg {
+                    templates.push((i as u32, *attr));
+                }
+            }
+            buckets.push(paths.insert(path_segs, &rule.path));
             // Rules written one after another mostly share their methods.
             let last = compiled.last().map(|r: &CompiledRule| r.methods);
             let method_id = match last {
@@ -481,7 +508,7 @@ impl Policy {
             };
             compiled.push(CompiledRule {
                 matchers: rule.matchers,
-                templates,
+                templates: templates.into_boxed_slice(),
                 methods: method_id,
                 deny: rule.deny,
                 file: rule.file,
@@ -719,7 +746,7 @@ impl Policy {
 fn same_methods(a: &Methods, b: &Methods) -> bool {
     match (a, b) {
         (Methods::Any, Methods::Any) => true,
-        (Methods::List(a), Methods::List(b)) => a == b,
+        (Methods::List(a), Methods::List(b)) => Arc::ptr_eq(a, b) || a == b,
         _ => false,
     }
 }

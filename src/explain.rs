@@ -86,9 +86,13 @@ fn part(token: &Token) -> Part {
 /// original had them, `\` before the characters it escaped.  (A `\` the lexer kept as
 /// written is never followed by `"`, which it would have escaped.)
 fn written(token: &Token) -> String {
+    written_chars(&token.chars)
+}
+
+fn written_chars(chars: &[LChar]) -> String {
     let mut out = String::new();
     let mut quoted = false;
-    for c in &token.chars {
+    for c in chars {
         if c.quoted != quoted {
             out.push('"');
             quoted = c.quoted;
@@ -134,7 +138,7 @@ fn relaxed(token: &Token, keep: Option<usize>) -> String {
             chars.splice(range, [star]);
         }
     }
-    written(&Token { chars, line: token.line, col: token.col })
+    written_chars(&chars)
 }
 
 /// The statements of a policy that compiled, read again from its files.
@@ -162,13 +166,13 @@ impl Source {
         let mut lexed = Vec::new();
         let _ = lex_each(text, 1, |item| {
             if let Lexed::Statement(statement) = item {
-                lexed.push(statement.tokens);
+                lexed.push(statement.tokens.clone());
             }
             ControlFlow::Continue(())
         });
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         for tokens in lexed {
-            let kind = match tokens[0].text().as_str() {
+            let kind = match tokens[0].text() {
                 "group" => Kind::Group,
                 "allow" => Kind::Allow,
                 "deny" => Kind::Deny,
@@ -237,7 +241,7 @@ impl<'s> Probes<'s> {
             let tokens = &statement.tokens;
             match statement.kind {
                 Kind::Group => {
-                    groups.entry(tokens[1].text()).or_default().push(s);
+                    groups.entry(tokens[1].text().to_string()).or_default().push(s);
                     let matchers: Vec<String> = statement.matchers().iter().map(written).collect();
                     let _ = writeln!(parts, "group g{s} {} #", matchers.join(" "));
                     let _ = writeln!(parts, "allow * /g{s} group=g{s} #");

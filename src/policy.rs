@@ -9,13 +9,13 @@ use std::fmt;
 use std::fs::{File, FileType, OpenOptions};
 use std::io::Read;
 use std::net::IpAddr;
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Range};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::attr::{known_names, Attr, Oid, EKU_NAMES};
-use crate::decide::{IpNet, KeySpec, Matcher, Methods, PathPattern, Policy, Rule, Seg, ValueMatch};
+use crate::decide::{IpNet, KeySpec, Matcher, Methods, PathPattern, PathSegs, Policy, Rule, Seg, ValueMatch};
 use crate::dn::Dn;
 use crate::identity::hex;
 use crate::lexer::{lex_each, LChar, Lexed, Statement, Token};
@@ -77,13 +77,45 @@ enum RawMatcher {
     Group(String, Pos),
 }
 
+/// A `group=NAME` matcher of a rule, to be resolved when every group is known: its
+/// place among the rule's matchers, which holds a `Matcher::Group` until then.
+#[derive(Debug)]
+struct GroupRef {
+    index: usize,
+    name: String,
+    pos: Pos,
+}
+
 #[derive(Debug)]
 enum Parsed {
-    Group { name: String, matchers: Vec<RawMatcher> },
-    Rule { deny: bool, methods: Methods, path: PathPattern, matchers: Vec<RawMatcher>, pos: Pos },
-    RequireKey { specs: Vec<KeySpec>, pos: Pos },
-    RequireLifetime { max_secs: i64, pos: Pos },
+    Group {
+        name: String,
+        matchers: Vec<Matcher>,
+    },
+    Rule {
+        deny: bool,
+        methods: Methods,
+        path: PathPattern,
+        matchers: Vec<Matcher>,
+        groups: Vec<GroupRef>,
+        pos: Pos,
+    },
+    RequireKey {
+        specs: Vec<KeySpec>,
+        pos: Pos,
+    },
+    RequireLifetime {
+        max_secs: i64,
+        pos: Pos,
+    },
 }
+
+/// The method lists read so far, by their token's text: rules mostly repeat a few, and
+/// one list kept for them all is one allocation instead of one per method per rule.
+type MethodsRead = rustc_hash::FxHashMap<Box<str>, Methods>;
+
+/// Enough for any real policy; past it, lists are parsed each time (and still work).
+const MAX_METHOD_LISTS_KEPT: usize = 64;
 
 /// Collects policy sources, then compiles them into one [`Policy`].
 #[derive(Default)]
@@ -105,6 +137,9 @@ pub struct PolicyBuilder {
     /// The line the first source starts at (an inline statement's own
     /// line), where an error about the policy as a whole points.
     first_line: u32,
+    methods_read: MethodsRead,
+    /// The segments of the rules' paths.
+    path_segs: PathSegs,
 }
 
 impl PolicyBuilder {
@@ -328,7 +363,7 @@ impl PolicyBuilder {
         }
         let _ = lex_each(text, first_line, |item| {
             match item {
-                Lexed::Statement(statement) => self.add_parsed(&statement, file, base),
+                Lexed::Statement(statement) => self.add_parsed(statement, file, base),
                 Lexed::Error((line, col, message)) => self.error(Pos { file, line, col }, message),
             }
             if self.stopped {
@@ -348,9 +383,11 @@ impl PolicyBuilder {
             return;
         }
         let keyword = tokens[0].text();
-        let result = match keyword.as_str() {
+        let result = match keyword {
             "group" => parse_group(tokens, file),
-            "allow" | "deny" => parse_rule(tokens, file, keyword == "deny"),
+            "allow" | "deny" => {
+                parse_rule(tokens, file, keyword == "deny", &mut self.methods_read, &mut self.path_segs)
+            }
             "require" => parse_require(tokens, file),
             "include" => {
                 if tokens.len() != 2 {
@@ -411,14 +448,9 @@ impl PolicyBuilder {
         let mut lifetime_requirements = Vec::new();
         for item in parsed {
             match item {
-                Parsed::Group { name, matchers } => {
-                    let group = group_ids[&name];
-                    if let Some(matchers) = self.resolve(matchers, &group_ids) {
-                        group_lines.push((group, matchers));
-                    }
-                }
-                Parsed::Rule { deny, methods, path, matchers, pos } => {
-                    if let Some(matchers) = self.resolve(matchers, &group_ids) {
+                Parsed::Group { name, matchers } => group_lines.push((group_ids[&name], matchers)),
+                Parsed::Rule { deny, methods, path, mut matchers, groups, pos } => {
+                    if self.resolve(&mut matchers, groups, &group_ids) {
                         rules.push(Rule {
                             deny,
                             methods,
@@ -447,8 +479,15 @@ impl PolicyBuilder {
             return Err(self.sorted_errors());
         }
         let files: Vec<Box<str>> = self.files.iter().map(|f| Box::from(&**f)).collect();
-        let mut policy =
-            Policy::new(files, rules, group_lines, group_ids.len(), key_requirements, lifetime_requirements);
+        let mut policy = Policy::new(
+            files,
+            rules,
+            &self.path_segs,
+            group_lines,
+            group_ids.len(),
+            key_requirements,
+            lifetime_requirements,
+        );
         let mut names = vec![Box::<str>::from(""); group_ids.len()];
         for (name, id) in group_ids {
             names[id as usize] = name.into();
@@ -466,45 +505,48 @@ impl PolicyBuilder {
         errors
     }
 
-    fn resolve(&mut self, matchers: Vec<RawMatcher>, groups: &HashMap<String, u32>) -> Option<Vec<Matcher>> {
-        let mut out = Vec::with_capacity(matchers.len());
+    /// Puts each group's number in its place among `matchers`; false if a group is unknown.
+    fn resolve(
+        &mut self,
+        matchers: &mut [Matcher],
+        refs: Vec<GroupRef>,
+        groups: &HashMap<String, u32>,
+    ) -> bool {
         let mut ok = true;
-        for matcher in matchers {
-            match matcher {
-                RawMatcher::Ready(m) => out.push(m),
-                RawMatcher::Group(name, pos) => match groups.get(&name) {
-                    Some(id) => out.push(Matcher::Group(*id)),
-                    None => {
-                        self.error(
-                            pos,
-                            format!("unknown group `{name}` (define it with `group {name} ...`)"),
-                        );
-                        ok = false;
-                    }
-                },
+        for GroupRef { index, name, pos } in refs {
+            match groups.get(&name) {
+                Some(id) => matchers[index] = Matcher::Group(*id),
+                None => {
+                    self.error(pos, format!("unknown group `{name}` (define it with `group {name} ...`)"));
+                    ok = false;
+                }
             }
         }
-        ok.then_some(out)
+        ok
     }
 }
 
 /// Hands a parsed statement's matchers to the lint.
 fn note(lint: &mut Lint, tokens: &[Token], file: u32, parsed: &Parsed) {
-    let noted = |matchers: &[RawMatcher]| -> Vec<Noted> {
+    let noted = |matchers: &[Matcher], groups: &[GroupRef]| -> Vec<Noted> {
+        let mut groups = groups.iter().peekable();
         matchers
             .iter()
-            .filter_map(|m| match m {
-                RawMatcher::Ready(Matcher::Attr(attr, _)) => Some(Noted::Attr(*attr)),
-                RawMatcher::Ready(_) => None,
-                RawMatcher::Group(name, _) => Some(Noted::Group(name.clone())),
+            .enumerate()
+            .filter_map(|(i, m)| match (groups.next_if(|g| g.index == i), m) {
+                (Some(group), _) => Some(Noted::Group(group.name.clone())),
+                (None, Matcher::Attr(attr, _)) => Some(Noted::Attr(*attr)),
+                (None, _) => None,
             })
             .collect()
     };
     match parsed {
         Parsed::Group { name, matchers } => {
-            lint.statement(tokens, file, Some(name), noted(matchers).into_iter())
+            lint.statement(tokens, file, Some(name), noted(matchers, &[]).into_iter())
         }
-        Parsed::Rule { matchers, .. } => lint.statement(tokens, file, None, noted(matchers).into_iter()),
+        Parsed::Rule { matchers, groups, .. } => {
+            lint.statement(tokens, file, None, noted(matchers, groups).into_iter())
+        }
         Parsed::RequireKey { .. } | Parsed::RequireLifetime { .. } => {
             lint.statement(tokens, file, None, std::iter::empty())
         }
@@ -552,20 +594,20 @@ fn parse_group(tokens: &[Token], file: u32) -> ParseResult<Parsed> {
     if tokens.len() < 3 {
         return Err((at(file, &tokens[0]), "expected `group NAME MATCHER...`".into()));
     }
-    let name = tokens[1].text();
+    let name = tokens[1].text().to_string();
     if !valid_group_name(&name) {
         return Err((
             at(file, &tokens[1]),
             format!("bad group name `{name}` (letters, digits, `_`, `-` and `.`)"),
         ));
     }
-    let mut matchers = Vec::new();
+    let mut matchers = Vec::with_capacity(tokens.len() - 2);
     for token in &tokens[2..] {
         match parse_matcher(token, file)? {
             RawMatcher::Group(..) => {
                 return Err((at(file, token), "a group cannot contain another group".into()));
             }
-            m => matchers.push(m),
+            RawMatcher::Ready(m) => matchers.push(m),
         }
     }
     Ok(Parsed::Group { name, matchers })
@@ -575,18 +617,40 @@ fn valid_group_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-fn parse_rule(tokens: &[Token], file: u32, deny: bool) -> ParseResult<Parsed> {
+fn parse_rule(
+    tokens: &[Token],
+    file: u32,
+    deny: bool,
+    methods_read: &mut MethodsRead,
+    path_segs: &mut PathSegs,
+) -> ParseResult<Parsed> {
     let keyword = if deny { "deny" } else { "allow" };
     if tokens.len() < 4 {
         return Err((at(file, &tokens[0]), format!("expected `{keyword} METHODS PATH MATCHER...`")));
     }
-    let methods = parse_methods(&tokens[1], file)?;
-    let path = parse_path(&tokens[2], file)?;
-    let mut matchers = Vec::new();
+    let methods = match methods_read.get(tokens[1].text()) {
+        Some(methods) => methods.clone(),
+        None => {
+            let methods = parse_methods(&tokens[1], file)?;
+            if methods_read.len() < MAX_METHOD_LISTS_KEPT {
+                methods_read.insert(tokens[1].text().into(), methods.clone());
+            }
+            methods
+        }
+    };
+    let path = parse_path(&tokens[2], file, path_segs)?;
+    let mut matchers = Vec::with_capacity(tokens.len() - 3);
+    let mut groups = Vec::new();
     for token in &tokens[3..] {
-        matchers.push(parse_matcher(token, file)?);
+        match parse_matcher(token, file)? {
+            RawMatcher::Ready(m) => matchers.push(m),
+            RawMatcher::Group(name, pos) => {
+                groups.push(GroupRef { index: matchers.len(), name, pos });
+                matchers.push(Matcher::Group(0));
+            }
+        }
     }
-    Ok(Parsed::Rule { deny, methods, path, matchers, pos: at(file, &tokens[0]) })
+    Ok(Parsed::Rule { deny, methods, path, matchers, groups, pos: at(file, &tokens[0]) })
 }
 
 fn is_tchar(c: char) -> bool {
@@ -615,59 +679,78 @@ fn parse_methods(token: &Token, file: u32) -> ParseResult<Methods> {
     if list.iter().any(|m| &**m == "GET") && !list.iter().any(|m| &**m == "HEAD") {
         list.push("HEAD".into());
     }
-    Ok(Methods::List(list.into_boxed_slice()))
+    Ok(Methods::List(list.into()))
 }
 
-fn parse_path(token: &Token, file: u32) -> ParseResult<PathPattern> {
+/// Parses a path pattern, its segments added to `segs` (and none if it is wrong).
+fn parse_path(token: &Token, file: u32, segs: &mut PathSegs) -> ParseResult<PathPattern> {
+    let (first, text_len) = (segs.segs.len(), segs.text.len());
+    let parsed = parse_path_segments(token, file, segs);
+    if parsed.is_err() {
+        segs.segs.truncate(first);
+        segs.text.truncate(text_len);
+    }
+    let rest = parsed?;
+    Ok(PathPattern { first: first as u32, len: (segs.segs.len() - first) as u32, rest })
+}
+
+/// Adds the segments of a path pattern to `segs`; whether it ends in `**`.
+fn parse_path_segments(token: &Token, file: u32, segs: &mut PathSegs) -> ParseResult<bool> {
     let chars = &token.chars;
     if chars.first().map(|c| c.c) != Some('/') {
         return Err((at(file, token), format!("a path must start with `/`, not `{}`", token.text())));
     }
-    // Split the characters (with their flags) at `/`, remembering each
-    // segment's slash so that an empty segment can be pointed at.
-    let mut segments: Vec<(&LChar, &[LChar])> = Vec::new();
-    let mut start = 1;
-    for i in 1..=chars.len() {
-        if i == chars.len() || (chars[i].c == '/' && !chars[i].escaped) {
-            segments.push((&chars[start - 1], &chars[start..i]));
-            start = i + 1;
-        }
-    }
-    if segments.last().map(|(_, s)| s.is_empty()) == Some(true) {
-        segments.pop();
-    }
-    let mut segs = Vec::with_capacity(segments.len());
+    // Split the characters (with their flags) at `/`: each segment's range
+    // of characters, the slash before it included, so that an empty segment
+    // can be pointed at.  A last segment that is empty (a path ending in
+    // `/`) is none.
+    let len = chars.len();
+    let segments = || {
+        let mut start = 1;
+        (1..=len).filter(|&i| i == len || (chars[i].c == '/' && !chars[i].escaped)).filter_map(move |end| {
+            let range = start - 1..end;
+            start = end + 1;
+            (range.len() > 1 || end != len).then_some(range)
+        })
+    };
+    let is_rest = |range: &Range<usize>| {
+        range.len() == 3 && chars[range.start + 1..range.end].iter().all(|c| c.c == '*' && !c.escaped)
+    };
     let mut rest = false;
-    for (i, (slash, seg)) in segments.iter().enumerate() {
-        let text: String = seg.iter().map(|c| c.c).collect();
+    let mut ranges = segments().peekable();
+    while let Some(range) = ranges.next() {
+        let (slash, seg) = (&chars[range.start], &chars[range.start + 1..range.end]);
+        let text = token.text_of(range.start + 1..range.end);
+        let text = &*text;
         let pos = seg.first().map(|c| at_char(file, c)).unwrap_or(at_char(file, slash));
-        let plain = |c: &LChar| !c.escaped;
         if text.is_empty() {
             return Err((pos, "empty path segment (`//`)".into()));
         }
         if text == "." || text == ".." {
             return Err((pos, format!("`{text}` segments never match a normalized path")));
         }
-        if text == "**" && seg.iter().all(plain) {
-            if i + 1 != segments.len() {
+        if is_rest(&range) {
+            if ranges.peek().is_some() {
                 return Err((pos, "`**` may only be the last segment".into()));
             }
             rest = true;
-        } else if text == "*" && seg.iter().all(plain) {
-            segs.push(Seg::Star);
+        } else if text == "*" && !seg[0].escaped {
+            segs.segs.push(Seg::Star);
         } else if text.starts_with('{') && text.ends_with('}') && !seg[0].escaped {
             let name = &text[1..text.len() - 1];
             let attr = Attr::parse(name).ok_or_else(|| {
                 (pos, format!("unknown attribute `{name}` in path template (known: {})", known_names()))
             })?;
-            segs.push(Seg::Template(attr));
+            segs.segs.push(Seg::Template(attr));
         } else if seg.iter().any(|c| !c.escaped && matches!(c.c, '*' | '{' | '}')) {
             return Err((pos, format!("`*` and `{{ATTR}}` must be whole segments, not part of `{text}`")));
         } else {
-            segs.push(Seg::Literal(text.into()));
+            let start = segs.text.len() as u32;
+            segs.text.push_str(text);
+            segs.segs.push(Seg::Literal { start, len: text.len() as u32 });
         }
     }
-    Ok(PathPattern { segs: segs.into_boxed_slice(), rest })
+    Ok(rest)
 }
 
 fn parse_matcher(token: &Token, file: u32) -> ParseResult<RawMatcher> {
@@ -679,26 +762,35 @@ fn parse_matcher(token: &Token, file: u32) -> ParseResult<RawMatcher> {
     let eq = chars.iter().position(|c| c.c == '=' && !c.quoted && !c.escaped).ok_or_else(|| {
         (at(file, token), format!("expected `any`, `group=NAME` or `ATTR=VALUE`, not `{text}`"))
     })?;
-    let name: String = chars[..eq].iter().map(|c| c.c).collect();
-    let value = &chars[eq + 1..];
-    let value_pos = value.first().map(|c| at_char(file, c)).unwrap_or(at(file, token));
+    let name = token.text_of(0..eq);
+    let value = eq + 1..chars.len();
+    let value_pos = chars.get(eq + 1).map(|c| at_char(file, c)).unwrap_or(at(file, token));
     if name == "group" {
-        let group: String = value.iter().map(|c| c.c).collect();
+        let group = token.text_of(value);
         if !valid_group_name(&group) {
             return Err((value_pos, format!("bad group name `{group}`")));
         }
-        return Ok(RawMatcher::Group(group, value_pos));
+        return Ok(RawMatcher::Group(group.into_owned(), value_pos));
     }
     let attr = Attr::parse(&name)
         .ok_or_else(|| (at(file, token), format!("unknown attribute `{name}` (known: {})", known_names())))?;
-    let value = parse_value(attr, value, value_pos, file)?;
+    let value = parse_value(attr, token, value, value_pos, file)?;
     Ok(RawMatcher::Ready(Matcher::Attr(attr, value)))
 }
 
-fn parse_value(attr: Attr, chars: &[LChar], pos: Pos, file: u32) -> ParseResult<ValueMatch> {
+/// The value of `attr` written as `token.chars[value]`.
+fn parse_value(
+    attr: Attr,
+    token: &Token,
+    value: Range<usize>,
+    pos: Pos,
+    file: u32,
+) -> ParseResult<ValueMatch> {
+    let chars = &token.chars[value.clone()];
     let prefix = chars.last().map(|c| c.c == '*' && !c.escaped) == Some(true);
     let body = if prefix { &chars[..chars.len() - 1] } else { chars };
-    let text: String = body.iter().map(|c| c.c).collect();
+    let text = token.text_of(value.start..value.start + body.len());
+    let text = &*text;
     if text.is_empty() && !prefix {
         return Err((pos, format!("empty value for {attr}")));
     }
@@ -706,14 +798,14 @@ fn parse_value(attr: Attr, chars: &[LChar], pos: Pos, file: u32) -> ParseResult<
         if prefix {
             return Err((pos, format!("{attr} is compared as a whole name; a trailing `*` is not allowed")));
         }
-        return match Dn::parse_rfc4514(&text) {
+        return match Dn::parse_rfc4514(text) {
             Ok(dn) => Ok(ValueMatch::Exact(dn.canonical_key().into())),
-            Err(_) if crate::lint::slash_form(&text).is_some() => Err((
+            Err(_) if crate::lint::slash_form(text).is_some() => Err((
                 pos,
                 format!(
                     "bad {attr} name: `{text}` is openssl's old /TYPE=value form; write it as RFC 4514 \
                      does, most specific part first: `{}`",
-                    crate::lint::slash_form(&text).unwrap_or_default()
+                    crate::lint::slash_form(text).unwrap_or_default()
                 ),
             )),
             Err((offset, message)) => {
@@ -727,21 +819,21 @@ fn parse_value(attr: Attr, chars: &[LChar], pos: Pos, file: u32) -> ParseResult<
         if prefix {
             return Err((pos, format!("{attr} values are exact; a trailing `*` is not allowed")));
         }
-        return parse_hex(attr, &text).map(ValueMatch::Exact).map_err(|m| (pos, m));
+        return parse_hex(attr, text).map(ValueMatch::Exact).map_err(|m| (pos, m));
     }
     if attr == Attr::SanDns {
-        let lower = text.to_ascii_lowercase();
         let wildcard = body.len() >= 2 && body[0].c == '*' && !body[0].escaped && body[1].c == '.';
         if wildcard {
-            if prefix || lower.len() < 3 {
+            if prefix || text.len() < 3 {
                 return Err((pos, "`*.` must be followed by a domain".into()));
             }
-            return Ok(ValueMatch::DnsLabel(lower[2..].into()));
+            return Ok(ValueMatch::DnsLabel(text[2..].to_ascii_lowercase().into()));
         }
+        let lower = text.to_ascii_lowercase();
         return Ok(if prefix { ValueMatch::Prefix(lower.into()) } else { ValueMatch::Exact(lower.into()) });
     }
     if attr == Attr::SanIp && !prefix {
-        return parse_ip(&text).map_err(|m| (pos, m));
+        return parse_ip(text).map_err(|m| (pos, m));
     }
     if attr.is_oid_list() {
         if prefix {
@@ -754,7 +846,7 @@ fn parse_value(attr: Attr, chars: &[LChar], pos: Pos, file: u32) -> ParseResult<
         if let Some((_, oid)) = named {
             return Ok(ValueMatch::Exact((*oid).into()));
         }
-        return match Oid::from_dotted(&text) {
+        return match Oid::from_dotted(text) {
             Some(oid) => Ok(ValueMatch::Exact(oid.to_string().into())),
             None if attr == Attr::Eku => {
                 let names: Vec<&str> = EKU_NAMES.iter().map(|(name, _)| *name).collect();
@@ -852,7 +944,7 @@ fn parse_require(tokens: &[Token], file: u32) -> ParseResult<Parsed> {
         let specs = tokens[2..]
             .iter()
             .map(|t| {
-                parse_key_spec(&t.text()).ok_or_else(|| {
+                parse_key_spec(t.text()).ok_or_else(|| {
                     (
                         at(file, t),
                         format!("bad key type `{}` (ec>=BITS, rsa>=BITS, ed25519, ed448)", t.text()),
@@ -1087,6 +1179,38 @@ mod tests {
             errors[MAX_ERRORS].to_string(),
             "bad.policy:1001:1: more than 1000 errors; the policy is not read further"
         );
+    }
+
+    #[test]
+    fn positions_are_the_same_in_plain_and_quoted_tokens() {
+        let errors = |text: &str| -> Vec<String> {
+            let mut builder = PolicyBuilder::new();
+            builder.add_statement(text, "p", 1);
+            texts(&builder.build().err().expect("an error"))
+        };
+        let whole = "`*` and `{ATTR}` must be whole segments, not part of `b*c`";
+        assert_eq!(errors("allow * /a/b*c any"), vec![format!("p:1:12: {whole}")]);
+        assert_eq!(errors("allow * \"/a/b*c\" any"), vec![format!("p:1:13: {whole}")]);
+        assert_eq!(errors("allow * /a//b any"), vec!["p:1:11: empty path segment (`//`)"]);
+        assert_eq!(
+            errors("allow * /\u{e4}/x//y any"),
+            vec!["p:1:13: empty path segment (`//`)"],
+            "columns count characters, not bytes"
+        );
+        assert_eq!(
+            errors("allow * / \"subject.CN=x\""),
+            vec!["p:1:11: expected `any`, `group=NAME` or `ATTR=VALUE`, not `subject.CN=x`"]
+        );
+        assert_eq!(errors("allow * / group=a/b"), vec!["p:1:17: bad group name `a/b`"]);
+        assert_eq!(errors("allow * / san.dns=*."), vec!["p:1:19: `*.` must be followed by a domain"]);
+        let policy = compile_text("allow * /a san.dns=\\*.example.org\nallow * /b san.dns=*.example.org\n");
+        assert_eq!(policy.rule_count(), 2);
+    }
+
+    fn compile_text(text: &str) -> Policy {
+        let mut builder = PolicyBuilder::new();
+        builder.add_statement(text, "p", 1);
+        builder.build().unwrap_or_else(|e| panic!("{:?}", texts(&e)))
     }
 
     #[test]

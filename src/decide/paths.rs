@@ -14,7 +14,7 @@
 use rustc_hash::FxHashMap as HashMap;
 
 use super::values::{fmix, hash_bytes, same_bytes, word, MULTIPLIER, NONE};
-use super::{template_value_ok, CheckedPath, PathPattern, Seg};
+use super::{template_value_ok, CheckedPath, PathPattern, PathSegs, Seg};
 use crate::attr::Attr;
 use crate::identity::Identity;
 
@@ -98,22 +98,14 @@ pub(super) struct PathTrie {
     /// The literal segments of the policy, each once.
     text: Vec<u8>,
     /// (parent, segment) → the literal child, for decisions: see `Literals`.
+    /// Kept as patterns are added too, to find the children they share.
     literals: Literals,
-    /// The same while patterns are added: each literal segment's number and
-    /// place in `text`, and (node, segment number) → child.  Dropped by
-    /// `finish`.
-    building: Option<Building>,
+    /// While patterns are added: where in `text` a literal segment is, by
+    /// the hash of its bytes, so that each is kept once.  Dropped by `finish`.
+    building: Option<HashMap<u64, u32>>,
+    /// The literal edges so far.
+    literal_count: usize,
     buckets: u32,
-}
-
-#[derive(Default)]
-struct Building {
-    segments: HashMap<Box<str>, (u32, u32)>,
-    children: HashMap<u64, u32>,
-}
-
-fn child_key(node: u32, segment: u32) -> u64 {
-    (u64::from(node) << 32) | u64::from(segment)
 }
 
 /// The hash of a literal edge, from its parent and its segment's bytes,
@@ -152,7 +144,8 @@ impl PathTrie {
             nodes: vec![Node::new(NONE, Edge::Root)],
             text: Vec::new(),
             literals: Literals::empty(),
-            building: Some(Building::default()),
+            building: Some(HashMap::default()),
+            literal_count: 0,
             buckets: 0,
         }
     }
@@ -168,36 +161,15 @@ impl PathTrie {
 
     /// Adds a pattern; returns the bucket its rules belong in.  Only
     /// before `finish`.
-    pub(super) fn insert(&mut self, pattern: PathPattern) -> u32 {
+    pub(super) fn insert(&mut self, segs: &PathSegs, pattern: &PathPattern) -> u32 {
         let mut node = ROOT;
-        for seg in pattern.segs.into_vec() {
+        for &seg in segs.of(pattern) {
             node = match seg {
-                Seg::Literal(literal) => {
-                    let building = self.building.as_mut().expect("a trie is built before it is finished");
-                    let next = building.segments.len() as u32;
-                    let len = literal.len() as u32;
-                    let word = literal_key(node, literal.as_bytes()).1;
-                    let (segment, start) = match building.segments.get(&*literal) {
-                        Some(found) => *found,
-                        None => {
-                            let start = self.text.len() as u32;
-                            self.text.extend_from_slice(literal.as_bytes());
-                            building.segments.insert(literal, (next, start));
-                            (next, start)
-                        }
-                    };
-                    match building.children.get(&child_key(node, segment)) {
-                        Some(child) => *child,
-                        None => {
-                            building.children.insert(child_key(node, segment), self.nodes.len() as u32);
-                            let child = self.add_node(node, Edge::Literal);
-                            let c = &mut self.nodes[child as usize];
-                            c.text_start = start;
-                            c.text_len = len;
-                            c.word = word;
-                            self.nodes[node as usize].has_literals = true;
-                            child
-                        }
+                Seg::Literal { start, len } => {
+                    let literal = segs.literal(start, len).as_bytes();
+                    match self.literal_child(node, literal) {
+                        NONE => self.add_literal(node, literal),
+                        child => child,
                     }
                 }
                 Seg::Star => match self.nodes[node as usize].star {
@@ -232,29 +204,64 @@ impl PathTrie {
         *slot
     }
 
-    /// Ends the adding: the literal edges go into the table decisions use.
-    pub(super) fn finish(&mut self) {
-        let Some(building) = self.building.take() else {
-            return;
+    /// Adds the literal child `segment` of `parent`, which it does not have yet.
+    fn add_literal(&mut self, parent: u32, segment: &[u8]) -> u32 {
+        let texts = self.building.as_mut().expect("a trie is built before it is finished");
+        let text_hash = hash_bytes(0, segment);
+        let start = match texts.get(&text_hash) {
+            Some(&start)
+                if self.text.get(start as usize..start as usize + segment.len()) == Some(segment) =>
+            {
+                start
+            }
+            // A segment not seen yet, or one whose hash another has: kept (again).
+            found => {
+                let start = self.text.len() as u32;
+                self.text.extend_from_slice(segment);
+                if found.is_none() {
+                    texts.insert(text_hash, start);
+                }
+                start
+            }
         };
-        let count = building.children.len();
-        drop(building);
+        let child = self.add_node(parent, Edge::Literal);
+        let c = &mut self.nodes[child as usize];
+        c.text_start = start;
+        c.text_len = segment.len() as u32;
+        c.word = literal_key(parent, segment).1;
+        self.nodes[parent as usize].has_literals = true;
+        self.literal_count += 1;
         // At most half full: a miss, as common as a hit, ends soon.
-        let size = (2 * count + 1).next_power_of_two();
-        let mut slots = vec![(0u32, NONE); size].into_boxed_slice();
-        let mask = size - 1;
-        for (id, node) in self.nodes.iter().enumerate() {
-            if node.edge != Edge::Literal {
-                continue;
+        let size = (2 * self.literal_count + 1).next_power_of_two();
+        if size > self.literals.slots.len() {
+            self.literals = Literals { slots: vec![(0, NONE); size].into_boxed_slice(), mask: size - 1 };
+            for id in 0..self.nodes.len() as u32 {
+                if self.nodes[id as usize].edge == Edge::Literal {
+                    self.file_literal(id);
+                }
             }
-            let (hash, _) = literal_key(node.parent, self.segment_text(node));
-            let mut i = hash as usize & mask;
-            while slots[i].1 != NONE {
-                i = (i + 1) & mask;
-            }
-            slots[i] = ((hash >> 32) as u32, id as u32);
+        } else {
+            self.file_literal(child);
         }
-        self.literals = Literals { slots, mask };
+        child
+    }
+
+    /// Puts the literal node `id` in the table of literal edges.
+    fn file_literal(&mut self, id: u32) {
+        let node = &self.nodes[id as usize];
+        let (hash, _) = literal_key(node.parent, self.segment_text(node));
+        let slots = &mut self.literals.slots;
+        let mask = self.literals.mask;
+        let mut i = hash as usize & mask;
+        while slots[i].1 != NONE {
+            i = (i + 1) & mask;
+        }
+        slots[i] = ((hash >> 32) as u32, id);
+    }
+
+    /// Ends the adding.
+    pub(super) fn finish(&mut self) {
+        self.building = None;
         self.nodes.shrink_to_fit();
         self.text.shrink_to_fit();
     }

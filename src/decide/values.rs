@@ -27,6 +27,10 @@ use crate::identity::Identity;
 /// No entry, no bucket, no node.
 pub(super) const NONE: u32 = u32::MAX;
 
+/// An entry with more keys than this has their sharing counted in a map,
+/// not by comparing each with the others.
+const FEW_KEYS: usize = 8;
+
 /// What one bucket holds, so that a look-up probes only the kinds of keys
 /// and the attributes that are there.
 #[derive(Debug, Clone)]
@@ -270,16 +274,34 @@ impl KeyIndex {
             keys.extend(matchers.iter().filter_map(Key::of).map(|key| (key, key.hash(*bucket))));
         }
         starts.push(keys.len());
-        // How many entries of a bucket could be filed under each key.
+        // How many entries of a bucket could be filed under each key.  A key's
+        // hash includes its bucket, so the keys of the only entry of a bucket
+        // are shared by none of another: those are counted among the entry's
+        // own keys, and only the others in a map (most large policies give
+        // most rules a path of their own).
+        let mut per_bucket = vec![0u32; bucket_count];
+        for (bucket, _, _) in entries {
+            let n = &mut per_bucket[*bucket as usize];
+            *n = n.saturating_add(1);
+        }
+        let counted =
+            |id: usize| per_bucket[entries[id].0 as usize] > 1 || starts[id + 1] - starts[id] > FEW_KEYS;
+        let mapped = |id: usize| starts[id + 1] - starts[id] > 1 && counted(id);
         let mut shared: HashMap<u64, u32> = HashMap::default();
-        shared.reserve(keys.len());
-        for (_, hash) in &keys {
-            *shared.entry(*hash).or_default() += 1;
+        shared.reserve(
+            (0..entries.len()).filter(|&id| counted(id)).map(|id| starts[id + 1] - starts[id]).sum(),
+        );
+        for id in 0..entries.len() {
+            if counted(id) {
+                for (_, hash) in &keys[starts[id]..starts[id + 1]] {
+                    *shared.entry(*hash).or_default() += 1;
+                }
+            }
         }
 
         let mut buckets = vec![Bucket::default(); bucket_count];
-        let mut heads: HashMap<u64, Chains> = HashMap::default();
-        heads.reserve(entries.len());
+        let mut heads =
+            Heads::with_room((0..entries.len()).filter(|&id| starts[id + 1] > starts[id]).count());
         let mut next = vec![NONE; entries.len()];
         let mut exact: Vec<(u32, Attr)> = Vec::new();
         let mut ip_nets: Vec<(u32, u32)> = Vec::new();
@@ -292,7 +314,12 @@ impl KeyIndex {
             let candidates = &keys[starts[id]..starts[id + 1]];
             let best = match candidates {
                 [only] => Some(only),
-                _ => candidates.iter().min_by_key(|(key, hash)| (shared[hash], key.cost_rank())),
+                _ if mapped(id) => {
+                    candidates.iter().min_by_key(|(key, hash)| (shared[hash], key.cost_rank()))
+                }
+                _ => candidates.iter().min_by_key(|(key, hash)| {
+                    (candidates.iter().filter(|(_, h)| h == hash).count(), key.cost_rank())
+                }),
             };
             let b = &mut buckets[*bucket as usize];
             let Some((key, hash)) = best else {
@@ -309,32 +336,37 @@ impl KeyIndex {
                 Key::DnsLabel(_) => b.dns_label = true,
                 Key::Group(g) => groups.push((*bucket, *g)),
             }
-            let head = &mut heads.entry(*hash).or_insert([NONE; 2])[kind];
+            let head = &mut heads.chains_mut(*hash)[kind];
             next[id] = *head;
             *head = id as u32;
         }
-        drop((keys, shared));
-        let heads = Heads::new(heads);
+        drop((keys, shared, per_bucket));
+        heads.fit();
 
         exact.sort_unstable();
         exact.dedup();
         let mut exact_attrs = Interned::default();
+        let mut list = Vec::new();
         for run in exact.chunk_by(|a, b| a.0 == b.0) {
-            buckets[run[0].0 as usize].exact =
-                exact_attrs.id(run.iter().map(|(_, a)| (*a, kind_seed(TAG_EXACT, *a))).collect());
+            list.clear();
+            list.extend(run.iter().map(|(_, a)| (*a, kind_seed(TAG_EXACT, *a))));
+            buckets[run[0].0 as usize].exact = exact_attrs.id(&list);
         }
         drop(exact);
         ip_nets.sort_unstable();
         ip_nets.dedup();
         let mut ip_lengths = Interned::default();
+        let mut list = Vec::new();
         for run in ip_nets.chunk_by(|a, b| a.0 == b.0) {
-            buckets[run[0].0 as usize].ip_nets = ip_lengths.id(run.iter().map(|(_, l)| *l).collect());
+            list.clear();
+            list.extend(run.iter().map(|(_, l)| *l));
+            buckets[run[0].0 as usize].ip_nets = ip_lengths.id(&list);
         }
         let mut prefixes: Vec<((u32, Attr), Vec<u32>)> = prefixes.into_iter().collect();
         prefixes.sort_unstable_by_key(|((bucket, attr), _)| (*bucket, *attr));
         let mut prefix_lengths = Interned::default();
         for run in prefixes.chunk_by(|a, b| a.0 .0 == b.0 .0) {
-            let list = run
+            let list: Vec<_> = run
                 .iter()
                 .map(|((_, attr), lengths)| {
                     let mut lengths = lengths.clone();
@@ -343,13 +375,16 @@ impl KeyIndex {
                     (*attr, kind_seed(TAG_PREFIX, *attr), lengths.into_boxed_slice())
                 })
                 .collect();
-            buckets[run[0].0 .0 as usize].prefixes = prefix_lengths.id(list);
+            buckets[run[0].0 .0 as usize].prefixes = prefix_lengths.id(&list);
         }
         groups.sort_unstable();
         groups.dedup();
         let mut group_lists = Interned::default();
+        let mut list = Vec::new();
         for run in groups.chunk_by(|a, b| a.0 == b.0) {
-            buckets[run[0].0 as usize].groups = group_lists.id(run.iter().map(|(_, g)| *g).collect());
+            list.clear();
+            list.extend(run.iter().map(|(_, g)| *g));
+            buckets[run[0].0 as usize].groups = group_lists.id(&list);
         }
         KeyIndex {
             buckets,
@@ -475,19 +510,40 @@ struct Heads {
 }
 
 impl Heads {
-    fn new(map: HashMap<u64, Chains>) -> Heads {
-        // At most two thirds full, so that a miss ends within a few slots.
-        let size = (map.len() + map.len() / 2 + 1).next_power_of_two();
-        let mut slots = vec![(0, [NONE; 2]); size].into_boxed_slice();
-        let mask = size - 1;
-        for (hash, chains) in map {
-            let mut i = hash as usize & mask;
-            while slots[i].1 != [NONE; 2] {
-                i = (i + 1) & mask;
-            }
-            slots[i] = (hash, chains);
+    /// At most two thirds full, so that a miss ends within a few slots.
+    fn size_for(keys: usize) -> usize {
+        (keys + keys / 2 + 1).next_power_of_two()
+    }
+
+    /// A table with room for `keys` distinct keys.
+    fn with_room(keys: usize) -> Heads {
+        let size = Heads::size_for(keys);
+        Heads { slots: vec![(0, [NONE; 2]); size].into_boxed_slice(), mask: size - 1 }
+    }
+
+    /// The chains of `hash`, added (both NONE) if it has none yet; the
+    /// caller then sets one, which no empty slot has.  Only while building,
+    /// within the room asked for.
+    fn chains_mut(&mut self, hash: u64) -> &mut Chains {
+        let mut i = hash as usize & self.mask;
+        while self.slots[i].1 != [NONE; 2] && self.slots[i].0 != hash {
+            i = (i + 1) & self.mask;
         }
-        Heads { slots, mask }
+        self.slots[i].0 = hash;
+        &mut self.slots[i].1
+    }
+
+    /// Shrinks the table to the size its keys need, when fewer were distinct
+    /// than there was room for.
+    fn fit(&mut self) {
+        let keys = self.slots.iter().filter(|(_, chains)| *chains != [NONE; 2]).count();
+        if Heads::size_for(keys) >= self.slots.len() {
+            return;
+        }
+        let old = std::mem::replace(self, Heads::with_room(keys));
+        for (hash, chains) in old.slots.iter().filter(|(_, chains)| *chains != [NONE; 2]) {
+            *self.chains_mut(*hash) = *chains;
+        }
     }
 
     #[inline]
@@ -520,12 +576,15 @@ impl<T: std::hash::Hash + Eq + Clone> Default for Interned<T> {
 }
 
 impl<T: std::hash::Hash + Eq + Clone> Interned<T> {
-    fn id(&mut self, list: Box<[T]>) -> u32 {
+    /// The list's number; a list seen before is not copied again.
+    fn id(&mut self, list: &[T]) -> u32 {
+        if let Some(id) = self.ids.get(list) {
+            return *id;
+        }
         let next = self.lists.len() as u32;
-        *self.ids.entry(list).or_insert_with_key(|list| {
-            self.lists.push(list.clone());
-            next
-        })
+        self.lists.push(list.into());
+        self.ids.insert(list.into(), next);
+        next
     }
 
     fn into_lists(mut self) -> Vec<Box<[T]>> {
@@ -537,6 +596,25 @@ impl<T: std::hash::Hash + Eq + Clone> Interned<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heads_built_with_room_to_spare_shrink_to_their_keys_and_find_them() {
+        let mut heads = Heads::with_room(1000);
+        let hashes: Vec<u64> = (0..5u64).map(|i| fmix(i + 1)).collect();
+        for (i, hash) in hashes.iter().enumerate() {
+            heads.chains_mut(*hash)[i % 2] = i as u32;
+        }
+        heads.chains_mut(hashes[0])[1] = 7;
+        heads.fit();
+        assert_eq!(heads.slots.len(), Heads::size_for(5));
+        assert_eq!(heads.get(hashes[0]), Some([0, 7]));
+        for (i, hash) in hashes.iter().enumerate().skip(1) {
+            let mut want = [NONE; 2];
+            want[i % 2] = i as u32;
+            assert_eq!(heads.get(*hash), Some(want));
+        }
+        assert_eq!(heads.get(fmix(99)), None);
+    }
 
     #[test]
     fn prefix_hashes_are_the_hashes_of_the_prefixes() {
