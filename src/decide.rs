@@ -652,6 +652,7 @@ impl Policy {
     /// `decide_as` on the bytes a server passes, which need not be UTF-8:
     /// a method or path that is not cannot match any rule, and is refused
     /// with its own reason before the peer's.
+    #[inline(always)]
     pub(crate) fn decide_bytes(
         &self,
         peer: Peer<'_>,

@@ -159,11 +159,11 @@ static void ngx_http_cert_authz_keep_refusal(ngx_http_request_t *r,
 static void ngx_http_cert_authz_refusal_cleanup(void *data);
 static ngx_http_cert_authz_ctx_t *ngx_http_cert_authz_shown(
     ngx_http_request_t *r);
-static ngx_http_cert_authz_ctx_t *ngx_http_cert_authz_ctx(
+static ngx_inline ngx_http_cert_authz_ctx_t *ngx_http_cert_authz_ctx(
     ngx_http_request_t *r);
 static ngx_int_t ngx_http_cert_authz_decide(ngx_http_request_t *r,
     ngx_http_cert_authz_loc_conf_t *alcf, ngx_http_cert_authz_ctx_t *ctx);
-static void ngx_http_cert_authz_decide_path(ngx_http_request_t *r,
+static ngx_inline void ngx_http_cert_authz_decide_path(ngx_http_request_t *r,
     ngx_http_cert_authz_loc_conf_t *alcf, const cert_authz_identity *identity,
     cert_authz_peer peer, ngx_str_t *path, cert_authz_decision *decision);
 static ngx_int_t ngx_http_cert_authz_destination(ngx_http_request_t *r,
@@ -522,7 +522,7 @@ ngx_http_cert_authz_precontent_handler(ngx_http_request_t *r)
  * anything can read it
  */
 
-static ngx_http_cert_authz_ctx_t *
+static ngx_inline ngx_http_cert_authz_ctx_t *
 ngx_http_cert_authz_ctx(ngx_http_request_t *r)
 {
     ngx_http_cert_authz_ctx_t  *ctx;
@@ -713,7 +713,7 @@ ngx_http_cert_authz_shown(ngx_http_request_t *r)
 
 /* One decision on one path of the request; a failed call is a refusal. */
 
-static void
+static ngx_inline void
 ngx_http_cert_authz_decide_path(ngx_http_request_t *r,
     ngx_http_cert_authz_loc_conf_t *alcf, const cert_authz_identity *identity,
     cert_authz_peer peer, ngx_str_t *path, cert_authz_decision *decision)
