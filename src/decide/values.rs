@@ -410,6 +410,7 @@ impl KeyIndex {
         }
     }
 
+    #[inline(always)]
     fn keyed(&self, hash: u64, visit: &mut impl FnMut(u32) -> bool) {
         if let Some(chains) = self.heads.get(hash) {
             self.chains(chains, visit);
