@@ -20,7 +20,7 @@ use x509_parser::nom::Parser;
 use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 
 use crate::attr::{dotted, Attr, NameField, ATTR_COUNT, OID_UPN};
-use crate::dn::{short_name_for_oid_bytes, AttrType, Dn};
+use crate::dn::{AttrType, Dn, Rdn};
 
 /// One value as it is read: its attribute slot, for the attributes named
 /// by OID the OID's DER content bytes, and the value.
@@ -76,7 +76,10 @@ impl Presented {
     /// decode keeps no DER: it is never the same as another certificate.
     pub fn from_pem(pem: &[u8]) -> Presented {
         match pem_to_der(pem) {
-            Ok(der) => Presented::from_der(&der),
+            Ok(der) => match Identity::from_der_vec(der, &[]) {
+                Ok(identity) => Presented::Accepted(identity),
+                Err((why, der)) => Presented::Refused { der: der.into(), why },
+            },
             Err(why) => Presented::Refused { der: Box::default(), why },
         }
     }
@@ -174,13 +177,15 @@ impl fmt::Display for KeyKind {
 /// Everything a policy can ask of one certificate.
 ///
 /// Name fields, SANs and the serial are read when the certificate is
-/// parsed.  The values few policies use (whole-DN text and keys, the two
-/// SHA-256 hashes) are derived on first use, once, from data kept here.
+/// parsed.  The values few requests use (whole-DN texts and keys, the two
+/// SHA-256 hashes, the RFC 9440 items) are derived on first use, once each,
+/// from data kept here: a connection whose requests only decide pays for
+/// none of them.
 #[derive(Debug)]
 pub struct Identity {
     /// The values as displayed and matched, grouped by Attr::index: those
-    /// of attribute i are values[ends[i-1]..ends[i]].  None for the derived
-    /// attributes, which live in `derived`.
+    /// of attribute i are values[ends[i-1]..ends[i]].  Empty for the derived
+    /// attributes, which live in the cells below.
     values: Box<[Box<str>]>,
     ends: [u16; ATTR_COUNT],
     /// The values of attributes named by OID (subject and issuer types
@@ -188,12 +193,17 @@ pub struct Identity {
     /// sorted by OID: (slot, OID content bytes, start, end) of each OID's
     /// run within `values`.  A certificate has few, so they are scanned.
     oid_runs: Box<[OidRun]>,
-    subject: Dn,
-    issuer: Dn,
-    der: Box<[u8]>,
+    /// Subject then issuer as the certificate lists their values (the
+    /// issuer's from `issuer_from`), each pointing into `values`: enough to
+    /// write the whole-DN texts and keys when they are first asked for.
+    names: Box<[NameEntry]>,
+    issuer_from: usize,
+    der: Vec<u8>,
     /// Where the SubjectPublicKeyInfo lies within `der`.
     spki: std::ops::Range<usize>,
-    derived: OnceCell<Derived>,
+    texts: OnceCell<Texts>,
+    keys: OnceCell<[[Box<str>; 1]; 2]>,
+    hashes: OnceCell<[[Box<str>; 1]; 2]>,
     /// The DER of each CA certificate above the leaf in the verified chain,
     /// issuer first, as the server passed them: kept for the RFC 9440
     /// Client-Cert-Chain export.
@@ -207,20 +217,24 @@ pub struct Identity {
     pub not_after: i64,
 }
 
-/// The values computed on first use.
+/// One value of a subject or issuer: its place in `Identity::values`, its
+/// type (None: named by the OID of its run in `oid_runs`), and whether it
+/// starts an RDN (the values of a multi-valued RDN follow its first).
+#[derive(Debug, Clone, Copy)]
+struct NameEntry {
+    value: u16,
+    field: Option<NameField>,
+    new_rdn: bool,
+}
+
+/// The RFC 4514 texts of subject and issuer, one value each, as `values`.
 #[derive(Debug)]
-struct Derived {
-    /// RFC 4514 text of subject and issuer, one value each, as `values`.
-    subject_text: [Box<str>; 1],
-    issuer_text: [Box<str>; 1],
+struct Texts {
+    subject: [Box<str>; 1],
+    issuer: [Box<str>; 1],
     /// The subject's text again with a NUL after it, for servers that hand
     /// it on as a C string: one copy per certificate, none per request.
     subject_nul: Box<str>,
-    /// Canonical keys of the subject and issuer DNs, for matching.
-    subject_key: [Box<str>; 1],
-    issuer_key: [Box<str>; 1],
-    fingerprint: [Box<str>; 1],
-    spki: [Box<str>; 1],
 }
 
 impl Identity {
@@ -239,6 +253,24 @@ impl Identity {
     /// never guessed at.  The chain is the caller's word, as the
     /// verification flag is: only a chain the server verified may be passed.
     pub fn from_der_chain(der: &[u8], chain: &[&[u8]]) -> Result<Identity, CertError> {
+        Identity::from_der_vec(der.to_vec(), chain).map_err(|(why, _)| why)
+    }
+
+    /// As `from_der_chain`, keeping `der` itself (no copy); a refusal hands
+    /// it back.
+    fn from_der_vec(der: Vec<u8>, chain: &[&[u8]]) -> Result<Identity, (CertError, Vec<u8>)> {
+        match Identity::read(&der, chain) {
+            Ok(mut identity) => {
+                identity.der = der;
+                Ok(identity)
+            }
+            Err(why) => Err((why, der)),
+        }
+    }
+
+    /// Everything of an identity but its DER, which the caller moves in
+    /// once the parsed certificate, which borrows it, is gone.
+    fn read(der: &[u8], chain: &[&[u8]]) -> Result<Identity, CertError> {
         let cert = parse_der(der, "")?;
         let mut cas: Vec<Read> = Vec::new();
         let mut kept: Vec<Box<[u8]>> = Vec::new();
@@ -262,7 +294,7 @@ impl Identity {
 
     /// Parses the first CERTIFICATE block of a PEM text.
     pub fn from_pem(pem: &[u8]) -> Result<Identity, CertError> {
-        Identity::from_der(&pem_to_der(pem)?)
+        Identity::from_der_vec(pem_to_der(pem)?, &[]).map_err(|(why, _)| why)
     }
 
     /// Reads PEM or DER, whichever the bytes are.
@@ -282,9 +314,11 @@ impl Identity {
     ) -> Result<Identity, CertError> {
         let mut values: Vec<Read> = chain_values;
         values.reserve(16);
+        let mut names: Vec<NameEntry> = Vec::with_capacity(12);
 
-        let subject = read_name(cert.subject(), "subject", Attr::SubjectField, NO_SUBJECT_OID, &mut values)?;
-        let issuer = read_name(cert.issuer(), "issuer", Attr::IssuerField, NO_ISSUER_OID, &mut values)?;
+        read_name(cert.subject(), "subject", Attr::SubjectField, NO_SUBJECT_OID, &mut values, &mut names)?;
+        let issuer_from = names.len();
+        read_name(cert.issuer(), "issuer", Attr::IssuerField, NO_ISSUER_OID, &mut values, &mut names)?;
 
         for ext in cert.extensions() {
             let oid = ext.oid.as_bytes();
@@ -313,23 +347,37 @@ impl Identity {
             return refuse("too many names");
         }
         // Stable: the values of one attribute keep the certificate's order.
-        values.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        // `rank` follows each value from where it was read to its place.
+        let mut order: Vec<u16> = (0..values.len() as u16).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&values[a as usize], &values[b as usize]);
+            (a.0, &a.1).cmp(&(b.0, &b.1))
+        });
+        let mut rank = vec![0u16; values.len()];
+        for (place, &read) in order.iter().enumerate() {
+            rank[read as usize] = place as u16;
+        }
+        for entry in &mut names {
+            entry.value = rank[entry.value as usize];
+        }
         // ends[i]: how many values belong to attributes 0..=i.
         let mut ends = [0u16; ATTR_COUNT];
         let mut oid_runs: Vec<OidRun> = Vec::new();
-        for (i, (attr, oid, _)) in values.iter().enumerate() {
+        let mut sorted: Vec<Box<str>> = Vec::with_capacity(values.len());
+        for (i, &read) in order.iter().enumerate() {
+            let (attr, oid, value) = &mut values[read as usize];
             ends[*attr] += 1;
             if let Some(oid) = oid {
                 match oid_runs.last_mut() {
                     Some(run) if run.0 as usize == *attr && run.1 == *oid => run.3 += 1,
-                    _ => oid_runs.push((*attr as u16, oid.clone(), i as u16, i as u16 + 1)),
+                    _ => oid_runs.push((*attr as u16, std::mem::take(oid), i as u16, i as u16 + 1)),
                 }
             }
+            sorted.push(std::mem::take(value));
         }
         for i in 1..ATTR_COUNT {
             ends[i] += ends[i - 1];
         }
-        let values: Box<[Box<str>]> = values.into_iter().map(|(_, _, v)| v).collect();
 
         let validity = cert.validity();
         let lifetime_secs = validity.not_after.timestamp() - validity.not_before.timestamp();
@@ -338,14 +386,16 @@ impl Identity {
         let spki_start = spki_raw.as_ptr() as usize - der.as_ptr() as usize;
 
         Ok(Identity {
-            values,
+            values: sorted.into_boxed_slice(),
             ends,
             oid_runs: oid_runs.into_boxed_slice(),
-            subject,
-            issuer,
-            der: der.into(),
+            names: names.into_boxed_slice(),
+            issuer_from,
+            der: Vec::new(),
             spki: spki_start..spki_start + spki_raw.len(),
-            derived: OnceCell::new(),
+            texts: OnceCell::new(),
+            keys: OnceCell::new(),
+            hashes: OnceCell::new(),
             chain,
             rfc9440: OnceCell::new(),
             key: key_kind(cert),
@@ -354,15 +404,57 @@ impl Identity {
         })
     }
 
-    fn derived(&self) -> &Derived {
-        self.derived.get_or_init(|| Derived {
-            subject_text: [self.subject.to_rfc4514().into()],
-            subject_nul: format!("{}\0", self.subject.to_rfc4514()).into(),
-            issuer_text: [self.issuer.to_rfc4514().into()],
-            subject_key: [self.subject.canonical_key().into()],
-            issuer_key: [self.issuer.canonical_key().into()],
-            fingerprint: [hex(&Sha256::digest(&self.der)).into()],
-            spki: [hex(&Sha256::digest(&self.der[self.spki.clone()])).into()],
+    /// The subject (or the issuer) as a parsed structure again, from the
+    /// values read and their places.
+    fn dn(&self, issuer: bool) -> Dn {
+        let entries = if issuer { &self.names[self.issuer_from..] } else { &self.names[..self.issuer_from] };
+        let mut rdns: Vec<Rdn> = Vec::new();
+        for entry in entries {
+            let i = entry.value as usize;
+            let ty: AttrType = match entry.field {
+                Some(field) => field.short_name().into(),
+                // As everywhere else, not x509-parser's text, which writes
+                // 0.0 as `0`, a type no policy can name.
+                None => dotted(self.oid_at(i)).into(),
+            };
+            let pair = (ty, self.values[i].to_string());
+            match rdns.last_mut() {
+                Some(rdn) if !entry.new_rdn => rdn.push(pair),
+                _ => rdns.push(vec![pair]),
+            }
+        }
+        rdns.reverse();
+        Dn { rdns }
+    }
+
+    /// The OID of the value at `i` of an OID-named attribute.
+    fn oid_at(&self, i: usize) -> &[u8] {
+        let run = self.oid_runs.iter().find(|run| (run.2 as usize..run.3 as usize).contains(&i));
+        run.map_or(&[], |run| &run.1)
+    }
+
+    fn texts(&self) -> &Texts {
+        self.texts.get_or_init(|| {
+            let subject = self.dn(false).to_rfc4514();
+            Texts {
+                subject_nul: format!("{subject}\0").into(),
+                subject: [subject.into()],
+                issuer: [self.dn(true).to_rfc4514().into()],
+            }
+        })
+    }
+
+    /// Canonical keys of the subject and issuer DNs, for matching.
+    fn keys(&self) -> &[[Box<str>; 1]; 2] {
+        self.keys
+            .get_or_init(|| [[self.dn(false).canonical_key().into()], [self.dn(true).canonical_key().into()]])
+    }
+
+    /// SHA-256 of the certificate and of its SubjectPublicKeyInfo.
+    fn hashes(&self) -> &[[Box<str>; 1]; 2] {
+        self.hashes.get_or_init(|| {
+            let spki = self.der.get(self.spki.clone()).unwrap_or_default();
+            [[hex(&Sha256::digest(&self.der)).into()], [hex(&Sha256::digest(spki)).into()]]
         })
     }
 
@@ -385,10 +477,10 @@ impl Identity {
     #[inline(never)]
     fn derived_values(&self, attr: Attr) -> &[Box<str>] {
         match attr {
-            Attr::Subject => &self.derived().subject_text,
-            Attr::Issuer => &self.derived().issuer_text,
-            Attr::Fingerprint => &self.derived().fingerprint,
-            _ => &self.derived().spki,
+            Attr::Subject => &self.texts().subject,
+            Attr::Issuer => &self.texts().issuer,
+            Attr::Fingerprint => &self.hashes()[0],
+            _ => &self.hashes()[1],
         }
     }
 
@@ -449,8 +541,8 @@ impl Identity {
     #[inline(always)]
     pub fn match_values(&self, attr: Attr) -> &[Box<str>] {
         match attr {
-            Attr::Subject => &self.derived().subject_key,
-            Attr::Issuer => &self.derived().issuer_key,
+            Attr::Subject => &self.keys()[0],
+            Attr::Issuer => &self.keys()[1],
             _ => self.values(attr),
         }
     }
@@ -458,13 +550,13 @@ impl Identity {
     /// The subject as RFC 4514 text.
     /// The subject as RFC 4514 text, followed in memory by a NUL.
     pub fn subject_text(&self) -> &str {
-        let nul = &self.derived().subject_nul;
+        let nul = &self.texts().subject_nul;
         &nul[..nul.len() - 1]
     }
 
     /// The issuer as RFC 4514 text.
     pub fn issuer_text(&self) -> &str {
-        &self.derived().issuer_text[0]
+        &self.texts().issuer[0]
     }
 
     /// The leaf as an RFC 9440 Client-Cert value: the DER as a structured
@@ -497,7 +589,9 @@ impl Identity {
     /// Computes the values derived on first use now (for benchmarks and
     /// for callers that want the cost paid up front).
     pub fn derive_all(&self) {
-        self.derived();
+        self.texts();
+        self.keys();
+        self.hashes();
     }
 }
 
@@ -548,8 +642,9 @@ fn pem_to_der(pem: &[u8]) -> Result<Vec<u8>, CertError> {
     if !pem[start + body_len..].starts_with(END) {
         return refuse("no -----END CERTIFICATE----- line after the body");
     }
-    // Decoded line by line into one buffer, which costs a fraction of a
-    // decoder that skips line breaks as it goes, or of a copy without them.
+    // Decoded line by line into one buffer, each line as a base64 text of
+    // its own (padding only at its end), as the base64 crate's standard
+    // engine decodes it; by hand, as that costs a third.
     let body = &pem[start..start + body_len];
     let mut der = vec![0u8; body.len() / 4 * 3 + 3];
     let mut len = 0;
@@ -562,63 +657,114 @@ fn pem_to_der(pem: &[u8]) -> Result<Vec<u8>, CertError> {
         if line.is_empty() {
             continue;
         }
-        match BASE64.decode_slice(line, &mut der[len..]) {
-            Ok(n) => len += n,
-            Err(_) => return refuse("the PEM body is not base64"),
+        match decode_base64_line(line, &mut der[len..]) {
+            Some(n) => len += n,
+            None => return refuse("the PEM body is not base64"),
         }
     }
     der.truncate(len);
     Ok(der)
 }
 
-/// Reads a Name into a Dn (most specific RDN first), decoding every string,
-/// and adds each attribute value to `values` as its own value, most general
-/// first as the certificate lists them: two CNs (or a CN in a multi-valued
-/// RDN) are two values, never one joined string.
+/// The value of each base64 digit; 0xff for every other byte (`=` too).
+const BASE64_DIGITS: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut i = 0;
+    while i < alphabet.len() {
+        table[alphabet[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// Decodes one padded base64 text (RFC 4648 §4) into the start of `out`
+/// and says how many bytes it wrote; None, with `out` in any state, unless
+/// the text is canonical: whole groups of four, `=` only as one or two at
+/// the end, the bits that padding leaves over all zero.
+fn decode_base64_line(line: &[u8], out: &mut [u8]) -> Option<usize> {
+    if line.is_empty() || !line.len().is_multiple_of(4) {
+        return None;
+    }
+    let out = out.get_mut(..line.len() / 4 * 3)?;
+    let digit = |c: u8| u32::from(BASE64_DIGITS[c as usize]);
+    // Each digit is below 64, so a byte outside base64 (0xff) shows as
+    // bit 31 after the shifts.
+    let group = |a: u8, b: u8, c: u8, d: u8| {
+        let bits = digit(a) << 18 | digit(b) << 12 | digit(c) << 6 | digit(d);
+        let bad = (digit(a) | digit(b) | digit(c) | digit(d)) & 0x80;
+        (bad == 0).then_some(bits)
+    };
+    let (full, last) = line.split_at(line.len() - 4);
+    let (out_full, out_last) = out.split_at_mut(full.len() / 4 * 3);
+    for (g, o) in full.chunks_exact(4).zip(out_full.chunks_exact_mut(3)) {
+        let bits = group(g[0], g[1], g[2], g[3])?;
+        o[0] = (bits >> 16) as u8;
+        o[1] = (bits >> 8) as u8;
+        o[2] = bits as u8;
+    }
+    let (bits, keep) = match *last {
+        [a, b, b'=', b'='] => (group(a, b, b'A', b'A')?, 1),
+        [a, b, c, b'='] => (group(a, b, c, b'A')?, 2),
+        [a, b, c, d] => (group(a, b, c, d)?, 3),
+        _ => return None,
+    };
+    let bytes = bits.to_be_bytes();
+    if bytes[1 + keep..].iter().any(|&b| b != 0) {
+        return None;
+    }
+    out_last[..keep].copy_from_slice(&bytes[1..1 + keep]);
+    Some(full.len() / 4 * 3 + keep)
+}
+
+/// Reads a Name, decoding every string, and adds each attribute value to
+/// `values` as its own value, most general first as the certificate lists
+/// them: two CNs (or a CN in a multi-valued RDN) are two values, never one
+/// joined string.  `names` gets each value's place and type, from which
+/// the whole-DN text and key are written when first asked for.
 fn read_name(
     name: &X509Name<'_>,
     which: &str,
     field_attr: fn(NameField) -> Attr,
     oid_attr: Attr,
     values: &mut Vec<Read>,
-) -> Result<Dn, CertError> {
-    let mut rdns = Vec::new();
+    names: &mut Vec<NameEntry>,
+) -> Result<(), CertError> {
     for rdn in name.iter_rdn() {
-        let mut pairs = Vec::new();
-        for atv in rdn.iter() {
-            let oid = atv.attr_type();
-            check_oid(oid.as_bytes()).map_err(|why| CertError(format!("{which}: {why}")))?;
-            let ty: AttrType = match short_name_for_oid_bytes(oid.as_bytes()) {
-                Some(short) => short.into(),
-                // As everywhere else, not x509-parser's text, which writes
-                // 0.0 as `0`, a type no policy can name.
-                None => dotted(oid.as_bytes()).into(),
-            };
-            let value =
-                decode_string(atv.attr_value()).map_err(|why| CertError(format!("{which} {ty}: {why}")))?;
-            match NameField::from_oid_bytes(oid.as_bytes()) {
-                Some(field) => values.push((field_attr(field).index(), None, value.as_str().into())),
-                None => values.push((oid_attr.index(), Some(oid.as_bytes().into()), value.as_str().into())),
+        // x509-parser reads an RDN only with at least one value.
+        for (j, atv) in rdn.iter().enumerate() {
+            let oid = atv.attr_type().as_bytes();
+            check_oid(oid).map_err(|why| CertError(format!("{which}: {why}")))?;
+            let field = NameField::from_oid_bytes(oid);
+            let value = decode_string(atv.attr_value()).map_err(|why| {
+                let ty = field.map_or_else(|| dotted(oid), |field| field.short_name().to_string());
+                CertError(format!("{which} {ty}: {why}"))
+            })?;
+            names.push(NameEntry {
+                value: values.len().min(u16::MAX as usize) as u16,
+                field,
+                new_rdn: j == 0,
+            });
+            match field {
+                Some(field) => values.push((field_attr(field).index(), None, value)),
+                None => values.push((oid_attr.index(), Some(oid.into()), value)),
             }
-            pairs.push((ty, value));
         }
-        rdns.push(pairs);
     }
-    rdns.reverse();
-    Ok(Dn { rdns })
+    Ok(())
 }
 
 /// Decodes every ASN.1 string type a name may use into Unicode.  Any other
 /// type, an invalid encoding or a control character is an error.
-fn decode_string(any: &Any<'_>) -> Result<String, String> {
+fn decode_string(any: &Any<'_>) -> Result<Box<str>, String> {
     let data: &[u8] = any.data;
-    let text = match any.tag() {
-        Tag::Utf8String => String::from_utf8(data.to_vec()).map_err(|_| "invalid UTF8String")?,
+    let text: Box<str> = match any.tag() {
+        Tag::Utf8String => std::str::from_utf8(data).map_err(|_| "invalid UTF8String")?.into(),
         Tag::PrintableString | Tag::Ia5String | Tag::NumericString | Tag::VisibleString => {
             if !data.is_ascii() {
                 return Err("non-ASCII byte in an ASCII string type".into());
             }
-            String::from_utf8(data.to_vec()).map_err(|_| "invalid string")?
+            std::str::from_utf8(data).map_err(|_| "invalid string")?.into()
         }
         // T.61 is taken as Latin-1, as OpenSSL and most software do.
         Tag::TeletexString => data.iter().map(|&b| b as char).collect(),
@@ -627,7 +773,7 @@ fn decode_string(any: &Any<'_>) -> Result<String, String> {
                 return Err("BMPString of odd length".into());
             }
             let units = data.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]));
-            char::decode_utf16(units).collect::<Result<String, _>>().map_err(|_| "invalid BMPString")?
+            char::decode_utf16(units).collect::<Result<String, _>>().map_err(|_| "invalid BMPString")?.into()
         }
         Tag::UniversalString => {
             if !data.len().is_multiple_of(4) {
@@ -637,6 +783,7 @@ fn decode_string(any: &Any<'_>) -> Result<String, String> {
                 .map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
                 .collect::<Option<String>>()
                 .ok_or("invalid UniversalString")?
+                .into()
         }
         other => return Err(format!("unsupported string type {other:?}")),
     };
@@ -644,8 +791,16 @@ fn decode_string(any: &Any<'_>) -> Result<String, String> {
     Ok(text)
 }
 
+/// Refuses a control character (Unicode's Cc: U+0000..U+001F, U+007F and
+/// U+0080..U+009F), looked for in the UTF-8 bytes: the C0 ones and DEL are
+/// one byte each, the C1 ones 0xC2 and a byte 0x80..0x9F.
 fn check_text(text: &str) -> Result<(), String> {
-    if text.chars().any(char::is_control) {
+    let bytes = text.as_bytes();
+    let control = bytes
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b < 0x20 || b == 0x7f || (b == 0xc2 && matches!(bytes.get(i + 1), Some(0x80..=0x9f))));
+    if control {
         return Err("control character (NUL included) in a value".into());
     }
     Ok(())
@@ -691,12 +846,12 @@ fn read_other_name(oid: &[u8], content: &[u8], values: &mut Vec<Read>) -> Result
     } else if value.class() == Class::Universal && is_string_tag(value.tag()) {
         decode_string(&value).map_err(|why| CertError(format!("{what}: {why}")))?
     } else {
-        format!("#{}", hex(inner))
+        format!("#{}", hex(inner)).into()
     };
     if oid == OID_UPN {
-        values.push((Attr::SanUpn.index(), None, text.into()));
+        values.push((Attr::SanUpn.index(), None, text));
     } else {
-        values.push((Attr::SanOther(NO_OID).index(), Some(oid.into()), text.into()));
+        values.push((Attr::SanOther(NO_OID).index(), Some(oid.into()), text));
     }
     Ok(())
 }
@@ -869,5 +1024,35 @@ fn key_kind(cert: &X509Certificate<'_>) -> KeyKind {
         KeyKind::Ed448
     } else {
         KeyKind::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written decoder takes exactly the lines the base64 crate's
+    /// standard engine takes, to the same bytes: every line of up to six
+    /// characters from digits of each kind of trailing bits, padding and
+    /// bytes outside base64, and of up to nine from fewer of them (padding
+    /// inside a line, groups after it).
+    #[test]
+    fn base64_lines_decode_as_the_base64_crate_decodes_them() {
+        for (chars, longest) in [(&b"AQgw/+=BE\r -\x80"[..], 6), (&b"AQw="[..], 9)] {
+            let mut line = Vec::new();
+            for len in 0..=longest {
+                for mut n in 0..(chars.len() as u64).pow(len) {
+                    line.clear();
+                    for _ in 0..len {
+                        line.push(chars[(n % chars.len() as u64) as usize]);
+                        n /= chars.len() as u64;
+                    }
+                    let mut ours = vec![7u8; 9];
+                    let ours = decode_base64_line(&line, &mut ours).map(|n| ours[..n].to_vec());
+                    let theirs = if line.is_empty() { None } else { BASE64.decode(&line).ok() };
+                    assert_eq!(ours, theirs, "{:?}", String::from_utf8_lossy(&line));
+                }
+            }
+        }
     }
 }
