@@ -196,7 +196,7 @@ pub struct Identity {
     /// Subject then issuer as the certificate lists their values (the
     /// issuer's from `issuer_from`), each pointing into `values`: enough to
     /// write the whole-DN texts and keys when they are first asked for.
-    names: Box<[NameEntry]>,
+    names: Vec<NameEntry>,
     issuer_from: usize,
     der: Vec<u8>,
     /// Where the SubjectPublicKeyInfo lies within `der`.
@@ -389,7 +389,7 @@ impl Identity {
             values: sorted.into_boxed_slice(),
             ends,
             oid_runs: oid_runs.into_boxed_slice(),
-            names: names.into_boxed_slice(),
+            names,
             issuer_from,
             der: Vec::new(),
             spki: spki_start..spki_start + spki_raw.len(),
@@ -760,8 +760,11 @@ fn read_name(
         // x509-parser reads an RDN only with at least one value.
         for (j, atv) in rdn.iter().enumerate() {
             let oid = atv.attr_type().as_bytes();
-            check_oid(oid).map_err(|why| CertError(format!("{which}: {why}")))?;
+            // A type of the table is a well-formed OID: only others are checked.
             let field = NameField::from_oid_bytes(oid);
+            if field.is_none() {
+                check_oid(oid).map_err(|why| CertError(format!("{which}: {why}")))?;
+            }
             let value = decode_string(atv.attr_value()).map_err(|why| {
                 let ty = field.map_or_else(|| dotted(oid), |field| field.short_name().to_string());
                 CertError(format!("{which} {ty}: {why}"))
@@ -992,12 +995,10 @@ pub fn serial_hex(raw: &[u8]) -> String {
 /// Upper-case hex without separators.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 15) as usize] as char);
-    }
-    out
+    let digits: Vec<u8> =
+        bytes.iter().flat_map(|b| [DIGITS[(b >> 4) as usize], DIGITS[(b & 15) as usize]]).collect();
+    // Hex digits are ASCII.
+    String::from_utf8(digits).unwrap_or_default()
 }
 
 const OID_SAN: &[u8] = &[0x55, 0x1d, 0x11];
