@@ -20,7 +20,7 @@ use x509_parser::nom::Parser;
 use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 
 use crate::attr::{dotted, Attr, NameField, ATTR_COUNT, OID_UPN};
-use crate::dn::{AttrType, Dn, Rdn};
+use crate::dn::{write_canonical_key, write_rfc4514};
 
 /// One value as it is read: its attribute slot, for the attributes named
 /// by OID the OID's DER content bytes, and the value.
@@ -201,7 +201,8 @@ pub struct Identity {
     der: Vec<u8>,
     /// Where the SubjectPublicKeyInfo lies within `der`.
     spki: std::ops::Range<usize>,
-    texts: OnceCell<Texts>,
+    subject: OnceCell<SubjectText>,
+    issuer: OnceCell<[Box<str>; 1]>,
     keys: OnceCell<[[Box<str>; 1]; 2]>,
     hashes: OnceCell<[[Box<str>; 1]; 2]>,
     /// The DER of each CA certificate above the leaf in the verified chain,
@@ -227,14 +228,13 @@ struct NameEntry {
     new_rdn: bool,
 }
 
-/// The RFC 4514 texts of subject and issuer, one value each, as `values`.
+/// The subject's RFC 4514 text, as a value and again with a NUL after it,
+/// for servers that hand it on as a C string: one copy per certificate,
+/// none per request.
 #[derive(Debug)]
-struct Texts {
-    subject: [Box<str>; 1],
-    issuer: [Box<str>; 1],
-    /// The subject's text again with a NUL after it, for servers that hand
-    /// it on as a C string: one copy per certificate, none per request.
-    subject_nul: Box<str>,
+struct SubjectText {
+    text: [Box<str>; 1],
+    nul: Box<str>,
 }
 
 impl Identity {
@@ -393,7 +393,8 @@ impl Identity {
             issuer_from,
             der: Vec::new(),
             spki: spki_start..spki_start + spki_raw.len(),
-            texts: OnceCell::new(),
+            subject: OnceCell::new(),
+            issuer: OnceCell::new(),
             keys: OnceCell::new(),
             hashes: OnceCell::new(),
             chain,
@@ -404,27 +405,41 @@ impl Identity {
         })
     }
 
-    /// The subject (or the issuer) as a parsed structure again, from the
-    /// values read and their places.
-    fn dn(&self, issuer: bool) -> Dn {
+    /// The RFC 4514 text (or with `key`, the canonical key) of the subject
+    /// or the issuer, written from the values read and their places.
+    fn name_text(&self, issuer: bool, key: bool) -> String {
         let entries = if issuer { &self.names[self.issuer_from..] } else { &self.names[..self.issuer_from] };
-        let mut rdns: Vec<Rdn> = Vec::new();
-        for entry in entries {
-            let i = entry.value as usize;
-            let ty: AttrType = match entry.field {
-                Some(field) => field.short_name().into(),
-                // As everywhere else, not x509-parser's text, which writes
-                // 0.0 as `0`, a type no policy can name.
-                None => dotted(self.oid_at(i)).into(),
-            };
-            let pair = (ty, self.values[i].to_string());
+        // As everywhere else, not x509-parser's text, which writes 0.0 as
+        // `0`, a type no policy can name.  Few names have such types.
+        let dotted_types: Vec<String> = if entries.iter().any(|e| e.field.is_none()) {
+            entries.iter().map(|e| dotted(self.oid_at(e.value as usize))).collect()
+        } else {
+            Vec::new()
+        };
+        let ty = |i: usize| match entries[i].field {
+            Some(field) => field.short_name(),
+            None => dotted_types.get(i).map_or("", String::as_str),
+        };
+        // Each RDN's first and last entry + 1, most general first.
+        let mut rdns: Vec<(usize, usize)> = Vec::with_capacity(entries.len());
+        for (i, entry) in entries.iter().enumerate() {
             match rdns.last_mut() {
-                Some(rdn) if !entry.new_rdn => rdn.push(pair),
-                _ => rdns.push(vec![pair]),
+                Some(rdn) if !entry.new_rdn => rdn.1 = i + 1,
+                _ => rdns.push((i, i + 1)),
             }
         }
-        rdns.reverse();
-        Dn { rdns }
+        // Most specific first.
+        let pairs = rdns
+            .iter()
+            .rev()
+            .map(|&(start, end)| (start..end).map(|i| (ty(i), &*self.values[entries[i].value as usize])));
+        let mut out = String::new();
+        if key {
+            write_canonical_key(pairs, &mut out);
+        } else {
+            write_rfc4514(pairs, &mut out);
+        }
+        out
     }
 
     /// The OID of the value at `i` of an OID-named attribute.
@@ -433,21 +448,22 @@ impl Identity {
         run.map_or(&[], |run| &run.1)
     }
 
-    fn texts(&self) -> &Texts {
-        self.texts.get_or_init(|| {
-            let subject = self.dn(false).to_rfc4514();
-            Texts {
-                subject_nul: format!("{subject}\0").into(),
-                subject: [subject.into()],
-                issuer: [self.dn(true).to_rfc4514().into()],
-            }
+    fn subject(&self) -> &SubjectText {
+        self.subject.get_or_init(|| {
+            let mut text = self.name_text(false, false);
+            let plain: Box<str> = text.as_str().into();
+            text.push('\0');
+            SubjectText { text: [plain], nul: text.into() }
         })
+    }
+
+    fn issuer(&self) -> &[Box<str>; 1] {
+        self.issuer.get_or_init(|| [self.name_text(true, false).into()])
     }
 
     /// Canonical keys of the subject and issuer DNs, for matching.
     fn keys(&self) -> &[[Box<str>; 1]; 2] {
-        self.keys
-            .get_or_init(|| [[self.dn(false).canonical_key().into()], [self.dn(true).canonical_key().into()]])
+        self.keys.get_or_init(|| [[self.name_text(false, true).into()], [self.name_text(true, true).into()]])
     }
 
     /// SHA-256 of the certificate and of its SubjectPublicKeyInfo.
@@ -477,8 +493,8 @@ impl Identity {
     #[inline(never)]
     fn derived_values(&self, attr: Attr) -> &[Box<str>] {
         match attr {
-            Attr::Subject => &self.texts().subject,
-            Attr::Issuer => &self.texts().issuer,
+            Attr::Subject => &self.subject().text,
+            Attr::Issuer => self.issuer(),
             Attr::Fingerprint => &self.hashes()[0],
             _ => &self.hashes()[1],
         }
@@ -550,13 +566,13 @@ impl Identity {
     /// The subject as RFC 4514 text.
     /// The subject as RFC 4514 text, followed in memory by a NUL.
     pub fn subject_text(&self) -> &str {
-        let nul = &self.texts().subject_nul;
+        let nul = &self.subject().nul;
         &nul[..nul.len() - 1]
     }
 
     /// The issuer as RFC 4514 text.
     pub fn issuer_text(&self) -> &str {
-        &self.texts().issuer[0]
+        &self.issuer()[0]
     }
 
     /// The leaf as an RFC 9440 Client-Cert value: the DER as a structured
@@ -589,7 +605,8 @@ impl Identity {
     /// Computes the values derived on first use now (for benchmarks and
     /// for callers that want the cost paid up front).
     pub fn derive_all(&self) {
-        self.texts();
+        self.subject();
+        self.issuer();
         self.keys();
         self.hashes();
     }
