@@ -205,10 +205,8 @@ pub struct Identity {
     issuer: OnceCell<[Box<str>; 1]>,
     keys: OnceCell<[[Box<str>; 1]; 2]>,
     hashes: OnceCell<[[Box<str>; 1]; 2]>,
-    /// The DER of each CA certificate above the leaf in the verified chain,
-    /// issuer first, as the server passed them: kept for the RFC 9440
-    /// Client-Cert-Chain export.
-    chain: Box<[Box<[u8]>]>,
+    /// The CA certificates above the leaf in the verified chain.
+    chain: Chain,
     /// The RFC 9440 values of leaf and chain, made on first use.
     rfc9440: OnceCell<(Box<str>, Box<str>)>,
     pub key: KeyKind,
@@ -226,6 +224,45 @@ struct NameEntry {
     value: u16,
     field: Option<NameField>,
     new_rdn: bool,
+}
+
+/// The CA certificates above a leaf in the chain the server verified, in
+/// the order it passed them (issuer first): kept for their hashes (made on
+/// first use) and the RFC 9440 Client-Cert-Chain export.
+#[derive(Debug)]
+struct Chain {
+    cas: Box<[ChainCa]>,
+    /// Which of them is the first whose subject is the leaf's issuer name.
+    issuer_at: Option<usize>,
+    /// `ca.spki`, `ca.fingerprint` and `issuer.spki`.
+    hashes: OnceCell<[Box<[Box<str>]>; 3]>,
+}
+
+#[derive(Debug)]
+struct ChainCa {
+    der: Box<[u8]>,
+    /// Where its SubjectPublicKeyInfo lies within `der`.
+    spki: std::ops::Range<usize>,
+}
+
+impl Chain {
+    /// How many values the hashes are.
+    fn value_count(&self) -> usize {
+        2 * self.cas.len() + usize::from(self.issuer_at.is_some())
+    }
+
+    fn hashes(&self) -> &[Box<[Box<str>]>; 3] {
+        self.hashes.get_or_init(|| {
+            let spki = |ca: &ChainCa| -> Box<str> {
+                hex(&Sha256::digest(ca.der.get(ca.spki.clone()).unwrap_or_default())).into()
+            };
+            [
+                self.cas.iter().map(spki).collect(),
+                self.cas.iter().map(|ca| hex(&Sha256::digest(&ca.der)).into()).collect(),
+                self.issuer_at.and_then(|i| self.cas.get(i)).map(spki).into_iter().collect(),
+            ]
+        })
+    }
 }
 
 /// The subject's RFC 4514 text, as a value and again with a NUL after it,
@@ -271,25 +308,23 @@ impl Identity {
     /// Everything of an identity but its DER, which the caller moves in
     /// once the parsed certificate, which borrows it, is gone.
     fn read(der: &[u8], chain: &[&[u8]]) -> Result<Identity, CertError> {
-        let cert = parse_der(der, "")?;
-        let mut cas: Vec<Read> = Vec::new();
-        let mut kept: Vec<Box<[u8]>> = Vec::new();
-        let mut issuer_found = false;
+        let cert = parse_der(der, None)?;
+        let mut cas: Vec<ChainCa> = Vec::new();
+        let mut issuer_at = None;
         for (i, ca_der) in chain.iter().enumerate() {
             if *ca_der == der {
                 continue;
             }
-            kept.push((*ca_der).into());
-            let ca = parse_der(ca_der, &format!("chain certificate {i}: "))?;
-            let spki = hex(&Sha256::digest(ca.public_key().raw));
-            if !issuer_found && ca.subject().as_raw() == cert.issuer().as_raw() {
-                issuer_found = true;
-                cas.push((Attr::IssuerSpki.index(), None, spki.clone().into()));
+            let ca = parse_der(ca_der, Some(i))?;
+            if issuer_at.is_none() && ca.subject().as_raw() == cert.issuer().as_raw() {
+                issuer_at = Some(cas.len());
             }
-            cas.push((Attr::CaSpki.index(), None, spki.into()));
-            cas.push((Attr::CaFingerprint.index(), None, hex(&Sha256::digest(ca_der)).into()));
+            let spki = ca.public_key().raw;
+            let spki_start = spki.as_ptr() as usize - ca_der.as_ptr() as usize;
+            cas.push(ChainCa { der: (*ca_der).into(), spki: spki_start..spki_start + spki.len() });
         }
-        Identity::from_parsed(&cert, der, cas, kept.into_boxed_slice())
+        let chain = Chain { cas: cas.into_boxed_slice(), issuer_at, hashes: OnceCell::new() };
+        Identity::from_parsed(&cert, der, chain)
     }
 
     /// Parses the first CERTIFICATE block of a PEM text.
@@ -306,14 +341,8 @@ impl Identity {
         }
     }
 
-    fn from_parsed(
-        cert: &X509Certificate<'_>,
-        der: &[u8],
-        chain_values: Vec<Read>,
-        chain: Box<[Box<[u8]>]>,
-    ) -> Result<Identity, CertError> {
-        let mut values: Vec<Read> = chain_values;
-        values.reserve(16);
+    fn from_parsed(cert: &X509Certificate<'_>, der: &[u8], chain: Chain) -> Result<Identity, CertError> {
+        let mut values: Vec<Read> = Vec::with_capacity(16);
         let mut names: Vec<NameEntry> = Vec::with_capacity(12);
 
         read_name(cert.subject(), "subject", Attr::SubjectField, NO_SUBJECT_OID, &mut values, &mut names)?;
@@ -343,7 +372,9 @@ impl Identity {
         }
 
         values.push((Attr::Serial.index(), None, serial_hex(cert.raw_serial()).into()));
-        if values.len() > u16::MAX as usize {
+        // The chain's hashes are values too, made on first use: counted as
+        // when they were made here.
+        if values.len() + chain.value_count() > u16::MAX as usize {
             return refuse("too many names");
         }
         // Stable: the values of one attribute keep the certificate's order.
@@ -479,7 +510,13 @@ impl Identity {
     #[inline(always)]
     pub fn values(&self, attr: Attr) -> &[Box<str>] {
         match attr {
-            Attr::Subject | Attr::Issuer | Attr::Fingerprint | Attr::Spki => self.derived_values(attr),
+            Attr::Subject
+            | Attr::Issuer
+            | Attr::Fingerprint
+            | Attr::Spki
+            | Attr::CaSpki
+            | Attr::CaFingerprint
+            | Attr::IssuerSpki => self.derived_values(attr),
             Attr::SubjectOid(_) | Attr::IssuerOid(_) | Attr::SanOther(_) => self.oid_values(attr),
             // Every decision asks for these: kept small enough to inline.
             _ => {
@@ -496,7 +533,11 @@ impl Identity {
             Attr::Subject => &self.subject().text,
             Attr::Issuer => self.issuer(),
             Attr::Fingerprint => &self.hashes()[0],
-            _ => &self.hashes()[1],
+            Attr::Spki => &self.hashes()[1],
+            Attr::CaSpki => &self.chain.hashes()[0],
+            Attr::CaFingerprint => &self.chain.hashes()[1],
+            Attr::IssuerSpki => &self.chain.hashes()[2],
+            _ => &[],
         }
     }
 
@@ -591,7 +632,7 @@ impl Identity {
     fn rfc9440(&self) -> &(Box<str>, Box<str>) {
         self.rfc9440.get_or_init(|| {
             let item = |der: &[u8]| format!(":{}:", BASE64.encode(der));
-            let chain: Vec<String> = self.chain.iter().map(|der| item(der)).collect();
+            let chain: Vec<String> = self.chain.cas.iter().map(|ca| item(&ca.der)).collect();
             (item(&self.der).into(), chain.join(", ").into())
         })
     }
@@ -609,20 +650,22 @@ impl Identity {
         self.issuer();
         self.keys();
         self.hashes();
+        self.chain.hashes();
     }
 }
 
 /// Parses one DER certificate; anything after it is an error.
-fn parse_der<'a>(der: &'a [u8], which: &str) -> Result<X509Certificate<'a>, CertError> {
+fn parse_der(der: &[u8], chain_index: Option<usize>) -> Result<X509Certificate<'_>, CertError> {
+    let which = || chain_index.map_or_else(String::new, |i| format!("chain certificate {i}: "));
     // Extensions are not parsed deeply: the few read are parsed where they
     // are read, which saves a third of the parse time.
     let mut parser = X509CertificateParser::new().with_deep_parse_extensions(false);
     let (rest, cert) = match parser.parse(der) {
         Ok(parsed) => parsed,
-        Err(e) => return refuse(format!("{which}not a certificate: {e}")),
+        Err(e) => return refuse(format!("{}not a certificate: {e}", which())),
     };
     if !rest.is_empty() {
-        return refuse(format!("{which}{} bytes follow the certificate's DER", rest.len()));
+        return refuse(format!("{}{} bytes follow the certificate's DER", which(), rest.len()));
     }
     Ok(cert)
 }
