@@ -177,8 +177,9 @@ impl fmt::Display for KeyKind {
 /// Everything a policy can ask of one certificate.
 ///
 /// Name fields, SANs and the serial are read when the certificate is
-/// parsed.  The values few requests use (whole-DN texts and keys, the two
-/// SHA-256 hashes, the RFC 9440 items) are derived on first use, once each,
+/// parsed.  The values few requests use (whole-DN texts and keys, the
+/// SHA-256 hashes of the leaf and of its chain, the RFC 9440 items) are
+/// derived on first use, once each (thread-safe: an identity is shared),
 /// from data kept here: a connection whose requests only decide pays for
 /// none of them.
 #[derive(Debug)]
