@@ -1169,8 +1169,8 @@ mod tests {
                     (0..x as usize % 61).map(|i| (x >> (i % 4 * 8)) as u8 ^ i as u8).collect();
                 let line = BASE64.encode(bytes);
                 body.extend(line.as_bytes());
-                body.extend(if x % 3 == 0 { &b"\r\n"[..] } else { b"\n" });
-                if x % 97 == 0 {
+                body.extend(if x.is_multiple_of(3) { &b"\r\n"[..] } else { b"\n" });
+                if x.is_multiple_of(97) {
                     body.push(b"A=\r\n+"[x as usize % 5]);
                     garbled = true;
                 }
