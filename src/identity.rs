@@ -378,37 +378,59 @@ impl Identity {
         if values.len() + chain.value_count() > u16::MAX as usize {
             return refuse("too many names");
         }
-        // Stable: the values of one attribute keep the certificate's order.
-        // `rank` follows each value from where it was read to its place.
-        let mut order: Vec<u16> = (0..values.len() as u16).collect();
-        order.sort_by(|&a, &b| {
-            let (a, b) = (&values[a as usize], &values[b as usize]);
-            (a.0, &a.1).cmp(&(b.0, &b.1))
-        });
-        let mut rank = vec![0u16; values.len()];
-        for (place, &read) in order.iter().enumerate() {
-            rank[read as usize] = place as u16;
-        }
-        for entry in &mut names {
-            entry.value = rank[entry.value as usize];
-        }
         // ends[i]: how many values belong to attributes 0..=i.
         let mut ends = [0u16; ATTR_COUNT];
-        let mut oid_runs: Vec<OidRun> = Vec::new();
-        let mut sorted: Vec<Box<str>> = Vec::with_capacity(values.len());
-        for (i, &read) in order.iter().enumerate() {
-            let (attr, oid, value) = &mut values[read as usize];
+        for (attr, _, _) in &values {
             ends[*attr] += 1;
-            if let Some(oid) = oid {
-                match oid_runs.last_mut() {
-                    Some(run) if run.0 as usize == *attr && run.1 == *oid => run.3 += 1,
-                    _ => oid_runs.push((*attr as u16, std::mem::take(oid), i as u16, i as u16 + 1)),
-                }
-            }
-            sorted.push(std::mem::take(value));
         }
         for i in 1..ATTR_COUNT {
             ends[i] += ends[i - 1];
+        }
+        // Each value goes after those of the attributes before its own, the
+        // values of one attribute in the certificate's order (a counting
+        // sort, so stable); a name entry follows its value there.
+        let mut next = [0u16; ATTR_COUNT];
+        next[1..].copy_from_slice(&ends[..ATTR_COUNT - 1]);
+        let mut sorted: Vec<Box<str>> = vec![Box::default(); values.len()];
+        let mut by_oid: Vec<(usize, Box<[u8]>, u16)> = Vec::new();
+        let mut entries = names.iter_mut().peekable();
+        for (read, (attr, oid, value)) in values.into_iter().enumerate() {
+            let place = next[attr];
+            next[attr] += 1;
+            sorted[place as usize] = value;
+            if let Some(entry) = entries.next_if(|e| e.value as usize == read) {
+                entry.value = place;
+            }
+            if let Some(oid) = oid {
+                by_oid.push((attr, oid, place));
+            }
+        }
+        // The values named by OID (all of their kinds' slots) are sorted by
+        // OID within their slot, stably: the k-th of them in that order
+        // takes the k-th of their places.
+        let mut oid_runs: Vec<OidRun> = Vec::new();
+        if !by_oid.is_empty() {
+            let mut places: Vec<u16> = by_oid.iter().map(|&(_, _, place)| place).collect();
+            places.sort_unstable();
+            by_oid.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+            // Taken out first, then put back: a place may be both.
+            let moved: Vec<Box<str>> =
+                by_oid.iter().map(|&(_, _, from)| std::mem::take(&mut sorted[from as usize])).collect();
+            for (k, value) in moved.into_iter().enumerate() {
+                sorted[places[k] as usize] = value;
+            }
+            for entry in names.iter_mut().filter(|e| e.field.is_none()) {
+                if let Some(k) = by_oid.iter().position(|&(_, _, from)| from == entry.value) {
+                    entry.value = places[k];
+                }
+            }
+            for (k, (attr, oid, _)) in by_oid.into_iter().enumerate() {
+                let at = places[k];
+                match oid_runs.last_mut() {
+                    Some(run) if run.0 as usize == attr && run.1 == oid => run.3 = at + 1,
+                    _ => oid_runs.push((attr as u16, oid, at, at + 1)),
+                }
+            }
         }
 
         let validity = cert.validity();
