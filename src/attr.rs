@@ -39,7 +39,13 @@ impl NameField {
     }
 
     /// The field of a type given by its OID's DER content bytes.
+    #[inline]
     pub fn from_oid_bytes(oid: &[u8]) -> Option<NameField> {
+        // Most names hold only X.520 types (2.5.4.N): found by N.
+        if let [0x55, 0x04, arc] = *oid {
+            let i = *X520_FIELDS.get(arc as usize)?;
+            return (i != NO_FIELD).then_some(NameField(i));
+        }
         TYPES.iter().position(|t| t.2 == oid).map(|i| NameField(i as u8))
     }
 
@@ -61,6 +67,23 @@ impl NameField {
         TYPES.iter().position(|t| t.0 == name || t.1 == name).map(|i| NameField(i as u8))
     }
 }
+
+const NO_FIELD: u8 = u8::MAX;
+
+/// The field of each X.520 type 2.5.4.N with N below 128, by N.
+const X520_FIELDS: [u8; 128] = {
+    let mut fields = [NO_FIELD; 128];
+    let mut i = 0;
+    while i < TYPES.len() {
+        if let [0x55, 0x04, arc] = *TYPES[i].2 {
+            if arc < 128 {
+                fields[arc as usize] = i as u8;
+            }
+        }
+        i += 1;
+    }
+    fields
+};
 
 /// Long names that OpenSSL and LDAP also use for two types whose short
 /// names are less obvious.
@@ -441,6 +464,19 @@ pub fn known_names() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_by_oid_agree_with_the_table() {
+        let scan = |oid: &[u8]| TYPES.iter().position(|t| t.2 == oid).map(|i| NameField(i as u8));
+        for (i, t) in TYPES.iter().enumerate() {
+            assert_eq!(NameField::from_oid_bytes(t.2), Some(NameField(i as u8)), "{}", t.0);
+        }
+        for arc in 0..=255u8 {
+            assert_eq!(NameField::from_oid_bytes(&[0x55, 0x04, arc]), scan(&[0x55, 0x04, arc]), "{arc}");
+        }
+        assert_eq!(NameField::from_oid_bytes(&[0x55, 0x04]), None);
+        assert_eq!(NameField::from_oid_bytes(&[0x55, 0x04, 0x03, 0x01]), None);
+    }
 
     #[test]
     fn names_round_trip_and_indexes_are_dense() {

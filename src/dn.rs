@@ -101,21 +101,7 @@ impl Dn {
     /// same order, each with the same set of (type, value) pairs.
     pub fn canonical_key(&self) -> String {
         let mut key = String::new();
-        for (i, rdn) in self.rdns.iter().enumerate() {
-            if i > 0 {
-                key.push(RDN_SEP);
-            }
-            let mut pairs: Vec<&(AttrType, String)> = rdn.iter().collect();
-            pairs.sort();
-            for (j, (ty, value)) in pairs.into_iter().enumerate() {
-                if j > 0 {
-                    key.push(PAIR_SEP);
-                }
-                key.push_str(ty);
-                key.push('=');
-                key.push_str(value);
-            }
-        }
+        write_canonical_key(self.borrowed(), &mut key);
         key
     }
 
@@ -123,20 +109,12 @@ impl Dn {
     /// UTF-8 left as UTF-8).
     pub fn to_rfc4514(&self) -> String {
         let mut out = String::new();
-        for (i, rdn) in self.rdns.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            for (j, (ty, value)) in rdn.iter().enumerate() {
-                if j > 0 {
-                    out.push('+');
-                }
-                out.push_str(ty);
-                out.push('=');
-                escape_value(value, &mut out);
-            }
-        }
+        write_rfc4514(self.borrowed(), &mut out);
         out
+    }
+
+    fn borrowed(&self) -> impl Iterator<Item = impl Iterator<Item = (&str, &str)>> {
+        self.rdns.iter().map(|rdn| rdn.iter().map(|(ty, value)| (ty.as_ref(), value.as_str())))
     }
 
     /// Parses RFC 4514 text.  Accepts `\` followed by a special character or
@@ -224,6 +202,53 @@ impl Dn {
             }
         }
         Ok(Dn { rdns })
+    }
+}
+
+/// Writes the RFC 4514 text of a name given as its RDNs, most specific
+/// first, each as its (type, value) pairs: what `Dn::to_rfc4514` returns,
+/// for callers that hold the values elsewhere.
+pub fn write_rfc4514<'a, P>(rdns: impl Iterator<Item = P>, out: &mut String)
+where
+    P: Iterator<Item = (&'a str, &'a str)>,
+{
+    for (i, rdn) in rdns.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        for (j, (ty, value)) in rdn.enumerate() {
+            if j > 0 {
+                out.push('+');
+            }
+            out.push_str(ty);
+            out.push('=');
+            escape_value(value, out);
+        }
+    }
+}
+
+/// Writes the canonical key (`Dn::canonical_key`) of a name given as for
+/// `write_rfc4514`.
+pub fn write_canonical_key<'a, P>(rdns: impl Iterator<Item = P>, key: &mut String)
+where
+    P: Iterator<Item = (&'a str, &'a str)>,
+{
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    for (i, rdn) in rdns.enumerate() {
+        if i > 0 {
+            key.push(RDN_SEP);
+        }
+        pairs.clear();
+        pairs.extend(rdn);
+        pairs.sort();
+        for (j, (ty, value)) in pairs.iter().enumerate() {
+            if j > 0 {
+                key.push(PAIR_SEP);
+            }
+            key.push_str(ty);
+            key.push('=');
+            key.push_str(value);
+        }
     }
 }
 
