@@ -357,29 +357,35 @@ test_identities_and_decisions(cert_authz_policy *policy, const char *pem_path,
     /* Bytes that are not UTF-8 are refused for what they are, before
      * the peer and before a method that is merely not a token; UTF-8 that
      * is not ASCII is a path like any other. */
-    CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
-                 "POST", 4, "/inline/\xff", 9, NULL, 0, &d), CERT_AUTHZ_OK);
-    CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_BAD_PATH);
-    CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
-                 "post", 4, "/inline/\xc3", 9, NULL, 0, &d), CERT_AUTHZ_OK);
-    CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_BAD_PATH);
-    CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
-                 "P\xc3ST", 5, "/inline/\xc3", 9, NULL, 0, &d),
-                 CERT_AUTHZ_OK);
-    CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_BAD_METHOD);
-    CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
-                 "post", 4, "/inline/x", 9, NULL, 0, &d), CERT_AUTHZ_OK);
-    CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_BAD_METHOD);
-    CHECK_RESULT(cert_authz_decide(policy, NULL, CERT_AUTHZ_PEER_NONE,
-                 "POST", 4, "/inline/\xff", 9, NULL, 0, &d), CERT_AUTHZ_OK);
-    CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_BAD_PATH);
-    CHECK_RESULT(cert_authz_decide(policy, NULL, CERT_AUTHZ_PEER_NONE,
-                 "POST", 4, "/inline/../x", 12, NULL, 0, &d), CERT_AUTHZ_OK);
-    CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_NO_CERTIFICATE);
-    CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
-                 "POST", 4, "/inline/\xc3\xa9", 10, NULL, 0, &d),
-                 CERT_AUTHZ_OK);
-    CHECK(d.allowed == 1 && d.reason == CERT_AUTHZ_REASON_ALLOW_RULE);
+    {
+        static const struct {
+            int verified;
+            const char *method, *path;
+            int allowed;
+            cert_authz_reason reason;
+        } cases[] = {
+            { 1, "POST", "/inline/\xff", 0, CERT_AUTHZ_REASON_BAD_PATH },
+            { 1, "post", "/inline/\xc3", 0, CERT_AUTHZ_REASON_BAD_PATH },
+            { 1, "P\xc3ST", "/inline/\xc3", 0, CERT_AUTHZ_REASON_BAD_METHOD },
+            { 1, "post", "/inline/x", 0, CERT_AUTHZ_REASON_BAD_METHOD },
+            { 0, "POST", "/inline/\xff", 0, CERT_AUTHZ_REASON_BAD_PATH },
+            { 0, "POST", "/inline/../x", 0, CERT_AUTHZ_REASON_NO_CERTIFICATE },
+            { 1, "POST", "/inline/\xc3\xa9", 1, CERT_AUTHZ_REASON_ALLOW_RULE },
+        };
+        size_t i;
+
+        for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            CHECK_RESULT(cert_authz_decide(policy,
+                         cases[i].verified ? id : NULL,
+                         cases[i].verified ? CERT_AUTHZ_PEER_VERIFIED
+                                           : CERT_AUTHZ_PEER_NONE,
+                         cases[i].method, strlen(cases[i].method),
+                         cases[i].path, strlen(cases[i].path), NULL, 0, &d),
+                         CERT_AUTHZ_OK);
+            CHECK(d.allowed == cases[i].allowed
+                  && d.reason == cases[i].reason);
+        }
+    }
     CHECK_RESULT(cert_authz_decide(policy, id, (cert_authz_peer) 17,
                  "POST", 4, "/inline/x", 9, NULL, 0, &d),
                  CERT_AUTHZ_ERR_INVALID_ARGUMENT);
