@@ -370,6 +370,10 @@ test_identities_and_decisions(cert_authz_policy *policy, const char *pem_path,
     CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
                  "post", 4, "/inline/x", 9, NULL, 0, &d), CERT_AUTHZ_OK);
     CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_BAD_METHOD);
+    /* A NUL is no token character, after a known method too. */
+    CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
+                 "POST\0", 5, "/inline/x", 9, NULL, 0, &d), CERT_AUTHZ_OK);
+    CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_BAD_METHOD);
     CHECK_RESULT(cert_authz_decide(policy, NULL, CERT_AUTHZ_PEER_NONE,
                  "POST", 4, "/inline/\xff", 9, NULL, 0, &d), CERT_AUTHZ_OK);
     CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_BAD_PATH);
