@@ -503,7 +503,7 @@ fn each_request_of_a_connection_is_checked_under_its_own_server() {
     let server = |host: &str, ca: &str| {
         format!(
             "server {{\n\
-             listen 127.0.0.1:PORT ssl;\n\
+             listen 127.0.0.1:PORT ssl http2;\n\
              server_name {host}.test;\n\
              ssl_client_certificate PKI/{ca};\n\
              ssl_verify_client on;\n\
@@ -547,9 +547,30 @@ fn each_request_of_a_connection_is_checked_under_its_own_server() {
         assert_eq!(statuses, want, "{proto}: {text}");
         assert_eq!(text.matches("a.test\n").count(), 4, "{proto}: {text}");
     }
+    // HTTP/2: streams of one connection, Host (:authority) choosing.
+    let mut curl = Command::new("curl");
+    curl.args(["-sk", "--http2"]);
+    for (i, host) in order.iter().enumerate() {
+        if i > 0 {
+            curl.arg("--next").args(["-sk", "--http2"]);
+        }
+        curl.arg("--cert").arg(pki().cert("rogue")).arg("--key").arg(pki().key("rogue"));
+        curl.args(["-H", &format!("Host: {host}"), "-o", "/dev/null"]);
+        curl.args(["-w", "%{http_version} %{http_code} %{num_connects}\\n"]);
+        curl.arg(format!("https://127.0.0.1:{}/who", nginx.port()));
+    }
+    let out = curl.output().expect("running curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let got: Vec<&str> = text.lines().collect();
+    let want: Vec<String> = order
+        .iter()
+        .enumerate()
+        .map(|(i, h)| format!("2 {} {}", if *h == "a.test" { 200 } else { 403 }, u8::from(i == 0)))
+        .collect();
+    assert_eq!(got, want, "HTTP/2 on one connection: {text}");
     let log = nginx.error_log();
     let lines = nginx.deny_lines(&log);
-    assert_eq!(lines.len(), 6, "{log}");
+    assert_eq!(lines.len(), 9, "{log}");
     for line in &lines {
         assert!(line.contains("reason: client certificate not verified by the server,"), "{line}");
     }
