@@ -169,7 +169,9 @@ impl RequestMethod<'_> {
     fn checked(bytes: &[u8]) -> Option<RequestMethod<'_>> {
         let word = exact_word(bytes);
         if let Some(i) = KNOWN_METHODS.iter().position(|known| *known == word) {
-            if word != 0 {
+            // The word of "GET\0" is GET's: a last byte of 0 (no token
+            // character, nor the end of a known method) is not taken for one.
+            if word != 0 && bytes.last() != Some(&0) {
                 return Some(RequestMethod { text: bytes, bit: 1 << i });
             }
         }

@@ -653,6 +653,20 @@ fn a_method_in_lower_case_is_refused_not_unmatched() {
 }
 
 #[test]
+fn a_known_method_with_nul_bytes_after_it_is_no_token() {
+    // A method's word pads a short method with zero bytes: "GET\0" must
+    // not pass for GET (a NUL is no token character).
+    let id = Spec::cn("alice").identity();
+    let p = policy("allow GET /x any\nallow DELETE /y any\n");
+    for (method, path) in [("GET\0", "/x"), ("GET\0\0\0\0\0", "/x"), ("DELETE\0", "/y"), ("DELETE\0\0", "/y")]
+    {
+        let d = p.decide(Peer::Verified(&id), method, path);
+        assert_eq!((d.allowed, d.reason), (false, Reason::BadMethod), "{method:?}");
+    }
+    assert!(allows(&p, &id, "GET", "/x"));
+}
+
+#[test]
 fn the_user_is_the_value_the_allow_statement_authorized() {
     // rcgen keeps one value per attribute type: openssl writes both CNs.
     let two_cns = Identity::from_der(&openssl_der("/CN=admin/CN=opsbot", &[])).unwrap();

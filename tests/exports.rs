@@ -246,6 +246,94 @@ ProxyPass "/proxy/" "http://127.0.0.1:{port}/proxy/"
     assert!(ok, "{text}");
 }
 
+#[test]
+fn apache_variables_changed_after_the_export_are_the_modules_again() {
+    // The fixups check the variables where the export put them: a change
+    // before them (rewrite's [E=!]), of them in another case
+    // ([E=cert_authz_user:...], SetEnv), or a name added after them must
+    // each lead to the module's own values alone, and so must the
+    // ErrorDocument of a refusal.
+    let mut apache = Apache::new("env-changed");
+    // Every name in any case: apr's tables and the CGI environment keep it.
+    let cgi =
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nenv | grep -i '^CERT_AUTHZ_' | sort\n";
+    fs::write(apache.path("cgi-bin/env.cgi"), cgi).unwrap();
+    apache.policy_file("changed.policy", "allow GET /app/** subject.OU=ops\nallow GET /errors/** any\n");
+    apache.write_conf(&format!(
+        r#"SSLVerifyClient require
+LoadModule rewrite_module {MODULES}/mod_rewrite.so
+CertAuthzPolicy changed.policy
+CertAuthzUser subject.CN
+SetEnvIf Request_URI "." EARLY=1 CERT_AUTHZ_USER=admin
+ErrorDocument 403 /errors/403
+<Location "/app">
+    CertAuthz On
+</Location>
+<Location "/errors">
+    CertAuthz On
+</Location>
+<Location "/app/rewrite">
+    RewriteEngine On
+    RewriteRule ^ - [E=!EARLY,E=cert_authz_user:admin,E=Cert_Authz_Decision:allow]
+</Location>
+<Location "/app/after">
+    SetEnv cert_authz_subject CN=admin
+    SetEnv CERT_AUTHZ_RULE forged
+</Location>
+<Location "/app/added">
+    RewriteEngine On
+    RewriteRule ^ - [E=cert_authz_x:1]
+</Location>
+<Location "/app/removed">
+    RewriteEngine On
+    RewriteRule ^ - [E=!CERT_AUTHZ_REASON]
+</Location>
+"#
+    ));
+    apache.start();
+
+    // Each line of a CERT_AUTHZ_* name in any case, upper-cased.
+    let names = |body: &str| -> Vec<String> {
+        body.lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(name, _)| name.to_ascii_uppercase())
+            .filter(|name| name.starts_with("CERT_AUTHZ_"))
+            .collect()
+    };
+    let value = |body: &str, name: &str| -> String {
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("CERT_AUTHZ_{name}=")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mine = [
+        "CERT_AUTHZ_DECISION",
+        "CERT_AUTHZ_REASON",
+        "CERT_AUTHZ_RULE",
+        "CERT_AUTHZ_SUBJECT",
+        "CERT_AUTHZ_USER",
+    ];
+    for path in ["/app/x", "/app/rewrite/x", "/app/after/x", "/app/added/x", "/app/removed/x"] {
+        let reply = apache.request(Some("opsbot"), "GET", path);
+        assert_eq!(reply.status, 200, "{path}: {reply:?}");
+        assert_eq!(names(&reply.body), mine, "{path}: {reply:?}");
+        assert_eq!(value(&reply.body, "USER"), "opsbot", "{path}");
+        assert_eq!(value(&reply.body, "DECISION"), "allow", "{path}");
+        assert_eq!(value(&reply.body, "REASON"), Reason::AllowRule.text(), "{path}");
+        assert!(value(&reply.body, "SUBJECT").starts_with("CN=opsbot,"), "{path}");
+        assert!(value(&reply.body, "RULE").ends_with("changed.policy:1"), "{path}");
+    }
+    // Refused: the error page's script is told of the refusal, not of its
+    // own allow, and of no user.
+    for path in ["/app/rewrite/x", "/app/after/x", "/app/added/x"] {
+        let reply = apache.request(Some("billing"), "GET", path);
+        assert_eq!(reply.status, 403, "{path}: {reply:?}");
+        assert_eq!(value(&reply.body, "DECISION"), "deny", "{path}: {reply:?}");
+        assert!(!names(&reply.body).contains(&"CERT_AUTHZ_USER".to_string()), "{path}: {reply:?}");
+        assert!(!reply.body.contains("admin"), "{path}: {reply:?}");
+    }
+}
+
 /// An nginx TLS server{} on the test's port that verifies clients
 /// (`verify`: on or optional) with the test CA, holding `body`.
 fn tls_server(verify: &str, body: &str) -> String {

@@ -494,6 +494,89 @@ fn a_certificate_verified_by_another_server_does_not_count() {
 }
 
 #[test]
+fn each_request_of_a_connection_is_checked_under_its_own_server() {
+    // The connection keeps the peer checks' verdict per server{}: requests
+    // of one keep-alive connection to several server{}s (no SNI, so Host
+    // chooses) must each get their own server{}'s verdict, in any order.
+    // a.test (the default) trusts the partner's CA, b.test does not: the
+    // partner's "alice" is verified at a.test only.
+    let server = |host: &str, ca: &str| {
+        format!(
+            "server {{\n\
+             listen 127.0.0.1:PORT ssl http2;\n\
+             server_name {host}.test;\n\
+             ssl_client_certificate PKI/{ca};\n\
+             ssl_verify_client on;\n\
+             root PREFIX/html/{host};\n\
+             cert_authz on;\n\
+             cert_authz_rule \"allow GET /** subject.CN=alice\";\n\
+             }}\n"
+        )
+    };
+    let mut nginx = Nginx::with_http(
+        "verdict-per-server",
+        &format!(
+            "ssl_protocols TLSv1.2 TLSv1.3;\n\
+             ssl_certificate PKI/server.pem;\n\
+             ssl_certificate_key PKI/server.key;\n{}{}",
+            server("a", "rogue-ca.pem"),
+            server("b", "ca.pem"),
+        ),
+    );
+    for host in ["a", "b"] {
+        let dir = nginx.dir().join("html").join(host);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("who"), format!("{host}.test\n")).unwrap();
+    }
+    share_with_workers(&nginx.dir().join("html"));
+    nginx.start();
+    let order = ["a.test", "b.test", "a.test", "a.test", "b.test", "b.test", "a.test"];
+    let mut request = String::new();
+    for (i, host) in order.iter().enumerate() {
+        let close = if i + 1 == order.len() { "Connection: close\r\n" } else { "" };
+        request.push_str(&format!("GET /who HTTP/1.1\r\nHost: {host}\r\n{close}\r\n"));
+    }
+    for proto in ["tls1_2", "tls1_3"] {
+        let args = tls_args(proto, Some("rogue"), None, None);
+        let mut args = os_strs(&args);
+        args.push(OsStr::new("-noservername"));
+        let text = common::s_client(nginx.port(), &args, &request);
+        let statuses: Vec<&str> =
+            text.lines().filter_map(|l| l.strip_prefix("HTTP/1.1 ")).map(|l| &l[..3]).collect();
+        let want: Vec<&str> = order.iter().map(|h| if *h == "a.test" { "200" } else { "403" }).collect();
+        assert_eq!(statuses, want, "{proto}: {text}");
+        assert_eq!(text.matches("a.test\n").count(), 4, "{proto}: {text}");
+    }
+    // HTTP/2: streams of one connection, Host (:authority) choosing.
+    let mut curl = Command::new("curl");
+    curl.args(["-sk", "--http2"]);
+    for (i, host) in order.iter().enumerate() {
+        if i > 0 {
+            curl.arg("--next").args(["-sk", "--http2"]);
+        }
+        curl.arg("--cert").arg(pki().cert("rogue")).arg("--key").arg(pki().key("rogue"));
+        curl.args(["-H", &format!("Host: {host}"), "-o", "/dev/null"]);
+        curl.args(["-w", "%{http_version} %{http_code} %{num_connects}\\n"]);
+        curl.arg(format!("https://127.0.0.1:{}/who", nginx.port()));
+    }
+    let out = curl.output().expect("running curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let got: Vec<&str> = text.lines().collect();
+    let want: Vec<String> = order
+        .iter()
+        .enumerate()
+        .map(|(i, h)| format!("2 {} {}", if *h == "a.test" { 200 } else { 403 }, u8::from(i == 0)))
+        .collect();
+    assert_eq!(got, want, "HTTP/2 on one connection: {text}");
+    let log = nginx.error_log();
+    let lines = nginx.deny_lines(&log);
+    assert_eq!(lines.len(), 9, "{log}");
+    for line in &lines {
+        assert!(line.contains("reason: client certificate not verified by the server,"), "{line}");
+    }
+}
+
+#[test]
 fn cert_authz_on_in_a_server_that_does_not_verify_fails_nginx_t() {
     let conf_line = |nginx: &Nginx, needle: &str| {
         let conf = nginx.dir().join("conf/nginx.conf");

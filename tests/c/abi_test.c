@@ -386,6 +386,10 @@ test_identities_and_decisions(cert_authz_policy *policy, const char *pem_path,
                   && d.reason == cases[i].reason);
         }
     }
+    /* A NUL is no token character, after a known method too. */
+    CHECK_RESULT(cert_authz_decide(policy, id, CERT_AUTHZ_PEER_VERIFIED,
+                 "POST\0", 5, "/inline/x", 9, NULL, 0, &d), CERT_AUTHZ_OK);
+    CHECK(d.allowed == 0 && d.reason == CERT_AUTHZ_REASON_BAD_METHOD);
     CHECK_RESULT(cert_authz_decide(policy, id, (cert_authz_peer) 17,
                  "POST", 4, "/inline/x", 9, NULL, 0, &d),
                  CERT_AUTHZ_ERR_INVALID_ARGUMENT);

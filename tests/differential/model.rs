@@ -109,7 +109,23 @@ const EKUS: &[(&str, &str)] = &[
 ];
 const POLICIES: &[&str] = &["1.2.3.4", "1.2.3.5", "2.16.840.1.101.2.1.11.10"];
 const SERIALS: &[&[u8]] = &[&[0x4f, 0x2a], &[0x01], &[0x7f, 0x00, 0x10]];
-const SEGMENTS: &[&str] = &["a", "b", "api", "alice", "ops", "x y", "*", "v1", "a.b", "api.example.org"];
+/// With segments past ASCII and long ones, so that paths often come near
+/// 64 bytes, where the path check stops noting its slashes for the walk.
+const SEGMENTS: &[&str] = &[
+    "a",
+    "b",
+    "api",
+    "alice",
+    "ops",
+    "x y",
+    "*",
+    "v1",
+    "a.b",
+    "api.example.org",
+    "\u{e9}t\u{e9}",
+    "\u{1f600}",
+    "a-segment-of-thirty-one-bytes-x",
+];
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"];
 
 /// The attributes the generator writes matchers and templates for.
@@ -948,7 +964,9 @@ fn random_request(
             }
         }
         if rest {
-            for _ in 0..src.below(3) {
+            // Sometimes deeper than the walk keeps segment starts for.
+            let more = if src.chance(10) { 12 } else { 3 };
+            for _ in 0..src.below(more) {
                 path.push('/');
                 path.push_str(*src.pick(SEGMENTS));
             }
