@@ -19,7 +19,7 @@ use cert_authz::{Attr, Identity, Reason};
 use sha2::{Digest, Sha256};
 
 use common::apache::{Apache, MODULES};
-use common::nginx::Nginx;
+use common::nginx::{tls_server, Nginx};
 use common::server::{Kind, Server};
 use common::{pki, Backend, Reply};
 
@@ -332,21 +332,6 @@ ErrorDocument 403 /errors/403
         assert!(!names(&reply.body).contains(&"CERT_AUTHZ_USER".to_string()), "{path}: {reply:?}");
         assert!(!reply.body.contains("admin"), "{path}: {reply:?}");
     }
-}
-
-/// An nginx TLS server{} on the test's port that verifies clients
-/// (`verify`: on or optional) with the test CA, holding `body`.
-fn tls_server(verify: &str, body: &str) -> String {
-    format!(
-        "server {{\n\
-         listen 127.0.0.1:PORT ssl;\n\
-         ssl_certificate PKI/server.pem;\n\
-         ssl_certificate_key PKI/server.key;\n\
-         ssl_client_certificate PKI/ca.pem;\n\
-         ssl_verify_client {verify};\n\
-         {body}\n\
-         }}\n"
-    )
 }
 
 /// The variables the nginx test hands to its backend, each as a header

@@ -21,25 +21,9 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::nginx::Nginx;
+use common::nginx::{tls_server, Nginx};
 use common::server::Server;
 use common::{free_port, pki, serve, share_with_workers, Backend};
-
-/// A TLS server block on PORT with the test PKI; `verify` is the
-/// ssl_verify_client value.
-fn tls_server(verify: &str, body: &str) -> String {
-    format!(
-        "server {{\n\
-         listen 127.0.0.1:PORT ssl;\n\
-         server_name localhost;\n\
-         ssl_certificate PKI/server.pem;\n\
-         ssl_certificate_key PKI/server.key;\n\
-         ssl_client_certificate PKI/ca.pem;\n\
-         ssl_verify_client {verify};\n\
-         {body}\n\
-         }}\n"
-    )
-}
 
 /// A plain HTTP server block inside the same nginx on `port` that answers
 /// every method with 200 and shows what it received: the "application".

@@ -305,3 +305,19 @@ impl Server for Nginx {
         Vec::new()
     }
 }
+
+/// A TLS server block on PORT with the test PKI, for `Nginx::write_conf`
+/// (which fills in PORT and PKI); `verify` is the ssl_verify_client value.
+pub fn tls_server(verify: &str, body: &str) -> String {
+    format!(
+        "server {{\n\
+         listen 127.0.0.1:PORT ssl;\n\
+         server_name localhost;\n\
+         ssl_certificate PKI/server.pem;\n\
+         ssl_certificate_key PKI/server.key;\n\
+         ssl_client_certificate PKI/ca.pem;\n\
+         ssl_verify_client {verify};\n\
+         {body}\n\
+         }}\n"
+    )
+}
