@@ -298,9 +298,9 @@ impl PathTrie {
         }
     }
 
-    /// Calls `visit` with each bucket whose patterns match the path `rest`
-    /// (the request path without its leading and trailing `/`, checked by
-    /// `normalized_path`: no empty segment).
+    /// Calls `visit` with each bucket whose patterns match `path` (the
+    /// request path without its leading and trailing `/`, checked by
+    /// `checked_path`: no empty segment, and where its `/` are).
     #[inline(always)]
     pub(super) fn walk(&self, path: CheckedPath<'_>, identity: &Identity, mut visit: impl FnMut(u32)) {
         /// The depths whose segment start is kept on the stack; deeper, a
