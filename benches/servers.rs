@@ -313,6 +313,7 @@ fn nginx_conf(
     server_body: &str,
 ) -> String {
     let d = server.dir().display().to_string();
+    let temp = server.temp_paths();
     let pki = server.pki().dir.display();
     let htdocs = assets.path("htdocs");
     let htdocs = htdocs.display();
@@ -330,11 +331,7 @@ error_log {d}/logs/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
-    client_body_temp_path {d}/temp/body;
-    proxy_temp_path {d}/temp/proxy;
-    fastcgi_temp_path {d}/temp/fastcgi;
-    uwsgi_temp_path {d}/temp/uwsgi;
-    scgi_temp_path {d}/temp/scgi;
+    {temp}
     keepalive_requests 1000000;
     keepalive_timeout 60s;
     {http}

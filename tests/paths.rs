@@ -186,6 +186,7 @@ impl PathSite for Nginx {
         let d = self.dir().display();
         let pki = self.pki().dir.display();
         let merge = if slashes.merge { "on" } else { "off" };
+        let temp = self.temp_paths();
         self.write_raw_conf(&format!(
             "load_module {so};
 user www-data;
@@ -195,11 +196,7 @@ error_log {d}/logs/error.log warn;
 events {{ worker_connections 256; }}
 http {{
 access_log {d}/logs/access.log;
-client_body_temp_path {d}/temp/body;
-proxy_temp_path {d}/temp/proxy;
-fastcgi_temp_path {d}/temp/fastcgi;
-uwsgi_temp_path {d}/temp/uwsgi;
-scgi_temp_path {d}/temp/scgi;
+{temp}
 types {{ text/plain txt; text/html html shtml; }}
 default_type text/plain;
 cert_authz_policy paths.policy;

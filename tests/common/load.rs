@@ -120,6 +120,7 @@ impl StaticSite for Nginx {
     fn write_static(&self, policy: &str, _workers: Workers, enforce: bool) {
         let on = if enforce { "on" } else { "off" };
         let d = self.dir().display();
+        let temp = self.temp_paths();
         let pki = self.pki().dir.display();
         // keepalive_requests: curl keeps its connections for the whole
         // run, as a real client would, rather than nginx's default 1000.
@@ -132,11 +133,7 @@ error_log {d}/logs/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
 access_log off;
-client_body_temp_path {d}/temp/body;
-proxy_temp_path {d}/temp/proxy;
-fastcgi_temp_path {d}/temp/fastcgi;
-uwsgi_temp_path {d}/temp/uwsgi;
-scgi_temp_path {d}/temp/scgi;
+{temp}
 types {{ text/plain txt; }}
 keepalive_requests 1000000;
 http2_max_requests 1000000;

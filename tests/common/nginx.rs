@@ -71,15 +71,29 @@ impl Nginx {
              events {{ worker_connections 256; }}\n\
              http {{\n\
              access_log {prefix}/logs/access.log;\n\
-             client_body_temp_path {prefix}/temp/body;\n\
-             proxy_temp_path {prefix}/temp/proxy;\n\
-             fastcgi_temp_path {prefix}/temp/fastcgi;\n\
-             uwsgi_temp_path {prefix}/temp/uwsgi;\n\
-             scgi_temp_path {prefix}/temp/scgi;\n\
+             {temp}\n\
              {body}\n\
              }}\n",
             module = module().display(),
+            temp = self.temp_paths(),
         ));
+    }
+
+    /// The http{} directives that keep nginx's temporary files in this
+    /// prefix (the packaged defaults are not ours to write), one per line.
+    pub fn temp_paths(&self) -> String {
+        let d = self.dir.display();
+        [
+            ("client_body", "body"),
+            ("proxy", "proxy"),
+            ("fastcgi", "fastcgi"),
+            ("uwsgi", "uwsgi"),
+            ("scgi", "scgi"),
+        ]
+        .iter()
+        .map(|(kind, dir)| format!("{kind}_temp_path {d}/temp/{dir};"))
+        .collect::<Vec<_>>()
+        .join("\n")
     }
 
     /// Writes `text` as the whole of conf/nginx.conf.
